@@ -1,0 +1,1 @@
+"""Everything that learns: data, models, losses, the train loop, k-fold, search, ensembles."""

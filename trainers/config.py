@@ -1,0 +1,101 @@
+"""Spec sections consumed by trainers/: cross-validation, search, resources, ensemble, distillation."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from trainers.metrics import METRICS
+from trainers.models import Activation
+from trainers.space import Dimension, Grid, Scalar
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CVConfig(_Section):
+    folds: int = Field(5, ge=2, le=50)  # k of k-fold; <= the smallest class's count
+    stratified: bool = True  # StratifiedKFold vs KFold
+    seed: int = 0  # fold assignment and every trial's torch seed
+
+
+class SearchConfig(_Section):
+    algorithm: Literal["grid", "random", "bayesian", "gp"] = "random"  # bayesian = Optuna TPE, gp = Optuna GP
+    num_trials: int = Field(8, ge=1, le=10_000)  # ignored by grid: it runs every combination once
+    max_concurrent: int = Field(2, ge=1, le=1024)
+    metric: str = "accuracy"  # one of trainers.metrics.METRICS, on the out-of-fold predictions
+    mode: Literal["min", "max"] | None = None  # default: the metric's natural direction
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(5, ge=1)  # ASHA: epochs before a trial can be stopped
+    reduction_factor: int = Field(3, ge=2)  # ASHA
+    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or process dies
+    seed: int = 0  # searcher seed
+    space: dict[str, Dimension] = Field(default_factory=dict)
+    fixed: dict[str, Scalar] = Field(default_factory=dict)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in METRICS:
+            raise ValueError(f"one of {sorted(METRICS)} expected, but got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        grids = [k for k, d in self.space.items() if isinstance(d, Grid)]
+        if grids and self.algorithm in ("bayesian", "gp"):
+            raise ValueError(f"grid dimensions need algorithm grid or random, but got algorithm="
+                             f"{self.algorithm!r} with grid for {grids}")
+        if self.algorithm == "grid":
+            others = [k for k, d in self.space.items() if not isinstance(d, Grid) and not hasattr(d, "choice")]
+            if others:
+                raise ValueError(f"algorithm grid needs grid or choice dimensions only, but got {others}")
+        both = sorted(set(self.space) & set(self.fixed))
+        if both:
+            raise ValueError(f"a key is either searched or fixed, but {both} are both")
+        if self.mode is None:
+            self.mode = METRICS[self.metric]
+        return self
+
+
+class ResourcesConfig(_Section):
+    workers_per_trial: int = Field(1, ge=1, le=256)  # Ray Train workers; each trains a share of the folds
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    # auto: in_trial for 1 CPU worker without GPU (no worker-group start-up), else ray_train
+    executor: Literal["auto", "ray_train", "in_trial"] = "auto"
+    trial_cpus: float = Field(1.0, gt=0)  # CPUs of the in_trial path's trial process
+
+    def resolved_executor(self) -> str:
+        if self.executor != "auto":
+            return self.executor
+        return "in_trial" if self.workers_per_trial == 1 and self.gpus_per_worker == 0 else "ray_train"
+
+
+class EnsembleConfig(_Section):
+    selection: Literal["top_k", "greedy"] = "top_k"
+    top_k: int = Field(5, ge=1)  # trials taken by top_k; candidate pool for greedy
+    greedy_rounds: int = Field(25, ge=1)  # greedy selection steps (with replacement)
+    method: Literal["hard_vote", "soft_vote", "weighted", "stacking"] = "soft_vote"
+    members: Literal["folds", "refit"] = "folds"  # fold models of each trial, or one refit per trial
+
+
+class StudentConfig(_Section):
+    family: Literal["mlp", "cnn"] = "mlp"
+    hidden: int = Field(32, ge=1)
+    depth: int = Field(1, ge=1)
+    channels: int = Field(8, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    activation: Activation = "relu"
+
+
+class DistillConfig(_Section):
+    enabled: bool = True
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    temperature: float = Field(3.0, gt=0.0)
+    alpha: float = Field(0.7, ge=0.0, le=1.0)  # weight of the soft (teacher) term
+    epochs: int = Field(50, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    batch_size: int = Field(64, ge=1)
+    mixup_alpha: float = Field(0.0, ge=0.0)  # mixup on the transfer set; teacher relabels mixed rows

@@ -1,0 +1,128 @@
+"""The plain-PyTorch train/eval loop. Runs with or without Ray, on CPU or CUDA (bf16 autocast)."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainers.augment import cutmix, mixup
+from trainers.losses import soft_target_cross_entropy
+from trainers.models import ModelConfig, build_model
+
+
+class TrainConfig(BaseModel):
+    """Optimisation knobs of one trial; every field can be searched or fixed in the spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(30, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
+    schedule: Literal["cosine", "step", "none"] = "cosine"
+    step_size: int = Field(10, ge=1)  # step schedule: epochs between decays
+    gamma: float = Field(0.1, gt=0.0, le=1.0)  # step schedule: decay factor
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # torch's own CrossEntropyLoss smoothing
+    mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off
+    cutmix_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off; image-shaped data only
+    amp: bool = True  # bf16 autocast, CUDA only
+
+
+# model-shape keys a trial may search or fix besides TrainConfig's
+MODEL_KEYS = ("hidden", "depth", "channels", "dropout", "activation")
+
+
+def split_params(params: dict, base_model: ModelConfig) -> tuple[ModelConfig, TrainConfig]:
+    """Flat trial hyperparameters -> (ModelConfig, TrainConfig). Raises pydantic ValidationError."""
+    model_part = {k: v for k, v in params.items() if k in MODEL_KEYS}
+    train_part = {k: v for k, v in params.items() if k not in MODEL_KEYS}
+    model_cfg = ModelConfig.model_validate({**base_model.model_dump(), **model_part})
+    return model_cfg, TrainConfig.model_validate(train_part)
+
+
+def pick_device(prefer_cuda: bool = True) -> torch.device:
+    return torch.device("cuda" if prefer_cuda and torch.cuda.is_available() else "cpu")
+
+
+class FoldTrainer:
+    """Trains one model one epoch at a time, so the k folds of a trial can advance in lockstep
+    and a per-epoch mean over folds can be reported to the scheduler."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, x_train: np.ndarray,
+                 y_train: np.ndarray, seed: int, device: torch.device | str = "cpu"):
+        self.cfg, self.model_cfg = train_cfg, model_cfg
+        self.device = torch.device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # parameter init and dropout; the generator drives data order
+        self.x = torch.as_tensor(x_train, dtype=torch.float32, device=self.device)
+        self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
+        self.model = build_model(model_cfg).to(self.device)
+        self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
+        params = self.model.parameters()
+        if train_cfg.optimizer == "adamw":
+            self.opt = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(params, lr=train_cfg.lr, momentum=train_cfg.momentum,
+                                       weight_decay=train_cfg.weight_decay, nesterov=True)
+        self.sched = {
+            "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=train_cfg.epochs),
+            "step": lambda: torch.optim.lr_scheduler.StepLR(self.opt, train_cfg.step_size, train_cfg.gamma),
+            "none": lambda: None,
+        }[train_cfg.schedule]()
+        self.autocast = self.device.type == "cuda" and train_cfg.amp
+        self.epoch = 0
+
+    def _batch_targets(self, xb: torch.Tensor, yb: torch.Tensor):
+        """Returns (inputs, soft targets or None). Mixup and cutmix alternate when both are on."""
+        cfg, n_classes = self.cfg, self.model_cfg.n_classes
+        use = [a for a in (("mixup", cfg.mixup_alpha), ("cutmix", cfg.cutmix_alpha)) if a[1] > 0]
+        if not use or len(xb) < 2:
+            return xb, None
+        kind, alpha = use[int(torch.randint(len(use), (1,), generator=self.generator))]
+        smooth = F.one_hot(yb, n_classes).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
+        if kind == "mixup":
+            return mixup(xb, smooth, alpha, self.generator)
+        return cutmix(xb, smooth, alpha, self.model_cfg.image_shape, self.generator)
+
+    def train_epoch(self) -> float:
+        """One pass over the training rows; returns the mean training loss."""
+        self.model.train()
+        order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
+        total, seen = 0.0, 0
+        for start in range(0, len(order), self.cfg.batch_size):
+            idx = order[start:start + self.cfg.batch_size]
+            if len(idx) < 2 and self.model_cfg.family == "cnn":
+                continue  # BatchNorm cannot train on a single row
+            xb, soft = self._batch_targets(self.x[idx], self.y[idx])
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.model(xb)
+            logits = logits.float()
+            if soft is None:
+                loss = F.cross_entropy(logits, self.y[idx], label_smoothing=self.cfg.label_smoothing)
+            else:
+                loss = soft_target_cross_entropy(logits, soft)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+        if self.sched is not None:
+            self.sched.step()
+        self.epoch += 1
+        return total / max(seen, 1)
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        self.model.eval()
+        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        out = []
+        for start in range(0, len(xt), batch_size):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.model(xt[start:start + batch_size])
+            out.append(torch.softmax(logits.float(), -1).cpu())
+        return torch.cat(out).numpy().astype(np.float64)

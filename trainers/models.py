@@ -1,0 +1,98 @@
+"""Model families. Every model standardises its own input, so scaling travels with the weights."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+Activation = Literal["relu", "gelu", "tanh", "silu"]
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+
+
+class ModelConfig(BaseModel):
+    """Everything needed to rebuild a model; stored inside every checkpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Literal["mlp", "cnn"] = "mlp"  # mlp for any features, cnn needs image_shape
+    in_features: int = Field(0, ge=0)  # filled in from the data (0 = not yet known)
+    n_classes: int = Field(0, ge=0)  # filled in from the data
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) when rows are images
+    hidden: int = Field(128, ge=1, le=8192)  # MLP width / CNN head width
+    depth: int = Field(2, ge=1, le=16)  # MLP hidden layers
+    channels: int = Field(16, ge=1, le=512)  # CNN channels of the first conv block
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    activation: Activation = "relu"
+
+
+class Standardize(nn.Module):
+    """(x - mean) / scale with buffers fitted on the training fold only."""
+
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("scale", torch.ones(in_features))
+
+    def fit(self, x: torch.Tensor) -> "Standardize":
+        self.mean.copy_(x.mean(0))
+        # constant features (digits has border pixels that are always 0) must not divide by 0
+        self.scale.copy_(x.std(0, unbiased=False).clamp_min(1e-6))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.standardize = Standardize(cfg.in_features)
+        layers: list[nn.Module] = []
+        width = cfg.in_features
+        for _ in range(cfg.depth):
+            layers += [nn.Linear(width, cfg.hidden), _ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout)]
+            width = cfg.hidden
+        layers.append(nn.Linear(width, cfg.n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.standardize(x))
+
+
+class CNN(nn.Module):
+    """Two conv blocks and a small head; rows arrive flat and are reshaped to image_shape."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.image_shape is None:
+            raise ValueError("family 'cnn' needs data.image_shape, but got image_shape=None")
+        self.image_shape = tuple(cfg.image_shape)
+        c, h, w = self.image_shape
+        act = _ACTIVATIONS[cfg.activation]
+        ch = cfg.channels
+        self.standardize = Standardize(cfg.in_features)
+        self.features = nn.Sequential(
+            nn.Conv2d(c, ch, 3, padding=1), nn.BatchNorm2d(ch), act(),
+            nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.BatchNorm2d(2 * ch), act(),
+            nn.AdaptiveAvgPool2d((max(1, h // 2), max(1, w // 2))),
+        )
+        flat = 2 * ch * max(1, h // 2) * max(1, w // 2)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(flat, cfg.hidden), act(),
+                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.standardize(x).reshape(-1, *self.image_shape)
+        return self.head(self.features(x))
+
+
+_FAMILIES = {"mlp": MLP, "cnn": CNN}
+
+
+def build_model(cfg: ModelConfig | dict) -> nn.Module:
+    cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
+    if cfg.in_features < 1 or cfg.n_classes < 2:
+        raise ValueError(f"in_features >= 1 and n_classes >= 2 must hold, but got "
+                         f"(in_features={cfg.in_features}, n_classes={cfg.n_classes})")
+    return _FAMILIES[cfg.family](cfg)

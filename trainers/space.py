@@ -1,0 +1,141 @@
+"""Search-space dimensions as typed spec objects, and their translation to Ray Tune."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+Scalar = Union[bool, int, float, str]
+
+
+class _Dim(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def endpoints(self) -> list:
+        """Values that bound what this dimension can yield, for checking against the field's limits."""
+        raise NotImplementedError
+
+    def to_tune(self):
+        raise NotImplementedError
+
+
+class Choice(_Dim):
+    choice: list[Scalar] = Field(min_length=1)
+
+    def endpoints(self):
+        return list(self.choice)
+
+    def to_tune(self):
+        from ray import tune
+        return tune.choice(self.choice)
+
+
+class Grid(_Dim):
+    grid: list[Scalar] = Field(min_length=1)
+
+    def endpoints(self):
+        return list(self.grid)
+
+    def to_tune(self):
+        from ray import tune
+        return tune.grid_search(self.grid)
+
+
+def _ordered(low, high):
+    if low > high:
+        raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
+
+
+class Uniform(_Dim):
+    uniform: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _check(self):
+        _ordered(*self.uniform)
+        return self
+
+    def endpoints(self):
+        return list(self.uniform)
+
+    def to_tune(self):
+        from ray import tune
+        return tune.uniform(*self.uniform)
+
+
+class LogUniform(_Dim):
+    loguniform: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _check(self):
+        low, high = self.loguniform
+        if low <= 0:
+            raise ValueError(f"`0 < low` must hold for a log scale, but got (low={low}, high={high})")
+        _ordered(low, high)
+        return self
+
+    def endpoints(self):
+        return list(self.loguniform)
+
+    def to_tune(self):
+        from ray import tune
+        return tune.loguniform(*self.loguniform)
+
+
+class RandInt(_Dim):
+    randint: tuple[int, int]  # [low, high] inclusive
+
+    @model_validator(mode="after")
+    def _check(self):
+        _ordered(*self.randint)
+        return self
+
+    def endpoints(self):
+        return list(self.randint)
+
+    def to_tune(self):
+        from ray import tune
+        low, high = self.randint
+        return tune.randint(low, high + 1)  # tune's upper bound is exclusive
+
+
+class QUniform(_Dim):
+    quniform: tuple[float, float, float]  # [low, high, q]
+
+    @model_validator(mode="after")
+    def _check(self):
+        low, high, q = self.quniform
+        if q <= 0:
+            raise ValueError(f"`q > 0` must hold, but got q={q}")
+        _ordered(low, high)
+        return self
+
+    def endpoints(self):
+        return list(self.quniform[:2])
+
+    def to_tune(self):
+        from ray import tune
+        low, high, q = self.quniform
+        if all(float(v).is_integer() for v in self.quniform):
+            return tune.qrandint(int(low), int(high), int(q))
+        return tune.quniform(low, high, q)
+
+
+DIMENSION_FORMS = ("choice", "grid", "uniform", "loguniform", "randint", "quniform")
+
+
+def _form(raw: Any) -> str | None:
+    """The form is the mapping's single key; None makes pydantic report a tagged-union error."""
+    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in DIMENSION_FORMS:
+        return next(iter(raw))
+    if isinstance(raw, BaseModel):
+        return next(iter(type(raw).model_fields))
+    return None
+
+
+Dimension = Annotated[
+    Union[Annotated[Choice, Tag("choice")], Annotated[Grid, Tag("grid")], Annotated[Uniform, Tag("uniform")],
+          Annotated[LogUniform, Tag("loguniform")], Annotated[RandInt, Tag("randint")],
+          Annotated[QUniform, Tag("quniform")]],
+    Discriminator(_form, custom_error_type="dimension_form",
+                  custom_error_message=f"a mapping with one key of {list(DIMENSION_FORMS)} expected"),
+]
