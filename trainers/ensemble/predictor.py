@@ -1,0 +1,120 @@
+"""The vectorised ensemble predictor: members of one architecture run as one vmapped forward.
+
+A bundle on disk is a directory:
+  bundle.json  {"kind", "method", "weights", "stacker", "classes", "n_features", "members": [file, ...]}
+  m000.pt ...  one file per member, trainers.checkpoint format (config + state_dict), weights-only.
+A student is a bundle with one member.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state
+
+from trainers.checkpoint import load_model, save_model
+from trainers.ensemble.combine import METHODS, combine
+from trainers.models import ModelConfig, build_model
+
+
+class _Group:
+    """Members sharing one ModelConfig: parameters stacked, one vmapped call."""
+
+    def __init__(self, models: list[torch.nn.Module]):
+        self.params, self.buffers = stack_module_state(models)
+        self.base = copy.deepcopy(models[0]).to("meta")
+
+        def one(params, buffers, x):
+            return functional_call(self.base, (params, buffers), (x,))
+
+        self.forward = torch.vmap(one, in_dims=(0, 0, None))
+
+    def to(self, device):
+        self.params = {k: v.to(device) for k, v in self.params.items()}
+        self.buffers = {k: v.to(device) for k, v in self.buffers.items()}
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(self.params, self.buffers, x)
+
+
+class EnsemblePredictor:
+    def __init__(self, models: list[torch.nn.Module], configs: list[ModelConfig], method: str = "soft_vote",
+                 weights: list[float] | None = None, stacker: dict | None = None, classes: list | None = None,
+                 kind: str = "ensemble", device: str | torch.device = "cpu"):
+        if not models or len(models) != len(configs):
+            raise ValueError(f"as many configs as models (>= 1) expected, but got {len(models)} models "
+                             f"and {len(configs)} configs")
+        if method not in METHODS:
+            raise ValueError(f"method one of {list(METHODS)} expected, but got {method!r}")
+        widths = {c.in_features for c in configs} | {None}
+        if len(widths) != 2 or len({c.n_classes for c in configs}) != 1:
+            raise ValueError("members must share in_features and n_classes, but got "
+                             f"{sorted((c.in_features, c.n_classes) for c in configs)}")
+        self.models = [m.eval() for m in models]
+        self.configs, self.method, self.kind = list(configs), method, kind
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.stacker = stacker
+        self.n_features, self.n_classes = configs[0].in_features, configs[0].n_classes
+        self.classes = list(classes) if classes is not None else list(range(self.n_classes))
+        self.device = torch.device(device)
+        keys: dict[str, list[int]] = {}
+        for i, cfg in enumerate(configs):
+            keys.setdefault(cfg.model_dump_json(), []).append(i)
+        self._groups = [(idx, _Group([self.models[i] for i in idx]).to(self.device)) for idx in keys.values()]
+
+    @torch.no_grad()
+    def member_proba(self, x) -> np.ndarray:
+        """(members, rows, classes) probabilities, in member order."""
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        if xt.ndim != 2 or xt.shape[1] != self.n_features:
+            raise ValueError(f"rows of {self.n_features} features expected, but got shape {tuple(xt.shape)}")
+        out = torch.empty(len(self.models), len(xt), self.n_classes, device=self.device)
+        for idx, group in self._groups:
+            out[idx] = torch.softmax(group(xt).float(), -1)
+        return out.cpu().numpy().astype(np.float64)
+
+    def predict_proba(self, x) -> np.ndarray:
+        return combine(self.method, self.member_proba(x), self.weights, self.stacker)
+
+    def predict(self, x) -> list:
+        return [self.classes[i] for i in self.predict_proba(x).argmax(1)]
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, (model, cfg) in enumerate(zip(self.models, self.configs)):
+            files.append(f"m{i:03d}.pt")
+            save_model(directory / files[-1], model, cfg)
+        stacker = None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()}
+        (directory / "bundle.json").write_text(json.dumps({
+            "kind": self.kind, "method": self.method, "weights": self.weights, "stacker": stacker,
+            "classes": self.classes, "n_features": self.n_features, "members": files}, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "EnsemblePredictor":
+        directory = Path(directory)
+        meta = json.loads((directory / "bundle.json").read_text())
+        loaded = [load_model(directory / f) for f in meta["members"]]
+        return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], meta["method"], meta["weights"],
+                   meta["stacker"], meta["classes"], meta.get("kind", "ensemble"), device)
+
+    @classmethod
+    def from_files(cls, paths: list[str | Path], **kwargs) -> "EnsemblePredictor":
+        loaded = [load_model(p) for p in paths]
+        return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], **kwargs)
+
+
+def loop_member_proba(models: list[torch.nn.Module], x: np.ndarray) -> np.ndarray:
+    """The plain loop the vectorised path must match; kept for tests and benchmarks."""
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    with torch.no_grad():
+        return np.stack([torch.softmax(m.eval()(xt), -1).numpy() for m in models]).astype(np.float64)
+
+
+__all__ = ["EnsemblePredictor", "loop_member_proba", "build_model"]
