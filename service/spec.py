@@ -162,6 +162,9 @@ def parse_spec(raw: object, base_dir: str | Path = ".") -> SweepSpec:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as err:
         raise SpecError(_format_pydantic(err)) from None
+    if not spec.data.source.startswith("sklearn:"):
+        # absolute from here on: resume, jobs and later steps may run from another directory
+        spec.data.source = str((Path(base_dir) / spec.data.source).resolve())
     problems = _semantic_problems(spec)
     problems += _data_problems(spec, Path(base_dir))
     if problems:

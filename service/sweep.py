@@ -1,0 +1,246 @@
+"""Run (or resume) one sweep: split, Tune search over k-fold trials, records on disk and in MLflow."""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# per-epoch checkpoints make Tune warn about snapshot frequency on every epoch of every trial
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+from ray import tune  # noqa: E402
+
+from service import tracking
+from service.spec import SweepSpec
+from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, home, write_meta, write_trials
+from trainers.data import holdout_split, load_dataset
+from trainers.kfold import TrialData, make_folds
+from trainers.search import Execution, max_epochs, param_space, run_trial, tune_config
+from trainers.space import Grid
+
+log = logging.getLogger("raysemble")
+
+
+class SweepExists(ValueError):
+    pass
+
+
+class SpecChanged(ValueError):
+    pass
+
+
+def tune_storage(spec: SweepSpec) -> str:
+    return spec.tracking.storage_path or str(home() / "tune")
+
+
+def expected_trials(spec: SweepSpec) -> int:
+    if spec.search.algorithm != "grid":
+        return spec.search.num_trials
+    return math.prod(len(getattr(d, "grid", None) or d.choice) for d in spec.search.space.values())
+
+
+def prepare(spec: SweepSpec) -> Path:
+    """Create the sweep's directory: spec, held-out split, MLflow parent run."""
+    directory = sweep_dir(spec.name)
+    if (directory / "spec.json").exists():
+        raise SweepExists(f"name: a new sweep name expected, but {spec.name!r} already exists at {directory}; "
+                          f"continue it with `raysemble resume {spec.name}` or choose another name")
+    dataset = load_dataset(spec.data)
+    train_idx, test_idx = holdout_split(dataset.y, spec.data.test_fraction, spec.data.split_seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    np.savez(directory / "split.npz", train_idx=train_idx, test_idx=test_idx)
+    client = tracking.client_for(spec)
+    experiment_id, run_id = tracking.start_sweep_run(client, spec)
+    client.log_artifact(run_id, str(directory / "split.npz"))
+    write_meta(directory, name=spec.name, experiment_id=experiment_id, mlflow_run_id=run_id,
+               mlflow_uri=spec.mlflow_uri(), storage_path=tune_storage(spec), state="RUNNING",
+               created=time.time())
+    # written last: its presence marks a complete, resumable sweep directory
+    (directory / "spec.json").write_text(spec.model_dump_json(indent=1))
+    return directory
+
+
+def _trial_data(sweep: Sweep) -> TrialData:
+    dataset = sweep.dataset()
+    x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
+    cv = sweep.spec.cv
+    return TrialData(x=x, y=y, folds=make_folds(y, cv.folds, cv.stratified, cv.seed),
+                     base_model=sweep.spec.base_model_config(x.shape[1], dataset.n_classes).model_dump(mode="json"),
+                     metric=sweep.spec.search.metric, seed=cv.seed)
+
+
+def _trainable(sweep: Sweep, data: TrialData):
+    spec = sweep.spec
+    execution = Execution.from_spec(spec.resources, spec.search, str(Path(tune_storage(spec)) / spec.name / "train")
+                                    if "://" not in tune_storage(spec) else tune_storage(spec) + f"/{spec.name}/train",
+                                    str(sweep.dir / "attempts.jsonl"))
+    if execution.executor == "in_trial":
+        resources = {"CPU": spec.resources.trial_cpus}
+    else:
+        # the trial only drives a Ray Train run; its workers hold the real resources
+        resources = {"CPU": 0.01}
+    return tune.with_resources(tune.with_parameters(run_trial, data=data, execution=execution), resources)
+
+
+class Recorder:
+    """Turns finished Tune trials into TrialRecords: local artifact copy, trials.json, MLflow runs."""
+
+    def __init__(self, sweep: Sweep, y_train: np.ndarray):
+        self.sweep, self.y_train = sweep, y_train
+        self.records = {t.trial_id: t for t in sweep.trials}
+        self.client = tracking.client_for(sweep.spec)
+
+    def record(self, trial_id: str, config: dict, result: dict, checkpoint, error: str | None) -> TrialRecord:
+        if trial_id in self.records and self.records[trial_id].status == "TERMINATED":
+            return self.records[trial_id]
+        local = None
+        path = result.get("checkpoint_path")
+        if checkpoint is not None or path:
+            from ray.train import Checkpoint
+
+            local = self.sweep.dir / "trials" / trial_id
+            shutil.rmtree(local, ignore_errors=True)
+            (checkpoint or Checkpoint(path)).to_directory(str(local))
+        folds = result.get("fold_scores") or []
+        ok = error is None and local is not None and len(folds) == self.sweep.spec.cv.folds
+        metric = self.sweep.spec.search.metric
+        params = {k: v for k, v in config.items()}
+        record = TrialRecord(trial_id, params, "TERMINATED" if ok else "ERROR",
+                             float(result.get(metric, math.nan)) if ok else math.nan, [float(s) for s in folds],
+                             int(result.get("epoch", 0)), local if ok else None, error)
+        self.records[trial_id] = record
+        write_trials(self.sweep.dir, list(self.records.values()))
+        self._log(record)
+        return record
+
+    def _log(self, record: TrialRecord) -> None:
+        try:
+            record.mlflow_run_id = tracking.log_trial(self.client, self.sweep.experiment_id, self.sweep.mlflow_run_id,
+                                                      record, self.y_train, self.sweep.spec.search.metric)
+        except Exception as err:  # tracking trouble must not lose a trained trial; finish() retries
+            log.warning("MLflow logging of trial %s failed (%s); will retry at the end", record.trial_id, err)
+
+    def finish(self) -> list[TrialRecord]:
+        for record in self.records.values():
+            if record.mlflow_run_id is None:
+                self._log(record)
+        write_trials(self.sweep.dir, list(self.records.values()))
+        return list(self.records.values())
+
+
+class SweepCallback(tune.Callback):
+    """Records each trial as it ends and drives the progress line."""
+
+    def __init__(self, recorder: Recorder, progress):
+        self.recorder, self.progress = recorder, progress
+
+    def __getstate__(self):
+        # Tune pickles the run config into its experiment state; a resumed run brings fresh handles
+        return {"recorder": None, "progress": None}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.progress.update(trials, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.recorder.record(trial.trial_id, trial.config, trial.last_result or {}, trial.checkpoint, None)
+        self.progress.update(trials, None, finished=self.recorder.records)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.recorder.record(trial.trial_id, trial.config, trial.last_result or {}, None,
+                             str(getattr(trial, "error_message", None) or "trial failed"))
+        self.progress.update(trials, None, finished=self.recorder.records)
+
+
+def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
+    """Run a new sweep, or continue one whose driver died. Ray must be initialised."""
+    if not resume:
+        prepare(spec)
+    sweep = load_sweep(spec.name)
+    data = _trial_data(sweep)
+    recorder = Recorder(sweep, data.y)
+    trainable = _trainable(sweep, data)
+    experiment = str(Path(tune_storage(spec)) / spec.name) if "://" not in tune_storage(spec) \
+        else f"{tune_storage(spec)}/{spec.name}"
+    callbacks = [SweepCallback(recorder, progress)]
+    progress.start(expected_trials(spec), spec.search.metric, spec.search.mode, recorder.records)
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True)
+        # callbacks are pickled with the run config; this run's display and recorder replace them
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    else:
+        tuner = tune.Tuner(trainable, param_space=param_space(spec.search), tune_config=tune_config(spec.search),
+                           run_config=tune.RunConfig(
+                               name=spec.name, storage_path=tune_storage(spec), callbacks=callbacks, verbose=0,
+                               failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+                               checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    try:
+        # Tune prints its own tables on stdout; stdout belongs to our results (--json)
+        with contextlib.redirect_stdout(sys.stderr):
+            grid = tuner.fit()
+    finally:
+        progress.stop()
+    for result in grid:
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        if trial_id not in recorder.records:
+            recorder.record(trial_id, result.config or {}, result.metrics or {}, result.checkpoint,
+                            str(result.error) if result.error else None)
+    records = recorder.finish()
+    best = sorted((r for r in records if r.status == "TERMINATED"), key=lambda r: r.mean_score,
+                  reverse=spec.search.mode == "max")
+    client = recorder.client
+    if best:
+        client.log_metric(sweep.mlflow_run_id, f"best_cv_{spec.search.metric}", best[0].mean_score)
+    ok = bool(best)
+    write_meta(sweep.dir, state="SUCCEEDED" if ok else "FAILED", finished=time.time())
+    client.set_terminated(sweep.mlflow_run_id, "FINISHED" if ok else "FAILED")
+    return load_sweep(spec.name)
+
+
+def check_same_spec(stored: SweepSpec, given: SweepSpec) -> None:
+    a, b = stored.model_dump(mode="json"), given.model_dump(mode="json")
+    changed = sorted(_diff("", a, b))
+    if changed:
+        raise SpecChanged(f"spec: the sweep's stored spec must be unchanged to resume, but these fields differ: "
+                          f"{changed}; start a new sweep under another name instead")
+
+
+def _diff(prefix: str, a, b) -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in set(a) | set(b) for p in _diff(f"{prefix}.{k}" if prefix else k, a.get(k), b.get(k))]
+    return [] if a == b else [prefix]
+
+
+def summary(sweep: Sweep) -> dict:
+    """The JSON a caller gets: every trial, best first."""
+    ranked = sweep.ranked()
+    rest = [t for t in sweep.trials if t not in ranked]
+    meta = json.loads((sweep.dir / "sweep.json").read_text())
+    return {
+        "sweep": sweep.name, "experiment": sweep.spec.experiment(), "experiment_id": sweep.experiment_id,
+        "mlflow_run_id": sweep.mlflow_run_id, "mlflow_uri": meta.get("mlflow_uri"),
+        "storage_path": meta.get("storage_path"), "sweep_dir": str(sweep.dir), "state": meta.get("state"),
+        "metric": sweep.spec.search.metric, "mode": sweep.spec.search.mode,
+        "searched": sorted(sweep.spec.search.space),
+        "trials": [{"trial_id": t.trial_id, "config": t.params, "mean": t.mean_score, "folds": t.fold_scores,
+                    "epochs": t.epochs, "status": t.status} for t in ranked + rest],
+    }
+
+
+def ray_init(address: str | None) -> None:
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        # "local" never joins a stale cluster left by a killed head
+        ray.init(address="local", log_to_driver=False, include_dashboard=False)

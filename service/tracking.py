@@ -1,0 +1,137 @@
+"""MLflow records: a parent run per sweep, a child per trial, a grandchild per fold."""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from service.spec import SweepSpec
+from service.store import TrialRecord
+from trainers.metrics import all_scores, confusion
+
+SWEEP_TAG, TRIAL_TAG, FOLD_TAG = "raysemble.sweep", "raysemble.trial_id", "raysemble.fold"
+_PARENT = "mlflow.parentRunId"
+
+
+def client_for(spec: SweepSpec) -> MlflowClient:
+    uri = spec.mlflow_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _flatten(prefix: str, value, out: dict) -> dict:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return out
+
+
+def start_sweep_run(client: MlflowClient, spec: SweepSpec) -> tuple[str, str]:
+    """Create the sweep's parent run; returns (experiment_id, run_id)."""
+    experiment = client.get_experiment_by_name(spec.experiment())
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.experiment())
+    run = client.create_run(experiment_id, tags={SWEEP_TAG: spec.name, "mlflow.runName": spec.name})
+    flat = _flatten("", spec.model_dump(mode="json", exclude={"serve": {"token"}}), {})
+    params = [Param(k, str(v)[:6000]) for k, v in flat.items()]
+    for start in range(0, len(params), 100):
+        client.log_batch(run.info.run_id, params=params[start:start + 100])
+    client.log_text(run.info.run_id, spec.model_dump_json(indent=1, exclude={"serve": {"token"}}), "spec.json")
+    return experiment_id, run.info.run_id
+
+
+def _confusion_png(matrix: list[list[int]], title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
+    ax.imshow(np.asarray(matrix), cmap="Blues")
+    ax.set(title=title, xlabel="predicted", ylabel="true")
+    for (i, j), v in np.ndenumerate(np.asarray(matrix)):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _log_confusion(client: MlflowClient, run_id: str, matrix: list[list[int]], title: str) -> None:
+    client.log_dict(run_id, {"labels": list(range(len(matrix))), "matrix": matrix}, "confusion_matrix.json")
+    client.log_image(run_id, _png_image(_confusion_png(matrix, title)), "confusion_matrix.png")
+
+
+def _png_image(data: bytes):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data))
+
+
+def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str) -> str | None:
+    runs = client.search_runs([experiment_id], f"tags.{TRIAL_TAG} = '{trial_id}' and "
+                              f"tags.`{_PARENT}` = '{parent_run_id}'", max_results=1)
+    return runs[0].info.run_id if runs else None
+
+
+def log_trial(client: MlflowClient, experiment_id: str, parent_run_id: str, record: TrialRecord,
+              y_train: np.ndarray, metric: str) -> str:
+    """One child run for the trial and one grandchild per fold; idempotent per trial id."""
+    existing = find_trial_run(client, experiment_id, parent_run_id, record.trial_id)
+    if existing:
+        return existing
+    tags = {_PARENT: parent_run_id, TRIAL_TAG: record.trial_id, "mlflow.runName": f"trial-{record.trial_id}"}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in record.params.items()],
+                     tags=[RunTag("raysemble.status", record.status)])
+    if record.status != "TERMINATED" or record.checkpoint_dir is None:
+        if record.error:
+            client.log_text(run_id, record.error, "error.txt")
+        client.set_terminated(run_id, "FAILED")
+        return run_id
+    oof = record.oof()
+    summary = {f"cv_{metric}": record.mean_score, "epochs": record.epochs}
+    summary.update({f"oof_{k}": v for k, v in all_scores(y_train, oof).items() if np.isfinite(v)})
+    summary.update({f"fold{k}_{metric}": s for k, s in enumerate(record.fold_scores)})
+    curves = record.curves()
+    history = []
+    for key in curves[0]:
+        if key == "epoch":
+            continue
+        for step, epoch in enumerate(curves[0]["epoch"]):
+            history.append(Metric(f"mean_{key}", float(np.mean([c[key][step] for c in curves])), 0, int(epoch)))
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in summary.items()] + history)
+    _log_confusion(client, run_id, confusion(y_train, oof), f"trial {record.trial_id} (OOF)")
+    for k, curve in enumerate(curves):
+        _log_fold(client, experiment_id, run_id, record, k, curve, y_train)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, record: TrialRecord, k: int,
+              curve: dict, y_train: np.ndarray) -> None:
+    tags = {_PARENT: trial_run_id, TRIAL_TAG: record.trial_id, FOLD_TAG: str(k),
+            "mlflow.runName": f"trial-{record.trial_id}-fold{k}"}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    metrics = [Metric(key, float(v), 0, int(e)) for key in curve if key != "epoch"
+               for e, v in zip(curve["epoch"], curve[key])]
+    idx = np.load(record.checkpoint_dir / f"val_idx_{k}.npy")
+    proba = np.load(record.checkpoint_dir / f"oof_{k}.npy")
+    final = {f"final_{name}": v for name, v in all_scores(y_train[idx], proba).items() if np.isfinite(v)}
+    metrics += [Metric(name, float(v), 0, 0) for name, v in final.items()]
+    client.log_batch(run_id, metrics=metrics, params=[Param("fold", str(k))])
+    _log_confusion(client, run_id, confusion(y_train[idx], proba), f"trial {record.trial_id} fold {k}")
+    with tempfile.TemporaryDirectory() as tmp:
+        # the fold model, under its own name so a download needs no renaming
+        src = record.checkpoint_dir / f"fold_{k}.pt"
+        dst = Path(tmp) / src.name
+        dst.write_bytes(src.read_bytes())
+        client.log_artifact(run_id, str(dst), "checkpoint")
+    client.set_terminated(run_id, "FINISHED")

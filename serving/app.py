@@ -1,0 +1,198 @@
+"""The Ray Serve application: an HTTP ingress (FastAPI) and the models behind it.
+
+topology "single": one ingress deployment loads ensemble and student itself and batches each
+(@serve.batch) in-process: the request crosses one hop, proxy -> ingress replica.
+topology "split": the ingress forwards to a ModelDeployment per model (own replicas, autoscaling,
+GPUs); one more hop per request.
+
+Entry points: `serve_models(...)` (what `raysemble serve` calls), `build_app(args)` (an
+application builder for Ray's `serve run serving.app:build_app ensemble=DIR` and `serve deploy`
+config files, see examples/serve.yaml).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serving.config import ServeConfig
+from serving.loader import Source, parse_source
+from serving.routes import build_api
+from serving.runner import ModelRunner
+
+MODEL_NAMES = ("ensemble", "student")
+
+
+class AppArgs(BaseModel):
+    """Arguments of build_app: what `serve run serving.app:build_app ensemble=... student=...` passes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ensemble: str  # a bundle directory or models:/NAME/VERSION
+    student: str | None = None
+    config: ServeConfig = ServeConfig()
+
+
+def _runner(name: str, source: Source, cfg: ServeConfig) -> ModelRunner:
+    return ModelRunner(name, source, cfg.max_batch_size, cfg.batch_wait_timeout_s, cfg.num_gpus)
+
+
+class ModelDeployment:
+    """One model in its own replicas (topology split)."""
+
+    def __init__(self, name: str, source: str, config: dict):
+        self.runner = _runner(name, parse_source(source), ServeConfig.model_validate(config))
+
+    async def predict(self, x: np.ndarray, votes: bool) -> dict:
+        return await self.runner.predict(x, votes)
+
+    async def describe(self) -> dict:
+        return await self.runner.describe()
+
+    def check_health(self) -> None:
+        self.runner.check()
+
+
+class RemoteModel:
+    """The routes' view of a ModelDeployment: one handle call per request."""
+
+    def __init__(self, name: str, source: Source, handle: DeploymentHandle, ttl_s: float = 2.0):
+        self.name, self.handle, self.ttl_s = name, handle, ttl_s
+        self.aliases = [source.registered_name] if source.registered_name else []
+        self._info: dict | None = None
+        self._at = 0.0
+
+    async def describe(self) -> dict:
+        if self._info is None or time.monotonic() - self._at > self.ttl_s:
+            self._info, self._at = await self.handle.describe.remote(), time.monotonic()
+        return self._info
+
+    async def predict(self, x: np.ndarray, votes: bool) -> dict:
+        return await self.handle.predict.remote(x, votes)
+
+    async def ready(self) -> bool:
+        try:
+            await self.describe()
+            return True
+        except Exception:
+            return False
+
+
+@serve.ingress()
+class Ingress:
+    def __init__(self, ensemble: str, student: str | None, config: dict, handles: dict | None = None):
+        self.config = ServeConfig.model_validate(config)
+        sources = {"ensemble": parse_source(ensemble)}
+        if student is not None:
+            sources["student"] = parse_source(student)
+        if handles:
+            self.models = [RemoteModel(n, sources[n], handles[n]) for n in sources]
+            self.local = []
+        else:
+            self.local = [_runner(n, s, self.config) for n, s in sources.items()]
+            self.models = self.local
+
+    def __serve_build_asgi_app__(self):
+        return build_api(self.models, self.config)
+
+    def check_health(self) -> None:
+        for runner in self.local:
+            runner.check()
+
+
+def _options(name: str, cfg: ServeConfig, num_gpus: float, env: dict[str, str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "name": name,
+        "max_ongoing_requests": cfg.max_ongoing_requests,
+        "ray_actor_options": {"num_cpus": cfg.num_cpus, "num_gpus": num_gpus,
+                              **({"runtime_env": {"env_vars": env}} if env else {})},
+        "health_check_period_s": cfg.health_check_period_s,
+        "health_check_timeout_s": cfg.health_check_timeout_s,
+        "graceful_shutdown_timeout_s": cfg.graceful_shutdown_timeout_s,
+    }
+    if cfg.min_replicas == cfg.max_replicas:
+        opts["num_replicas"] = cfg.min_replicas
+    else:
+        opts["autoscaling_config"] = {"min_replicas": cfg.min_replicas, "max_replicas": cfg.max_replicas,
+                                      "target_ongoing_requests": cfg.target_ongoing_requests}
+    return opts
+
+
+def _registry_env(sources: list[Source]) -> dict[str, str]:
+    """Replicas resolve models:/ URIs themselves: hand them the driver's tracking/registry URIs."""
+    if not any(s.registered_name for s in sources):
+        return {}
+    import mlflow
+
+    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if registry:
+        env["MLFLOW_REGISTRY_URI"] = registry
+    return env
+
+
+def make_app(ensemble: str, student: str | None = None, config: ServeConfig | None = None):
+    """The bound application (not yet running)."""
+    cfg = config or ServeConfig()
+    sources = [parse_source(ensemble)] + ([parse_source(student)] if student else [])
+    env = _registry_env(sources)
+    ingress = serve.deployment(Ingress)
+    payload = cfg.model_dump()
+    if cfg.topology == "single":
+        return ingress.options(**_options("Ingress", cfg, cfg.num_gpus, env)).bind(ensemble, student, payload)
+    model = serve.deployment(ModelDeployment)
+    handles = {"ensemble": model.options(**_options("Ensemble", cfg, cfg.num_gpus, env))
+               .bind("ensemble", ensemble, payload)}
+    if student is not None:
+        handles["student"] = model.options(**_options("Student", cfg, cfg.num_gpus, env)).bind(
+            "student", student, payload)
+    return ingress.options(**_options("Ingress", cfg, 0.0, env)).bind(ensemble, student, payload, handles)
+
+
+def build_app(args: dict):
+    """Application builder for Ray's CLI: `serve run serving.app:build_app ensemble=DIR [student=DIR]`."""
+    parsed = AppArgs.model_validate(args)
+    return make_app(parsed.ensemble, parsed.student, parsed.config)
+
+
+def base_url(config: ServeConfig) -> str:
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    return f"http://{host}:{config.port}"
+
+
+def curl_example(url: str, n_features: int, token: str | None = None) -> str:
+    row = ", ".join(["0.0"] * n_features)
+    auth = f" -H 'Authorization: Bearer {token}'" if token else ""
+    return (f"curl -s {url}/v1/models/ensemble/predict -H 'Content-Type: application/json'{auth} "
+            f"-d '{{\"instances\": [[{row}]]}}'")
+
+
+def serve_models(ensemble: str, student: str | None = None, config: ServeConfig | None = None,
+                 blocking: bool = False) -> str:
+    """Start (or update in place) the raysemble app on Ray Serve; returns the base URL.
+
+    Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one. Deploying again with
+    the same app_name rolls the replicas over to the new models without dropping requests.
+    With blocking=True, serves until Ctrl-C, then deletes the app.
+    """
+    import ray
+
+    cfg = config or ServeConfig()
+    app = make_app(ensemble, student, cfg)  # checks the sources before anything starts
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS", "local"), include_dashboard=False)
+    serve.start(http_options={"host": cfg.host, "port": cfg.port})
+    serve.run(app, name=cfg.app_name, route_prefix="/", blocking=False)
+    url = base_url(cfg)
+    if blocking:
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            serve.delete(cfg.app_name)
+    return url

@@ -1,0 +1,80 @@
+"""Where a served model comes from: a local bundle directory or a registered MLflow model version."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from trainers.ensemble.predictor import EnsemblePredictor
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
+
+
+class ModelSourceError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str  # as given: a directory or models:/NAME/VERSION, models:/NAME@ALIAS
+    registered_name: str | None  # the MLflow registered model name, when from the registry
+
+
+def parse_source(text: str) -> Source:
+    """Check the form early (before any replica starts): a models:/ URI or an existing bundle dir."""
+    text = str(text)
+    if text.startswith("models:/"):
+        m = _URI.match(text)
+        if not m:
+            raise ModelSourceError(f"model source models:/NAME/VERSION or models:/NAME@ALIAS expected, "
+                                   f"but got {text!r}")
+        return Source(text, m["name"])
+    if not (Path(text) / "bundle.json").is_file():
+        raise ModelSourceError(f"model source a bundle directory with bundle.json or a models:/ URI expected, "
+                               f"but got {text!r} (no {Path(text) / 'bundle.json'})")
+    return Source(str(Path(text).resolve()), None)
+
+
+def _content_version(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(p for p in directory.iterdir() if p.is_file()):
+        digest.update(f.name.encode())
+        digest.update(f.read_bytes())
+    return "local-" + digest.hexdigest()[:10]
+
+
+def _registry_version(uri: str) -> str:
+    m = _URI.match(uri)
+    if m["version"] and m["version"].isdigit():
+        return m["version"]
+    from mlflow import MlflowClient  # only for aliases and "latest"
+
+    client = MlflowClient()
+    if m["alias"]:
+        return str(client.get_model_version_by_alias(m["name"], m["alias"]).version)
+    versions = client.search_model_versions(f"name='{m['name']}'")
+    if not versions:
+        raise ModelSourceError(f"at least one version of registered model {m['name']!r} expected, but got none")
+    return str(max(int(v.version) for v in versions))
+
+
+def resolve(source: Source) -> tuple[Path, str]:
+    """(local bundle dir, version string). Registry URIs are downloaded via serving.mlflow_model."""
+    if source.registered_name is None:
+        directory = Path(source.text)
+        return directory, _content_version(directory)
+    try:
+        from serving.mlflow_model import bundle_dir_for
+    except ImportError as e:
+        raise ModelSourceError(f"serving.mlflow_model (bundle_dir_for) to load {source.text!r} expected, "
+                               f"but got an import error: {e}") from None
+    return Path(bundle_dir_for(source.text)), _registry_version(source.text)
+
+
+def load_predictor(source: Source, num_gpus: float = 0.0) -> tuple[EnsemblePredictor, str]:
+    directory, version = resolve(source)
+    device = "cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu"
+    return EnsemblePredictor.load(directory, device=device), version

@@ -1,0 +1,93 @@
+"""Ensembles and students as MLflow pyfunc models, and the registry round trip.
+
+A logged model holds the bundle directory (EnsemblePredictor.save) as its artifact "bundle";
+the code that reads it is this installed package (raysemble is pip-installed where models
+are loaded: the driver, `mlflow models serve --env-manager local`, the Ray Serve replicas).
+Bundling the source with code_paths was left out on purpose: MLflow puts such copies first on
+sys.path, so a serving process would hold two copies of trainers/ with two distinct classes.
+"""
+from __future__ import annotations
+
+import tempfile
+from contextlib import nullcontext
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.models import Model, infer_signature
+
+from trainers.ensemble.predictor import EnsemblePredictor
+
+OUTPUTS = ("class", "proba")
+ARTIFACT = "bundle"
+
+
+def _rows(model_input) -> np.ndarray:
+    """pandas DataFrame, list of rows or array -> float32 (rows, features)."""
+    if hasattr(model_input, "to_numpy"):
+        model_input = model_input.to_numpy()
+    x = np.asarray(model_input, dtype=np.float32)
+    return x.reshape(1, -1) if x.ndim == 1 else x
+
+
+class BundleModel(mlflow.pyfunc.PythonModel):
+    """predict -> predicted classes (original labels); params={"output": "proba"} -> (rows, classes)
+    probabilities, columns in the bundle's class order (bundle.json "classes")."""
+
+    def load_context(self, context):
+        self.predictor = EnsemblePredictor.load(context.artifacts[ARTIFACT])
+
+    def predict(self, context, model_input, params=None):
+        output = (params or {}).get("output", "class")
+        if output not in OUTPUTS:
+            raise ValueError(f"params.output one of {list(OUTPUTS)} must hold, but got {output!r}")
+        x = _rows(model_input)
+        if output == "proba":
+            return self.predictor.predict_proba(x)
+        return np.asarray(self.predictor.predict(x))
+
+
+def _requirements() -> list[str]:
+    # stated, not inferred: inference loads the model in a subprocess, slow and not more exact
+    return [f"{pkg}=={metadata.version(pkg)}" for pkg in ("mlflow", "torch", "numpy", "pydantic")]
+
+
+def log_and_register(bundle_dir: str | Path, registered_name: str, input_example: np.ndarray,
+                     tags: dict | None = None, run_id: str | None = None) -> tuple[str, str]:
+    """Log the bundle as a pyfunc model (signature, input example) under `run_id` (else the active
+    run, else a model without a run) and register it; `tags` become version tags. -> (name, version)."""
+    predictor = EnsemblePredictor.load(bundle_dir)
+    example = _rows(input_example)
+    signature = infer_signature(example, np.asarray(predictor.predict(example)), params={"output": "class"})
+    # a finished parent run reopens for the logging and is finished again when it closes
+    ctx = mlflow.start_run(run_id=run_id) if run_id and not _is_active(run_id) else nullcontext()
+    with ctx:
+        info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
+                                       artifacts={ARTIFACT: str(Path(bundle_dir).resolve())},
+                                       signature=signature, input_example=example,
+                                       pip_requirements=_requirements(), registered_model_name=registered_name)
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(registered_name, version, key, str(value))
+    return registered_name, version
+
+
+def _is_active(run_id: str) -> bool:
+    active = mlflow.active_run()
+    return active is not None and active.info.run_id == run_id
+
+
+def bundle_dir_for(model_uri: str, dst_path: str | Path | None = None) -> Path:
+    """Download a logged/registered model (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/...) and
+    return its local bundle directory (loadable with EnsemblePredictor.load). Uses the current
+    MLflow tracking/registry URI. Downloads into dst_path, else a fresh temporary directory."""
+    dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="raysemble-model-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+    rel = flavor.get("artifacts", {}).get(ARTIFACT, {}).get("path")
+    if rel is None or not (local / rel / "bundle.json").is_file():
+        raise ValueError(f"a raysemble bundle model (artifact {ARTIFACT!r} with bundle.json) must hold, but "
+                         f"{model_uri!r} has artifacts {sorted(flavor.get('artifacts', {}))}")
+    return local / rel

@@ -1,0 +1,241 @@
+"""Open Inference Protocol (KServe v2) over REST: request parsing and response encoding.
+
+Supports Triton's binary tensor data extension, which tritonclient.http uses by default: the body
+is a JSON header of `Inference-Header-Content-Length` bytes followed by the raw little-endian,
+row-major tensors of every input that carries a `binary_data_size` parameter, in input order.
+Outputs come back as binary when the request asks for it (`binary_data` on an output, or
+`binary_data_output` on the request), as JSON otherwise.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from serving.validate import InputError, check_shape, from_validation_error, parse_json, shown
+
+HEADER_LENGTH = "inference-header-content-length"
+INPUT_NAME = "input"
+DATATYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+BINARY_DATATYPES = {"FP32": "<f4", "FP64": "<f8", "INT64": "<i8"}
+
+_Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+_FLAT = TypeAdapter(list[_Number])
+_NESTED = TypeAdapter(list[list[_Number]])
+
+
+class _Tensor(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class InferInput(_Tensor):
+    name: str
+    shape: list[Annotated[int, Field(ge=0)]]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = None
+
+
+class InferRequestedOutput(_Tensor):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(_Tensor):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[InferRequestedOutput] | None = None
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class InferOutput(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = None
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    outputs: list[InferOutput]
+
+
+@dataclass
+class ParsedInfer:
+    x: np.ndarray  # (rows, n_features), float32 or float64 as sent
+    datatype: str  # of the input, used for probabilities out
+    outputs: list[str]  # names, in the order asked for
+    binary: list[bool]  # per output: send as binary?
+    request_id: str | None
+
+
+def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON part, binary part) of an infer body."""
+    if header_length is None:
+        return body, b""
+    if not header_length.strip().isdigit():
+        raise InputError("Inference-Header-Content-Length", "a non-negative integer", shown(header_length))
+    n = int(header_length)
+    if n > len(body):
+        raise InputError("Inference-Header-Content-Length", f"at most the body size ({len(body)} bytes)", str(n))
+    return body[:n], body[n:]
+
+
+def _flag(params: dict | None, key: str, where: str) -> bool:
+    value = (params or {}).get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"{where}.parameters.{key}", "true or false", shown(value))
+    return value
+
+
+def _json_tensor(data: list, rows: int, cols: int, dtype: np.dtype, field: str) -> np.ndarray:
+    try:
+        if data and isinstance(data[0], list):
+            values = [v for row in _NESTED.validate_python(data) for v in row]
+        else:
+            values = _FLAT.validate_python(data)
+    except ValidationError as e:
+        raise from_validation_error(e, field) from None
+    if len(values) != rows * cols:
+        raise InputError(field, f"{rows * cols} values for shape [{rows}, {cols}]", f"{len(values)} values")
+    x = np.asarray(values, dtype=dtype).reshape(rows, cols)
+    if not np.isfinite(x).all():
+        raise InputError(field, f"numbers within {dtype.name} range", "a value that overflows it")
+    return x
+
+
+def _binary_tensor(raw: bytes, rows: int, cols: int, dtype: np.dtype, field: str) -> np.ndarray:
+    need = rows * cols * dtype.itemsize
+    if len(raw) != need:
+        raise InputError(field, f"{need} bytes for shape [{rows}, {cols}] of {dtype.name}", f"{len(raw)} bytes")
+    x = np.frombuffer(raw, dtype=dtype).reshape(rows, cols)
+    if not np.isfinite(x).all():
+        k = int(np.argwhere(~np.isfinite(x.reshape(-1)))[0][0])
+        raise InputError(f"{field}[{k}]", "a finite number", shown(float(x.reshape(-1)[k])))
+    return x
+
+
+def parse_infer(body: bytes, header_length: str | None, n_features: int, max_instances: int,
+                available_outputs: tuple[str, ...], default_outputs: tuple[str, ...]) -> ParsedInfer:
+    """A v2 infer body (JSON, or JSON + binary tensors) -> the input matrix and the outputs to send."""
+    head, binary = split_body(body, header_length)
+    obj = parse_json(head)
+    if not isinstance(obj, dict):
+        raise InputError("body", "a JSON object with 'inputs'", f"a JSON {type(obj).__name__}")
+    try:
+        req = InferRequest.model_validate(obj)
+    except ValidationError as e:
+        raise from_validation_error(e) from None
+    if len(req.inputs) != 1:
+        raise InputError("inputs", f"exactly 1 input tensor named {INPUT_NAME!r}", f"{len(req.inputs)}")
+    inp, field = req.inputs[0], "inputs[0]"
+    if inp.name != INPUT_NAME:
+        raise InputError(f"{field}.name", repr(INPUT_NAME), shown(inp.name))
+    if inp.datatype not in DATATYPES:
+        raise InputError(f"{field}.datatype", " or ".join(DATATYPES), shown(inp.datatype))
+    rows, cols = check_shape(inp.shape, n_features, max_instances, f"{field}.shape")
+    size = (inp.parameters or {}).get("binary_data_size")
+    dtype = DATATYPES[inp.datatype]
+    if size is not None:
+        if inp.data is not None:
+            raise InputError(f"{field}", "either data or parameters.binary_data_size", "both")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InputError(f"{field}.parameters.binary_data_size", "a non-negative integer", shown(size))
+        if header_length is None:
+            raise InputError("Inference-Header-Content-Length", "the header when binary_data_size is used",
+                             "no header")
+        if size != len(binary):
+            raise InputError(f"{field}.parameters.binary_data_size",
+                             f"the size of the binary data after the JSON header ({len(binary)} bytes)", str(size))
+        x = _binary_tensor(binary, rows, cols, dtype, f"{field} binary data")
+    else:
+        if inp.data is None:
+            raise InputError(f"{field}.data", "a list of numbers (or parameters.binary_data_size)", "nothing")
+        if binary:
+            raise InputError("body", "no bytes after the JSON header unless an input has binary_data_size",
+                             f"{len(binary)} extra bytes")
+        x = _json_tensor(inp.data, rows, cols, dtype, f"{field}.data")
+
+    all_binary = _flag(req.parameters, "binary_data_output", "request")
+    if req.outputs is None:
+        names, flags = list(default_outputs), [all_binary] * len(default_outputs)
+    else:
+        names, flags = [], []
+        for i, out in enumerate(req.outputs):
+            if out.name not in available_outputs:
+                raise InputError(f"outputs[{i}].name", f"one of {list(available_outputs)}", shown(out.name))
+            names.append(out.name)
+            has = out.parameters is not None and "binary_data" in out.parameters
+            flags.append(_flag(out.parameters, "binary_data", f"outputs[{i}]") if has else all_binary)
+    return ParsedInfer(x=x, datatype=inp.datatype, outputs=names, binary=flags, request_id=req.id)
+
+
+def _bytes_tensor(values: list[str]) -> bytes:
+    parts = []
+    for v in values:
+        b = str(v).encode()
+        parts.append(struct.pack("<I", len(b)) + b)
+    return b"".join(parts)
+
+
+def label_datatype(classes: list) -> str:
+    return "INT64" if all(isinstance(c, int) and not isinstance(c, bool) for c in classes) else "BYTES"
+
+
+def encode_response(model_name: str, version: str, request_id: str | None,
+                    tensors: list[tuple[str, str, np.ndarray | list]], binary: list[bool]) -> tuple[bytes, int | None]:
+    """Outputs (name, datatype, values) -> (body, JSON header length or None when all JSON)."""
+    outputs, chunks = [], []
+    for (name, datatype, values), as_binary in zip(tensors, binary):
+        arr = np.asarray(values) if datatype != "BYTES" else np.asarray(values, dtype=object)
+        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if as_binary:
+            raw = (_bytes_tensor([str(v) for v in arr.reshape(-1)]) if datatype == "BYTES"
+                   else np.ascontiguousarray(arr, dtype=BINARY_DATATYPES[datatype]).tobytes())
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            flat = arr.reshape(-1)
+            entry["data"] = ([str(v) for v in flat] if datatype == "BYTES"
+                             else flat.astype(BINARY_DATATYPES[datatype]).tolist())
+        outputs.append(entry)
+    head: dict[str, Any] = {"model_name": model_name, "model_version": version, "outputs": outputs}
+    if request_id is not None:
+        head["id"] = request_id
+    text = json.dumps(head, separators=(",", ":")).encode()
+    if not chunks:
+        return text, None
+    return text + b"".join(chunks), len(text)
+
+
+def model_metadata(name: str, version: str, n_features: int, n_classes: int, classes: list,
+                   outputs: tuple[str, ...], members: int) -> dict:
+    labels = label_datatype(classes)
+    shapes = {"probabilities": ("FP32", [-1, n_classes]), "predictions": (labels, [-1]),
+              "votes": (labels, [-1, members])}
+    return ModelMetadata(
+        name=name, versions=[version], platform="raysemble_pytorch",
+        inputs=[TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, n_features])],
+        outputs=[TensorMetadata(name=o, datatype=shapes[o][0], shape=shapes[o][1]) for o in outputs],
+    ).model_dump()

@@ -1,0 +1,62 @@
+"""One loaded model behind a dynamic batcher (@serve.batch): requests queue, run as one forward pass."""
+from __future__ import annotations
+
+import numpy as np
+from ray import serve
+
+from serving.loader import Source, load_predictor
+from trainers.ensemble.combine import combine
+from trainers.ensemble.predictor import EnsemblePredictor
+
+
+class ModelRunner:
+    def __init__(self, name: str, source: Source, max_batch_size: int, batch_wait_timeout_s: float,
+                 num_gpus: float = 0.0, predictor: EnsemblePredictor | None = None, version: str | None = None):
+        self.name, self.source = name, source
+        if predictor is None:
+            predictor, version = load_predictor(source, num_gpus)
+        self.predictor, self.version = predictor, version or "0"
+        self.aliases = [source.registered_name] if source.registered_name else []
+        self.outputs = ("probabilities", "predictions") + (("votes",) if self.members > 1 else ())
+        # a batcher per instance: @serve.batch on a method would share one queue between instances
+        self._batched = serve.batch(max_batch_size=max_batch_size,
+                                    batch_wait_timeout_s=batch_wait_timeout_s)(self._run_batch)
+        self._probe = np.zeros((1, self.predictor.n_features), dtype=np.float32)
+        self.check()
+
+    @property
+    def members(self) -> int:
+        return len(self.predictor.models)
+
+    async def describe(self) -> dict:
+        p = self.predictor
+        return {"name": self.name, "aliases": self.aliases, "version": self.version, "source": self.source.text,
+                "kind": p.kind, "method": p.method, "members": self.members, "n_features": p.n_features,
+                "classes": p.classes, "outputs": list(self.outputs)}
+
+    async def ready(self) -> bool:
+        return True  # constructed means loaded and probed; Serve's check_health repeats the probe
+
+    async def _run_batch(self, xs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        sizes = [len(x) for x in xs]
+        member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
+        proba = combine(self.predictor.method, member, self.predictor.weights, self.predictor.stacker)
+        bounds = np.cumsum(sizes)[:-1]
+        return list(zip(np.split(proba, bounds), np.split(member, bounds, axis=1)))
+
+    async def predict(self, x: np.ndarray, votes: bool = False) -> dict:
+        """{"probabilities": (rows, classes), "labels": per row, "votes": per row per member or None,
+        "version"}."""
+        proba, member = await self._batched(x)
+        classes = self.predictor.classes
+        voted = [[classes[i] for i in row] for row in member.argmax(2).T] if votes else None
+        return {"probabilities": proba, "labels": [classes[i] for i in proba.argmax(1)], "votes": voted,
+                "version": self.version}
+
+    def check(self) -> None:
+        """A real forward pass on one row; raises when the model cannot predict."""
+        proba = self.predictor.predict_proba(self._probe)
+        if proba.shape != (1, self.predictor.n_classes) or not np.isfinite(proba).all() \
+                or abs(float(proba.sum()) - 1.0) > 1e-3:
+            raise RuntimeError(f"model {self.name!r}: one finite probability row summing to 1 expected, "
+                               f"but got {proba!r}")

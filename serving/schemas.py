@@ -1,0 +1,47 @@
+"""Request and response bodies of the v1 JSON API (POST /v1/models/{name}/predict, GET /v1/models)."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# strict: no "1.0" strings, no true/false as numbers; finite: NaN and Infinity literals are refused
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"instances": [[0.0, 1.5, 3.0]], "return_votes": False}]})
+
+    instances: list[list[Feature]] = Field(description="rows of features, one list per row")
+    return_votes: bool = Field(False, description="ensemble only: add each member's predicted class per row")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any] = Field(description="the predicted class label per row")
+    probabilities: list[list[float]] = Field(description="class probabilities per row, in `classes` order")
+    model: str
+    version: str
+    votes: list[list[Any]] | None = Field(None, description="per row, each member's predicted class "
+                                                            "(only with return_votes)")
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="the name in URLs: ensemble or student")
+    aliases: list[str] = Field(description="other names this model answers to, e.g. its registered name")
+    version: str
+    source: str = Field(description="the bundle directory or models:/ URI it was loaded from")
+    kind: str
+    method: str
+    members: int
+    n_features: int
+    classes: list[Any]
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="what must hold, but got what")
+    field: str | None = Field(None, description="the field or header at fault")

@@ -1,0 +1,158 @@
+"""Input checks for the HTTP routes, as pure functions.
+
+Every check raises InputError, whose message reads "<field>: <what must hold>, but got <what>",
+and whose status is the HTTP status the route answers with (400, 413 or 415).
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Iterable
+
+import numpy as np
+from pydantic import ValidationError
+
+
+class InputError(ValueError):
+    """A request the server refuses; never a server fault."""
+
+    def __init__(self, field: str, expected: str, got: str, status: int = 400):
+        self.field, self.status = field, status
+        super().__init__(f"{field}: {expected} expected, but got {got}")
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A short repr for error messages: the start of long inputs only."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_content_type(value: str | None, accepted: Iterable[str], allow_missing: bool = True) -> None:
+    """The media type (parameters such as charset ignored) must be one of `accepted`."""
+    accepted = tuple(accepted)
+    if not value:
+        if allow_missing:
+            return
+        raise InputError("Content-Type", " or ".join(accepted), "no Content-Type header", 415)
+    media = value.split(";", 1)[0].strip().lower()
+    if media not in accepted:
+        raise InputError("Content-Type", " or ".join(accepted), shown(value), 415)
+
+
+def check_content_length(value: str | None, max_body_bytes: int) -> int | None:
+    """The declared body size, checked before the body is read."""
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise InputError("Content-Length", "a non-negative integer", shown(value))
+    size = int(value)
+    if size > max_body_bytes:
+        raise InputError("body", f"at most {max_body_bytes} bytes (max_body_bytes)", f"{size} bytes", 413)
+    return size
+
+
+def decode_body(body: bytes, encoding: str | None, max_body_bytes: int) -> bytes:
+    """Undo Content-Encoding gzip/deflate (tritonclient can compress requests), bounded in size."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise InputError("Content-Encoding", "identity, gzip or deflate", shown(encoding), 415)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, max_body_bytes + 1)
+    except zlib.error as e:
+        raise InputError("body", f"{encoding}-compressed data", f"undecodable data ({e})") from None
+    if len(out) > max_body_bytes or inflater.unconsumed_tail:
+        raise InputError("body", f"at most {max_body_bytes} bytes once decompressed (max_body_bytes)",
+                         "more", 413)
+    return out
+
+
+def parse_json(body: bytes | str, field: str = "body") -> Any:
+    """JSON text -> Python value. NaN/Infinity literals parse here and are refused by the schemas."""
+    if not body:
+        raise InputError(field, "a JSON object", "an empty body")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError as e:
+        raise InputError(field, "UTF-8 JSON text", f"undecodable bytes ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(field, "valid JSON", f"a syntax error at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+def field_path(loc: Iterable[Any], prefix: str = "") -> str:
+    """('instances', 0, 3) -> 'instances[0][3]'."""
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+_EXPECTED = {
+    "float_type": "a number", "int_type": "an integer", "bool_type": "true or false",
+    "string_type": "a string", "list_type": "a list", "dict_type": "a JSON object",
+    "model_type": "a JSON object", "finite_number": "a finite number", "missing": "this field",
+    "extra_forbidden": "no such field", "too_short": "a longer list", "too_long": "a shorter list",
+    "int_parsing": "an integer", "float_parsing": "a number", "greater_than_equal": "a larger value",
+    "literal_error": "one of the allowed values", "int_from_float": "an integer",
+}
+
+
+def from_validation_error(error: ValidationError, prefix: str = "") -> InputError:
+    """The first pydantic error, reworded as one InputError naming its field."""
+    first = error.errors(include_url=False)[0]
+    where = field_path(first["loc"], prefix)
+    kind = first["type"]
+    if kind == "missing":
+        return InputError(where, "a value for this required field", "nothing")
+    if kind == "extra_forbidden":
+        return InputError(where, "only the documented fields", f"an unknown field {where!r}")
+    expected = _EXPECTED.get(kind, first["msg"].removeprefix("Input should be ").lower())
+    if kind in ("too_short", "too_long", "literal_error", "greater_than_equal"):
+        expected = first["msg"].removeprefix("Input should be ").removeprefix("Input should have ")
+    got = shown(first["input"])
+    if isinstance(first["input"], float) and not np.isfinite(first["input"]):
+        got = {True: "Infinity", False: "-Infinity"}[first["input"] > 0] if np.isinf(first["input"]) else "NaN"
+    return InputError(where, expected, got)
+
+
+def check_batch(n_rows: int, max_instances: int, field: str) -> None:
+    if n_rows < 1:
+        raise InputError(field, "at least 1 row", "0 rows (an empty batch)")
+    if n_rows > max_instances:
+        raise InputError(field, f"at most {max_instances} rows (max_instances)", f"{n_rows} rows")
+
+
+def rows_matrix(rows: list[list[float]], n_features: int, max_instances: int, field: str = "instances") -> np.ndarray:
+    """Schema-checked rows (finite numbers, no bools or strings) -> (rows, n_features) float32."""
+    check_batch(len(rows), max_instances, field)
+    for i, row in enumerate(rows):
+        if len(row) != n_features:
+            raise InputError(f"{field}[{i}]", f"{n_features} features", f"{len(row)}")
+    x = np.asarray(rows, dtype=np.float32)
+    if not np.isfinite(x).all():  # finite float64 that overflows float32, e.g. 1e300
+        i, j = map(int, np.argwhere(~np.isfinite(x))[0])
+        raise InputError(f"{field}[{i}][{j}]", "a number within float32 range (|x| < 3.4e38)", shown(rows[i][j]))
+    return x
+
+
+def check_shape(shape: list[int], n_features: int, max_instances: int, field: str) -> tuple[int, int]:
+    """A declared tensor shape must be [rows, n_features]."""
+    if len(shape) != 2:
+        raise InputError(field, f"a 2-d shape [rows, {n_features}]", shown(shape))
+    if shape[1] != n_features:
+        raise InputError(field, f"[rows, {n_features}]", shown(shape))
+    check_batch(shape[0], max_instances, field)
+    return shape[0], shape[1]
+
+
+def check_finite(x: np.ndarray, field: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        k = int(np.argwhere(~np.isfinite(x.reshape(-1)))[0][0])
+        raise InputError(f"{field}[{k}]", "a finite number", shown(float(x.reshape(-1)[k])))
+    return x

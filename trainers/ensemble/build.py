@@ -1,0 +1,73 @@
+"""From ranked finished trials + the spec's `ensemble` section to an EnsemblePredictor.
+
+Member weights are decided per trial and spread evenly over the trial's members (its k fold
+models, or its one refit model), so a trial's vote does not grow with its fold count.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from torch import nn
+
+from trainers.checkpoint import load_model
+from trainers.config import EnsembleConfig
+from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.ensemble.select import TrialLike, greedy_selection, top_k
+from trainers.ensemble.stack import fit_stacker
+from trainers.models import ModelConfig
+
+RefitFn = Callable[[Sequence[TrialLike]], list[tuple[nn.Module, ModelConfig]]]
+
+
+def choose_trials(ranked: Sequence[TrialLike], cfg: EnsembleConfig, y_train: np.ndarray, metric: str,
+                  mode: str) -> tuple[list[TrialLike], np.ndarray]:
+    """(chosen trials, per-trial weights summing to 1).
+
+    top_k: the k best, equal weights. greedy: Caruana selection over the k best (the candidate
+    pool), trials never picked dropped. `weighted` needs weights and greedy selection is the
+    one thing here that fits them on OOF predictions, so top_k + weighted fits them that way too.
+    """
+    pool = top_k(ranked, cfg.top_k)
+    if cfg.selection == "greedy" or cfg.method == "weighted":
+        weights = greedy_selection([t.oof() for t in pool], y_train, metric, cfg.greedy_rounds, mode)
+        keep = np.flatnonzero(weights > 0)
+        return [pool[i] for i in keep], weights[keep]
+    return pool, np.full(len(pool), 1.0 / len(pool))
+
+
+def resolved_method(cfg: EnsembleConfig) -> str:
+    """Greedy selection with replacement defines the ensemble as the average of a multiset, so its
+    soft vote is the count-weighted mean: stored as `weighted` so the counts are not dropped."""
+    return "weighted" if cfg.selection == "greedy" and cfg.method == "soft_vote" else cfg.method
+
+
+def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train: np.ndarray, metric: str,
+                   mode: str, classes: list | None = None,
+                   refit: RefitFn | None = None) -> tuple[EnsemblePredictor, dict]:
+    """Returns (predictor, info). `ranked`: finished trials best first; `y_train`: labels of the
+    training split in the OOF rows' order; `refit`: needed for members: refit (see refit.Refitter)."""
+    chosen, trial_weights = choose_trials(ranked, cfg, y_train, metric, mode)
+    if cfg.members == "folds":
+        groups = [[load_model(p)[:2] for p in t.fold_model_paths()] for t in chosen]
+        empty = [t.trial_id for t, g in zip(chosen, groups) if not g]
+        if empty:
+            raise ValueError(f"fold models for every chosen trial must hold, but got none for {empty}")
+    elif refit is None:
+        raise ValueError("members 'refit' needs a refit function, but got refit=None")
+    else:
+        groups = [[pair] for pair in refit(chosen)]
+    method = resolved_method(cfg)
+    member_weights = [w / len(g) for w, g in zip(trial_weights, groups) for _ in g]
+    stacker = None
+    if method == "stacking":
+        stacker = fit_stacker([t.oof() for t in chosen], y_train, [len(g) for g in groups])
+    predictor = EnsemblePredictor(
+        [m for g in groups for m, _ in g], [c for g in groups for _, c in g], method=method,
+        weights=member_weights if method in ("weighted", "hard_vote") else None, stacker=stacker,
+        classes=classes, kind="ensemble")
+    info = {"selection": cfg.selection, "method": method, "members": cfg.members,
+            "n_members": len(member_weights),
+            "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g),
+                        "mean_score": float(t.mean_score)} for t, w, g in zip(chosen, trial_weights, groups)]}
+    return predictor, info

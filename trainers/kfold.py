@@ -1,0 +1,121 @@
+"""Train the k folds of one trial in lockstep, on one process or spread over Ray Train workers.
+
+A checkpoint directory holds, per fold k: fold_k.pt (model + config), fold_k.state.pt (optimiser,
+schedule and data-order state, to continue exactly), oof_k.npy / val_idx_k.npy (out-of-fold
+probabilities and their row positions in the training split) and curves_k.json.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from trainers.checkpoint import save_model
+from trainers.loop import FoldTrainer, pick_device, split_params
+from trainers.metrics import score
+from trainers.models import ModelConfig
+
+
+def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int) -> list[np.ndarray]:
+    """Validation positions of each fold, from scikit-learn's splitters."""
+    splitter = (StratifiedKFold if stratified else KFold)(n_splits=folds, shuffle=True, random_state=seed)
+    return [val for _, val in splitter.split(np.zeros(len(y)), y)]
+
+
+@dataclass
+class TrialData:
+    """What every trial of a sweep shares: the training split only, never the held-out rows."""
+
+    x: np.ndarray
+    y: np.ndarray
+    folds: list[np.ndarray]
+    base_model: dict  # ModelConfig fields fixed by the spec and the data
+    metric: str
+    seed: int = 0
+    epochs_key: str = "epochs"
+    extra: dict = field(default_factory=dict)
+
+    def fold_seed(self, k: int) -> int:
+        return self.seed * 1000 + k
+
+
+def _fold_state(trainer: FoldTrainer) -> dict:
+    state = {"opt": trainer.opt.state_dict(), "gen": trainer.generator.get_state(), "epoch": trainer.epoch}
+    if trainer.sched is not None:
+        state["sched"] = trainer.sched.state_dict()
+    return state
+
+
+def _restore(trainer: FoldTrainer, directory: Path, k: int) -> list[dict]:
+    blob = torch.load(directory / f"fold_{k}.pt", map_location=trainer.device, weights_only=True)
+    trainer.model.load_state_dict(blob["state_dict"])
+    state = torch.load(directory / f"fold_{k}.state.pt", map_location=trainer.device, weights_only=True)
+    trainer.opt.load_state_dict(state["opt"])
+    trainer.generator.set_state(state["gen"])
+    trainer.epoch = int(state["epoch"])
+    if trainer.sched is not None:
+        trainer.sched.load_state_dict(state["sched"])
+    curves = json.loads((directory / f"curves_{k}.json").read_text())
+    return [dict(zip(curves, row)) for row in zip(*curves.values())]
+
+
+def _write_fold(directory: Path, k: int, trainer: FoldTrainer, model_cfg: ModelConfig, proba: np.ndarray,
+                val_idx: np.ndarray, curve: list[dict], params: dict) -> None:
+    save_model(directory / f"fold_{k}.pt", trainer.model, model_cfg, extra={"params": params, "fold": k})
+    torch.save(_fold_state(trainer), directory / f"fold_{k}.state.pt")
+    np.save(directory / f"oof_{k}.npy", proba)
+    np.save(directory / f"val_idx_{k}.npy", val_idx)
+    (directory / f"curves_{k}.json").write_text(json.dumps({key: [r[key] for r in curve] for key in curve[0]}))
+
+
+Reporter = Callable[[dict, "Path | None"], None]
+Gather = Callable[[dict], dict]
+
+
+def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Reporter,
+                gather: Gather = lambda d: d, resume_from: Path | None = None,
+                device: torch.device | None = None) -> dict:
+    """Advance the given folds one epoch at a time; after each epoch call
+    `report(metrics, checkpoint_dir)` with the mean over all folds (`gather` merges
+    per-fold results across workers). Returns the last metrics."""
+    device = device or pick_device()
+    n_classes = int(data.base_model["n_classes"])
+    model_cfg, train_cfg = split_params(params, ModelConfig.model_validate(data.base_model))
+    trainers, curves = {}, {}
+    for k in fold_ids:
+        val = data.folds[k]
+        train = np.setdiff1d(np.arange(len(data.y)), val)
+        trainers[k] = FoldTrainer(model_cfg, train_cfg, data.x[train], data.y[train], data.fold_seed(k), device)
+        curves[k] = _restore(trainers[k], resume_from, k) if resume_from else []
+    start = min((t.epoch for t in trainers.values()), default=0)
+    metrics: dict = {}
+    for epoch in range(start, train_cfg.epochs):
+        local = {}
+        for k, trainer in trainers.items():
+            loss = trainer.train_epoch()
+            proba = trainer.predict_proba(data.x[data.folds[k]])
+            y_val = data.y[data.folds[k]]
+            row = {"epoch": epoch + 1, "train_loss": loss, "val_loss": score("log_loss", y_val, proba),
+                   f"val_{data.metric}": score(data.metric, y_val, proba)}
+            curves[k].append(row)
+            local[k] = (row, proba)
+        merged = gather({k: row for k, (row, _) in local.items()})
+        metrics = {
+            data.metric: float(np.mean([r[f"val_{data.metric}"] for r in merged.values()])),
+            "val_loss": float(np.mean([r["val_loss"] for r in merged.values()])),
+            "train_loss": float(np.mean([r["train_loss"] for r in merged.values()])),
+            "epoch": epoch + 1,
+            "fold_scores": [merged[k][f"val_{data.metric}"] for k in sorted(merged)],
+            "n_classes": n_classes,
+        }
+        with tempfile.TemporaryDirectory(prefix="raysemble-ckpt-") as tmp:
+            for k, (row, proba) in local.items():
+                _write_fold(Path(tmp), k, trainers[k], model_cfg, proba, data.folds[k], curves[k], params)
+            report(metrics, Path(tmp))
+    return metrics

@@ -1,0 +1,160 @@
+"""Ray Tune wiring: search algorithms, ASHA, and the trial function (in-trial or Ray Train)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainers.config import ResourcesConfig, SearchConfig
+from trainers.kfold import TrialData, train_folds
+from trainers.space import Grid
+
+
+@dataclass
+class Execution:
+    """How each trial runs; picklable, travels to every trial process."""
+
+    executor: str  # in_trial | ray_train
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    max_failures: int = 2
+    train_storage: str = ""  # Ray Train runs of the ray_train path live here
+    attempts_log: str = ""  # one JSON line per trial start (audit trail for resume/retry)
+
+    @classmethod
+    def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
+                  attempts_log: str) -> "Execution":
+        return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
+                   resources.gpus_per_worker, search.max_failures, train_storage, attempts_log)
+
+
+def param_space(search: SearchConfig) -> dict:
+    space = {key: dim.to_tune() for key, dim in search.space.items()}
+    if search.algorithm == "grid":
+        from ray import tune
+        # choices become grid axes too: "grid" means every combination exactly once
+        space = {k: v if isinstance(search.space[k], Grid) else tune.grid_search(search.space[k].choice)
+                 for k, v in space.items()}
+    return {**space, **search.fixed}
+
+
+def max_epochs(search: SearchConfig) -> int:
+    if "epochs" in search.fixed:
+        return int(search.fixed["epochs"])
+    if "epochs" in search.space:
+        return int(max(search.space["epochs"].endpoints()))
+    from trainers.loop import TrainConfig
+    return TrainConfig.model_fields["epochs"].default
+
+
+def tune_config(search: SearchConfig):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    searcher = None
+    if search.algorithm in ("bayesian", "gp"):
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "bayesian"
+                   else optuna.samplers.GPSampler(seed=search.seed))
+        searcher = OptunaSearch(sampler=sampler)
+    elif search.algorithm == "random":
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+        searcher = BasicVariantGenerator(random_state=search.seed)
+    scheduler = None
+    if search.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs(search),
+                                  grace_period=search.grace_period, reduction_factor=search.reduction_factor)
+    return tune.TuneConfig(metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler,
+                           num_samples=1 if search.algorithm == "grid" else search.num_trials,
+                           max_concurrent_trials=search.max_concurrent)
+
+
+def _log_attempt(path: str, trial_id: str) -> None:
+    if path and Path(path).parent.is_dir():
+        with open(path, "a") as f:  # one short O_APPEND write per line: safe across processes
+            f.write(json.dumps({"trial_id": trial_id, "pid": os.getpid(), "time": time.time()}) + "\n")
+
+
+def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
+    """The Tune trainable: one trial = one config = all k folds."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(1)  # trials run side by side on few cores; intra-op threads only fight
+    trial_id = tune.get_context().get_trial_id()
+    _log_attempt(execution.attempts_log, trial_id)
+    if execution.executor == "in_trial":
+        from ray.tune import Checkpoint
+
+        def report(metrics, directory):
+            tune.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)))
+
+        checkpoint = tune.get_checkpoint()
+        with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
+            train_folds(data, config, list(range(len(data.folds))), report,
+                        resume_from=Path(resume) if resume else None)
+        return
+    _run_with_ray_train(config, data, execution, trial_id)
+
+
+def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, trial_id: str) -> None:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    resources = {"CPU": execution.cpus_per_worker}
+    if execution.gpus_per_worker:
+        resources["GPU"] = execution.gpus_per_worker
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config={"params": config, "data": data},
+        scaling_config=ray.train.ScalingConfig(num_workers=execution.workers,
+                                               use_gpu=execution.gpus_per_worker > 0,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            # the trial id is stable across Tune restores, so a restarted trial continues this run
+            name=f"trial-{trial_id}", storage_path=execution.train_storage,
+            failure_config=ray.train.FailureConfig(max_failures=execution.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            callbacks=[TuneReportCallback()]),
+    )
+    trainer.fit()
+
+
+def _train_worker(cfg: dict) -> None:
+    """Ray Train worker: owns folds rank, rank+world, ...; per-fold results are all-gathered so
+    rank 0 (the only one Tune hears) reports the mean over every fold."""
+    import ray.train
+    import torch
+    import torch.distributed as dist
+    from ray.train import Checkpoint
+
+    torch.set_num_threads(1)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    data: TrialData = cfg["data"]
+    fold_ids = [k for k in range(len(data.folds)) if k % world == rank]
+
+    def gather(local: dict) -> dict:
+        if world == 1:
+            return local
+        parts = [None] * world
+        dist.all_gather_object(parts, local)
+        return {k: v for part in parts for k, v in part.items()}
+
+    def report(metrics, directory):
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)))
+
+    import ray.train.torch as rt
+
+    device = rt.get_device() if torch.cuda.is_available() else torch.device("cpu")
+    checkpoint = ray.train.get_checkpoint()
+    with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
+        train_folds(data, cfg["params"], fold_ids, report, gather,
+                    resume_from=Path(resume) if resume else None, device=device)
