@@ -65,7 +65,8 @@ def tune_config(search: SearchConfig):
         searcher = OptunaSearch(sampler=sampler)
     elif search.algorithm == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
-        searcher = BasicVariantGenerator(random_state=search.seed)
+        # Tune ignores max_concurrent_trials for a generator instance: the generator limits itself
+        searcher = BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent)
     scheduler = None
     if search.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs(search),

@@ -1,0 +1,109 @@
+"""Every invalid spec a user can write: exit 2, one line naming the field, nothing started."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.spec import SpecError, parse_spec
+from tests.conftest import tiny_spec
+
+runner = CliRunner()
+
+
+def _with(path: str, value):
+    spec = tiny_spec("bad")
+    node = spec
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return spec
+
+
+INVALID = [
+    # (mutation, field path expected in the message, words expected in the message)
+    (_with("bogus", 1), "bogus", "Extra inputs"),
+    (_with("search.space.lr", {"uniform": [0.5, 0.1]}), "search.space.lr.uniform", "`low <= high` must hold"),
+    (_with("search.space.lr", {"loguniform": [0.0, 0.1]}), "search.space.lr.loguniform", "0 < low"),
+    (_with("search.space.lr", {"loguniform": [-1.0, 0.1]}), "search.space.lr.loguniform", "0 < low"),
+    (_with("cv.folds", 1), "cv.folds", "greater than or equal to 2"),
+    (_with("cv.folds", 45) | {"data": {"source": "sklearn:iris"}}, "cv.folds", "smallest class's training rows (40)"),
+    (_with("search.num_trials", 0), "search.num_trials", "greater than or equal to 1"),
+    (_with("search.space.hidden", {"choice": []}), "search.space.hidden.choice", "at least 1 item"),
+    (_with("search.metric", "auc_pr"), "search.metric", "'auc_pr'"),
+    (_with("search.algorithm", "bayesian") | {"search": {**tiny_spec("x")["search"], "algorithm": "bayesian",
+                                                          "space": {"lr": {"grid": [0.01, 0.1]}}}},
+     "search", "grid dimensions need algorithm grid or random"),
+    (_with("data.source", "missing/file.csv"), "data.source", "does not exist"),
+    (_with("search.space.lr", "fast"), "search.space.lr", "one key of"),
+    (_with("search.space.warp", {"uniform": [0, 1]}), "search.space.warp", "a hyperparameter of"),
+    (_with("search.space.dropout", {"uniform": [0.0, 1.5]}), "search.space.dropout", "less than 1"),
+    (_with("cv.folds", "three"), "cv.folds", "valid integer"),
+    (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
+        **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
+    (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
+]
+
+
+@pytest.mark.parametrize("spec, field, words", INVALID, ids=[f"{i}-{c[1]}" for i, c in enumerate(INVALID)])
+def test_invalid_spec_exits_2_naming_the_field(home, tmp_path, spec, field, words):
+    import ray
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = runner.invoke(app, ["sweep", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if field in line]
+    assert lines and any(words in line for line in lines), result.output
+    assert "Traceback" not in result.output
+    assert not ray.is_initialized()
+    assert not (home / "home").exists()
+
+
+def test_several_problems_one_line_each():
+    spec = tiny_spec("bad", cv={"folds": 1}, bogus=True)
+    spec["search"]["metric"] = "nope"
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert len(err.value.problems) == 3
+    assert {p.split(":")[0] for p in err.value.problems} == {"cv.folds", "search.metric", "bogus"}
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "valid YAML or JSON expected" in result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_json_spec_validates(tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(tiny_spec("ok")))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ok: ok" in result.output
+
+
+def test_invalid_sweep_starts_no_ray_process(tmp_path):
+    """The real console script: exit 2 and no Ray session directory created."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(_with("cv.folds", 1)))
+    ray_tmp = tmp_path / "raytmp"
+    ray_tmp.mkdir()
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAYSEMBLE_HOME": str(tmp_path / "home")}
+    exe = Path(sys.executable).with_name("raysemble")
+    proc = subprocess.run([str(exe), "sweep", str(path)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "cv.folds" in proc.stderr
+    assert list(ray_tmp.iterdir()) == []
+    assert not (tmp_path / "home").exists()

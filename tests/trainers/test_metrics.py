@@ -1,0 +1,22 @@
+import numpy as np
+import pytest
+
+from trainers.metrics import METRICS, all_scores, confusion, score
+
+
+def test_hand_computed_binary_case():
+    y = np.array([0, 0, 1, 1])
+    p = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+    s = all_scores(y, p)
+    assert s["accuracy"] == 0.75
+    assert s["roc_auc"] == 1.0  # every positive outranks every negative
+    assert s["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.8, 0.7])))
+    assert confusion(y, p) == [[1, 1], [0, 2]]
+    assert set(s) == set(METRICS)
+
+
+def test_roc_auc_is_nan_when_a_class_is_absent_and_unknown_metric_raises():
+    p = np.full((2, 3), 1 / 3)
+    assert np.isnan(score("roc_auc", np.array([0, 1]), p))
+    with pytest.raises(ValueError, match="but got 'auc_pr'"):
+        score("auc_pr", np.array([0]), p[:1])
