@@ -1,0 +1,151 @@
+"""End-to-end sweeps on a real local Ray with a real MLflow store (sqlite in a temp dir)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+from service.progress import Silent
+from service.spec import parse_spec
+from service.store import load_sweep
+from service.sweep import run_sweep, summary
+from tests.conftest import tiny_spec
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def _run(spec_dict):
+    return run_sweep(parse_spec(spec_dict), Silent())
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory, ray_session):
+    tmp = tmp_path_factory.mktemp("grid")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAYSEMBLE_HOME", str(tmp / "home"))
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    spec = tiny_spec("grid", search={"algorithm": "grid", "max_concurrent": 2,
+                                     "space": {"lr": {"grid": [0.003, 0.01]}, "hidden": {"grid": [16, 32]}},
+                                     "fixed": {"epochs": 2}})
+    sweep = _run(spec)
+    yield sweep, MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    mp.undo()
+
+
+def test_grid_2x2_runs_exactly_4_trials(grid_sweep):
+    sweep, _ = grid_sweep
+    assert len(sweep.trials) == 4
+    assert sorted((t.params["lr"], t.params["hidden"]) for t in sweep.trials) == \
+        [(0.003, 16), (0.003, 32), (0.01, 16), (0.01, 32)]
+    assert all(t.status == "TERMINATED" and len(t.fold_scores) == 3 for t in sweep.trials)
+    ranked = [t.mean_score for t in sweep.ranked()]
+    assert ranked == sorted(ranked, reverse=True)
+    assert summary(sweep)["trials"][0]["mean"] == ranked[0]
+
+
+def test_oof_covers_every_training_row_once(grid_sweep):
+    sweep, _ = grid_sweep
+    n_train = len(sweep.train_idx)
+    for trial in sweep.trials:
+        idx = np.concatenate([np.load(trial.checkpoint_dir / f"val_idx_{k}.npy") for k in range(3)])
+        assert sorted(idx.tolist()) == list(range(n_train))
+        oof = trial.oof()
+        assert oof.shape == (n_train, 10) and np.allclose(oof.sum(1), 1.0, atol=1e-5)
+        # the trial's mean fold score is the mean of per-fold accuracies on those OOF rows
+        y = sweep.dataset().y[sweep.train_idx]
+        fold_acc = [(oof[np.load(trial.checkpoint_dir / f"val_idx_{k}.npy")].argmax(1) ==
+                     y[np.load(trial.checkpoint_dir / f"val_idx_{k}.npy")]).mean() for k in range(3)]
+        assert trial.mean_score == pytest.approx(np.mean(fold_acc))
+
+
+def test_mlflow_nests_folds_under_trials_under_the_sweep(grid_sweep):
+    sweep, client = grid_sweep
+    exp = sweep.experiment_id
+    parent = client.get_run(sweep.mlflow_run_id)
+    assert parent.info.status == "FINISHED" and "best_cv_accuracy" in parent.data.metrics
+    trials = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{sweep.mlflow_run_id}'")
+    assert len(trials) == 4
+    for trial_run in trials:
+        assert {"lr", "hidden"} <= set(trial_run.data.params)
+        assert len(client.get_metric_history(trial_run.info.run_id, "mean_val_accuracy")) == 2
+        folds = client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{trial_run.info.run_id}'")
+        assert sorted(r.data.tags["raysemble.fold"] for r in folds) == ["0", "1", "2"]
+        fold = folds[0]
+        curve = client.get_metric_history(fold.info.run_id, "val_loss")
+        assert [m.step for m in curve] == [1, 2]
+        names = {a.path for a in client.list_artifacts(fold.info.run_id)}
+        assert {"confusion_matrix.json", "confusion_matrix.png", "checkpoint"} <= names
+        matrix = client.download_artifacts(fold.info.run_id, "confusion_matrix.json")
+        import json
+        assert sum(map(sum, json.load(open(matrix))["matrix"])) == int(sum(
+            1 for _ in np.load(sweep.trials[0].checkpoint_dir / f"val_idx_{fold.data.tags['raysemble.fold']}.npy")))
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian"])
+def test_random_and_bayesian_run_num_trials(home, algorithm):
+    spec = tiny_spec(f"algo-{algorithm}", search={
+        "algorithm": algorithm, "num_trials": 3, "max_concurrent": 2, "scheduler": "asha", "grace_period": 1,
+        "space": {"lr": {"loguniform": [0.001, 0.02]}, "hidden": {"choice": [16, 32]}},
+        "fixed": {"epochs": 3}})
+    sweep = _run(spec)
+    assert len(sweep.trials) == 3 and len({t.trial_id for t in sweep.trials}) == 3
+    assert all(t.status == "TERMINATED" for t in sweep.trials)
+    assert all(0.001 <= t.params["lr"] <= 0.02 for t in sweep.trials)
+
+
+def test_same_spec_and_seed_give_the_same_cv_scores(home):
+    scores = []
+    for name in ("repro-a", "repro-b"):
+        spec = tiny_spec(name, search={"algorithm": "random", "num_trials": 2, "seed": 7,
+                                       "space": {"lr": {"loguniform": [0.001, 0.02]},
+                                                 "mixup_alpha": {"choice": [0.0, 0.4]}},
+                                       "fixed": {"epochs": 2, "hidden": 16, "dropout": 0.2}})
+        sweep = _run(spec)
+        scores.append(sorted((round(t.params["lr"], 12), t.fold_scores) for t in sweep.trials))
+    assert scores[0] == scores[1]
+
+
+def _train_workers() -> list[psutil.Process]:
+    """Ray Train worker processes of this test's own Ray (descendants of this process only)."""
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "RayTrainWorker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_ray_train_path_survives_a_killed_worker(home):
+    """One trial on a 2-worker Ray Train group; a worker is SIGKILLed mid-trial; the run restarts
+    from its last checkpoint and the sweep completes with every fold scored."""
+    spec = tiny_spec("train-path", resources={"workers_per_trial": 2, "cpus_per_worker": 0.5,
+                                              "executor": "ray_train"},
+                     search={"algorithm": "random", "num_trials": 1, "max_failures": 2,
+                             "space": {"lr": {"loguniform": [0.003, 0.01]}}, "fixed": {"epochs": 40, "hidden": 16}})
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("sweep", _run(spec)))
+    thread.start()
+    killed = None
+    deadline = time.time() + 240
+    train_dir = home / "home" / "tune" / "train-path" / "train"
+    while time.time() < deadline and killed is None and thread.is_alive():
+        if list(train_dir.glob("*/checkpoint_*")):  # training is under way
+            workers = _train_workers()
+            if workers:
+                killed = workers[0].pid
+                workers[0].kill()
+        time.sleep(0.5)
+    thread.join(timeout=400)
+    assert killed is not None, "no Ray Train worker was found to kill"
+    assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
+    sweep = result["sweep"]
+    (trial,) = sweep.trials
+    assert trial.status == "TERMINATED" and trial.epochs == 40 and len(trial.fold_scores) == 3
+    assert trial.mean_score > 0.8
+    assert load_sweep("train-path").trials[0].oof().shape[0] == len(sweep.train_idx)
