@@ -114,13 +114,20 @@ def write_meta(directory: Path, **updates) -> dict:
     path = directory / "sweep.json"
     meta = json.loads(path.read_text()) if path.exists() else {}
     meta.update(updates)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(path)
+    _atomic_write(path, json.dumps(meta, indent=1))
     return meta
 
 
-def write_trials(directory: Path, trials: list[TrialRecord]) -> None:
-    tmp = directory / "trials.json.tmp"
-    tmp.write_text(json.dumps([t.to_json() for t in trials], indent=1))
-    tmp.replace(directory / "trials.json")
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_trials(directory: Path, trials: list[TrialRecord], metric: str) -> None:
+    _atomic_write(directory / "trials.json", json.dumps([t.to_json() for t in trials], indent=1))
+    # what a restored trial replays instead of training again (trainers.search.Execution.finished_file)
+    finished = {t.trial_id: {"checkpoint_dir": str(t.checkpoint_dir),
+                             "metrics": {metric: t.mean_score, "fold_scores": t.fold_scores, "epoch": t.epochs}}
+                for t in trials if t.status == "TERMINATED"}
+    _atomic_write(directory / "finished.json", json.dumps(finished))

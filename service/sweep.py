@@ -116,7 +116,7 @@ class Recorder:
                              float(result.get(metric, math.nan)) if ok else math.nan, [float(s) for s in folds],
                              int(result.get("epoch", 0)), local if ok else None, error)
         self.records[trial_id] = record
-        write_trials(self.sweep.dir, list(self.records.values()))
+        write_trials(self.sweep.dir, list(self.records.values()), self.sweep.spec.search.metric)
         self._log(record)
         return record
 
@@ -131,7 +131,7 @@ class Recorder:
         for record in self.records.values():
             if record.mlflow_run_id is None:
                 self._log(record)
-        write_trials(self.sweep.dir, list(self.records.values()))
+        write_trials(self.sweep.dir, list(self.records.values()), self.sweep.spec.search.metric)
         return list(self.records.values())
 
 

@@ -24,12 +24,17 @@ class Execution:
     max_failures: int = 2
     train_storage: str = ""  # Ray Train runs of the ray_train path live here
     attempts_log: str = ""  # one JSON line per trial start (audit trail for resume/retry)
+    # {trial_id: {"metrics": {...}, "checkpoint_dir": path}} of trials the sweep already recorded as
+    # finished: Tune's experiment snapshot can lag a trial's end, and a restored sweep must not
+    # train such a trial again, only replay its final result
+    finished_file: str = ""
 
     @classmethod
     def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
                   attempts_log: str) -> "Execution":
+        finished_file = str(Path(attempts_log).with_name("finished.json")) if attempts_log else ""
         return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
-                   resources.gpus_per_worker, search.max_failures, train_storage, attempts_log)
+                   resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file)
 
 
 def param_space(search: SearchConfig) -> dict:
@@ -76,10 +81,17 @@ def tune_config(search: SearchConfig):
                            max_concurrent_trials=search.max_concurrent)
 
 
-def _log_attempt(path: str, trial_id: str) -> None:
+def _log_attempt(path: str, trial_id: str, kind: str) -> None:
     if path and Path(path).parent.is_dir():
         with open(path, "a") as f:  # one short O_APPEND write per line: safe across processes
-            f.write(json.dumps({"trial_id": trial_id, "pid": os.getpid(), "time": time.time()}) + "\n")
+            f.write(json.dumps({"trial_id": trial_id, "kind": kind, "pid": os.getpid(), "time": time.time()}) + "\n")
+
+
+def _finished(path: str, trial_id: str) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text()).get(trial_id) if path else None
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
@@ -88,11 +100,16 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
     from ray import tune
 
     torch.set_num_threads(1)  # trials run side by side on few cores; intra-op threads only fight
-    trial_id = tune.get_context().get_trial_id()
-    _log_attempt(execution.attempts_log, trial_id)
-    if execution.executor == "in_trial":
-        from ray.tune import Checkpoint
+    from ray.tune import Checkpoint
 
+    trial_id = tune.get_context().get_trial_id()
+    done = _finished(execution.finished_file, trial_id)
+    if done and Path(done["checkpoint_dir"]).is_dir():
+        _log_attempt(execution.attempts_log, trial_id, "replay")
+        tune.report(done["metrics"], checkpoint=Checkpoint.from_directory(done["checkpoint_dir"]))
+        return
+    _log_attempt(execution.attempts_log, trial_id, "train")
+    if execution.executor == "in_trial":
         def report(metrics, directory):
             tune.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)))
 

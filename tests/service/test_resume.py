@@ -1,0 +1,90 @@
+"""SIGKILL the sweep driver mid-sweep; `raysemble resume` finishes it without rerunning finished trials."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import tiny_spec
+
+EXE = str(Path(sys.executable).with_name("raysemble"))
+
+
+def _env(tmp: Path) -> dict:
+    return {**os.environ, "RAYSEMBLE_HOME": str(tmp / "home"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db",
+            "RAY_AUTH_MODE": "disabled"}
+
+
+def _finished(trials_file: Path) -> list[str]:
+    try:
+        return [t["trial_id"] for t in json.loads(trials_file.read_text()) if t["status"] == "TERMINATED"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+
+
+def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
+    spec = tiny_spec("resumable", search={"algorithm": "bayesian", "num_trials": 4, "max_concurrent": 1,
+                                          "space": {"lr": {"loguniform": [0.002, 0.02]}},
+                                          "fixed": {"epochs": 25, "hidden": 32}})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = _env(tmp_path)
+    trials_file = tmp_path / "home" / "sweeps" / "resumable" / "trials.json"
+    # own session: the driver and the local Ray it starts form one group we can kill by its id
+    driver = subprocess.Popen([EXE, "sweep", str(path)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "driver.log", "w"), start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(_finished(trials_file)) < 1 and driver.poll() is None:
+            time.sleep(0.3)
+        finished_before = _finished(trials_file)
+        assert finished_before and driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    time.sleep(2)
+    with subprocess.Popen([EXE, "resume", "resumable", "--json"], env=env, stdout=subprocess.PIPE,
+                          stderr=open(tmp_path / "resume.log", "w"), text=True, start_new_session=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=600)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["state"] == "SUCCEEDED"
+    assert len(result["trials"]) == 4 and all(t["status"] == "TERMINATED" for t in result["trials"])
+    lines = (tmp_path / "home" / "sweeps" / "resumable" / "attempts.jsonl").read_text().splitlines()
+    attempts = Counter(json.loads(line)["trial_id"] for line in lines if json.loads(line)["kind"] == "train")
+    for trial_id in finished_before:
+        assert attempts[trial_id] == 1, attempts
+
+
+def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path):
+    env = _env(tmp_path)
+    spec = tiny_spec("fixed-spec")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # a sweep directory without running trials: prepare only (validate + split + MLflow parent)
+    subprocess.run([sys.executable, "-c", "from service.spec import load_spec; from service.sweep import prepare;"
+                    f"prepare(load_spec({str(path)!r}))"], env=env, check=True, timeout=120)
+    spec["search"]["space"]["lr"] = {"loguniform": [0.001, 0.5]}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(spec))
+    proc = subprocess.run([EXE, "resume", "fixed-spec", "--spec", str(changed)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "stored spec must be unchanged" in proc.stderr and "search.space.lr.loguniform" in proc.stderr
+    proc = subprocess.run([EXE, "resume", "no-such-sweep"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "'no-such-sweep'" in proc.stderr
+    proc = subprocess.run([EXE, "sweep", str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "already exists" in proc.stderr
