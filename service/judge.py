@@ -37,42 +37,49 @@ class JudgeRow(BaseModel):
                 if getattr(self, k) is not None and np.isfinite(getattr(self, k))}
 
 
-def latency_per_sample(predict: Callable[[np.ndarray], object], x: np.ndarray, batch: int,
-                       repeats: int) -> float:
-    """Median seconds per sample of predict() on `batch` rows. Rows are tiled when the test split is
-    smaller than the batch (latency does not depend on which rows). Two warm-up calls first: the
-    first call pays one-off allocations that serving pays once per process, not per request."""
+def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, batch: int,
+                       repeats: int) -> dict[str, float]:
+    """Median seconds per sample of each predict() on `batch` rows.
+
+    Rows are tiled when the test split is smaller than the batch (latency does not depend on
+    which rows). Every predictor is warmed up first (first calls pay one-off allocations that a
+    server pays once per process), then timed round-robin, one call each per repeat, so load
+    from other processes on a shared machine hits all of them alike.
+    """
     rows = np.resize(np.asarray(x, dtype=np.float32), (batch, x.shape[1]))
-    for _ in range(2):
-        predict(rows)
-    times = []
+    for predict in predicts.values():
+        for _ in range(5):
+            predict(rows)
+    times: dict[str, list[float]] = {name: [] for name in predicts}
     for _ in range(repeats):
-        start = time.perf_counter()
-        predict(rows)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / batch
-
-
-def judge_one(name: str, predictor: EnsemblePredictor, x_test: np.ndarray, y_test: np.ndarray,
-              repeats: int = 50) -> JudgeRow:
-    proba = predictor.predict_proba(x_test)
-    scores = all_scores(y_test, proba)
-    latency = {b: 1e3 * latency_per_sample(predictor.predict_proba, x_test, b, repeats if b == 1 else
-                                           max(3, repeats // 5)) for b in LATENCY_BATCHES}
-    roc = scores.get("roc_auc")
-    return JudgeRow(model=name, **{k: scores[k] for k in METRIC_COLUMNS},
-                    roc_auc=None if roc is None or not np.isfinite(roc) else roc,
-                    latency_ms_b1=latency[1], latency_ms_b256=latency[256], n_members=len(predictor.models),
-                    n_test=len(y_test), confusion=confusion(y_test, proba))
+        for name, predict in predicts.items():
+            start = time.perf_counter()
+            predict(rows)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) / batch for name, t in times.items()}
 
 
 def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: np.ndarray,
           repeats: int = 50) -> list[JudgeRow]:
-    """One row per predictor, in the dict's order (single, ensemble, student)."""
+    """One row per predictor, in the dict's order (single, ensemble, student). `repeats`: timed
+    calls at batch 1; batch 256 gets a fifth of them (at least 3)."""
     if len(x_test) != len(y_test) or len(x_test) == 0:
         raise ValueError(f"as many test labels as test rows (>= 1) must hold, but got {len(x_test)} rows "
                          f"and {len(y_test)} labels")
-    return [judge_one(name, p, x_test, y_test, repeats) for name, p in predictors.items()]
+    predicts = {name: p.predict_proba for name, p in predictors.items()}
+    latency = {b: latency_per_sample(predicts, x_test, b, repeats if b == 1 else max(3, repeats // 5))
+               for b in LATENCY_BATCHES}
+    rows = []
+    for name, predictor in predictors.items():
+        proba = predictor.predict_proba(x_test)
+        scores = all_scores(y_test, proba)
+        roc = scores.get("roc_auc")
+        rows.append(JudgeRow(model=name, **{k: scores[k] for k in METRIC_COLUMNS},
+                             roc_auc=None if roc is None or not np.isfinite(roc) else roc,
+                             latency_ms_b1=1e3 * latency[1][name], latency_ms_b256=1e3 * latency[256][name],
+                             n_members=len(predictor.models), n_test=len(y_test),
+                             confusion=confusion(y_test, proba)))
+    return rows
 
 
 HEADER = ("model", *METRIC_COLUMNS, "ms/sample b1", "ms/sample b256", "members")

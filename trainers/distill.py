@@ -24,7 +24,7 @@ from trainers.config import DistillConfig, StudentConfig
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.losses import distillation_loss
 from trainers.models import ModelConfig, build_model
-from trainers.raytrain import run_on_ray_train
+from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 
 WEIGHT_DECAY = 1e-4  # DistillConfig has none; the trials' default (TrainConfig.weight_decay)
 
@@ -106,7 +106,7 @@ def _distill_payload(payload: dict) -> dict:
     model, losses = distill(DistillConfig.model_validate(payload["cfg"]),
                             ModelConfig.model_validate(payload["model_cfg"]), payload["x"], payload["y"],
                             teacher, payload["seed"], device)
-    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses}
+    return {"state_dict": state_to_numpy(model.state_dict()), "losses": losses}
 
 
 def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
@@ -120,5 +120,5 @@ def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.nda
                "teacher": files}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
     model = build_model(model_cfg)
-    model.load_state_dict(out["state_dict"])
+    model.load_state_dict(state_from_numpy(out["state_dict"]))
     return model.eval(), out["losses"]

@@ -35,6 +35,24 @@ def run_on_ray_train(fn: Callable[[dict], Any], payload: dict, *, name: str, sto
         _entry,
         train_loop_config={"fn": fn, "payload": ray.put(payload)},
         scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus_per_worker > 0, resources_per_worker=resources),
-        run_config=RunConfig(name=name, storage_path=None if storage_path is None else str(Path(storage_path).resolve())),
+        run_config=RunConfig(name=name, storage_path=_storage(storage_path)),
     )
     return trainer.fit().return_value
+
+
+def state_to_numpy(state: dict) -> dict:
+    """A state_dict as numpy arrays: Ray Train refuses to return torch tensors from a worker."""
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def state_from_numpy(state: dict) -> dict:
+    import torch
+
+    return {k: torch.as_tensor(v) for k, v in state.items()}
+
+
+def _storage(path: str | Path | None) -> str | None:
+    """Ray wants absolute local paths; URIs (s3://, gs://, ...) pass as they are."""
+    if path is None or "://" in str(path):
+        return None if path is None else str(path)
+    return str(Path(path).resolve())

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from trainers.checkpoint import load_model
 from trainers.ensemble.select import TrialLike
 from trainers.loop import MODEL_KEYS, FoldTrainer, TrainConfig, pick_device, split_params
 from trainers.models import ModelConfig, build_model
-from trainers.raytrain import run_on_ray_train
+from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 
 
 def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig) -> tuple[ModelConfig, TrainConfig]:
@@ -29,9 +28,9 @@ def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig) -> tup
     return split_params(merged, fold_model_cfg)
 
 
-def refit_all(payload: dict) -> list[dict[str, torch.Tensor]]:
+def refit_all(payload: dict) -> list[dict[str, np.ndarray]]:
     """The work itself, the same in-process and in a Ray Train worker: payload {"jobs": [{"model",
-    "train"} as dicts], "x", "y", "seed"} -> one CPU state_dict per job."""
+    "train"} as dicts], "x", "y", "seed"} -> one state_dict (as numpy arrays) per job."""
     device = pick_device()
     states = []
     for job in payload["jobs"]:
@@ -40,7 +39,7 @@ def refit_all(payload: dict) -> list[dict[str, torch.Tensor]]:
                               seed=payload["seed"], device=device)
         for _ in range(train_cfg.epochs):
             trainer.train_epoch()
-        states.append({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()})
+        states.append(state_to_numpy(trainer.model.state_dict()))
     return states
 
 
@@ -65,7 +64,7 @@ class Refitter:
         out = []
         for (model_cfg, _), state in zip(configs, states):
             model = build_model(model_cfg)
-            model.load_state_dict(state)
+            model.load_state_dict(state_from_numpy(state))
             out.append((model.eval(), model_cfg))
         return out
 

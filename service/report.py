@@ -1,0 +1,141 @@
+"""The per-sweep report: Markdown + PNGs in one directory (sweep dir and MLflow artifacts).
+
+Plots use matplotlib's Figure directly (no pyplot): no global backend, no GUI, safe in threads.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from service.judge import JudgeRow, markdown_table
+
+
+def _save(fig: Figure, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path.name
+
+
+def trial_curve(trial, metric: str) -> tuple[list, list] | None:
+    """(epochs, mean over folds of val_<metric>) from the trial's curves, or None if it has none.
+
+    Reads TrialRecord.curves() (curves_k.json per fold) or, for older layouts, curves.json."""
+    key = f"val_{metric}"
+    try:
+        folds = [c for c in trial.curves() if key in c]
+    except (AttributeError, FileNotFoundError, TypeError):
+        path = Path(trial.checkpoint_dir or "") / "curves.json"
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text())
+        return (raw["epoch"], raw.get(metric) or raw.get(key)) if "epoch" in raw else None
+    if not folds:
+        return None
+    n = min(len(c[key]) for c in folds)
+    return folds[0]["epoch"][:n], np.mean([c[key][:n] for c in folds], axis=0).tolist()
+
+
+def plot_scores(trials, metric: str, chosen: set[str], path: Path) -> str:
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    xs = np.arange(1, len(trials) + 1)
+    ys = np.array([t.mean_score if t.status == "TERMINATED" else np.nan for t in trials], dtype=float)
+    ax.plot(xs, ys, "o", color="tab:blue", label="trial")
+    picked = [i for i, t in enumerate(trials) if t.trial_id in chosen]
+    ax.plot(xs[picked], ys[picked], "o", mfc="none", mec="tab:red", ms=11, label="ensemble member")
+    failed = [i for i, t in enumerate(trials) if t.status != "TERMINATED"]
+    if failed:
+        ax.plot(xs[failed], np.full(len(failed), np.nanmin(ys) if np.isfinite(ys).any() else 0), "x",
+                color="gray", label="failed")
+    ax.set_xlabel("trial (in start order)")
+    ax.set_ylabel(f"mean CV {metric}")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_curves(curves: dict[str, tuple[list, list]], metric: str, path: Path) -> str:
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.add_subplot()
+    for trial_id, (epochs, values) in curves.items():
+        ax.plot(epochs, values, lw=1, label=trial_id)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"mean validation {metric} over folds")
+    if len(curves) <= 12:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_losses(losses: list[float], path: Path) -> str:
+    fig = Figure(figsize=(5, 3))
+    ax = fig.add_subplot()
+    ax.plot(np.arange(1, len(losses) + 1), losses)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("distillation loss (train)")
+    return _save(fig, path)
+
+
+def plot_confusion(matrix: list[list[int]], classes: list, title: str, path: Path) -> str:
+    m = np.asarray(matrix)
+    fig = Figure(figsize=(4.5, 4))
+    ax = fig.add_subplot()
+    ax.imshow(m, cmap="Blues")
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes], fontsize=7)
+    ax.set_yticks(ticks, [str(c) for c in classes], fontsize=7)
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6,
+                    color="white" if v > m.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def _trials_table(trials, weights: dict[str, float]) -> str:
+    lines = ["| trial | status | mean CV score | fold scores | ensemble weight | params |", "|---|---|---|---|---|---|"]
+    for t in trials:
+        folds = ", ".join(f"{s:.4f}" for s in t.fold_scores)
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(t.params.items()))
+        w = f"{weights[t.trial_id]:.3f}" if t.trial_id in weights else ""
+        lines.append(f"| {t.trial_id} | {t.status} | {t.mean_score:.4f} | {folds} | {w} | {params} |")
+    return "\n".join(lines)
+
+
+def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
+                 distill_info: dict | None = None, registered: dict | None = None) -> Path:
+    """Write out_dir/report.md and its PNGs; returns the report's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec, metric = sweep.spec, sweep.spec.search.metric
+    weights = {t["trial_id"]: t["weight"] for t in (ensemble_info or {}).get("trials", [])}
+    parts = [f"# Sweep `{sweep.name}`", "",
+             f"Search: {spec.search.algorithm}, metric `{metric}` ({spec.search.mode}), "
+             f"{len(sweep.trials)} trials ({len(sweep.ranked())} finished), {spec.cv.folds}-fold CV; "
+             f"{len(sweep.train_idx)} training rows, {len(sweep.test_idx)} held-out test rows.", "",
+             "## Held-out test split", "", markdown_table(rows), ""]
+    if registered:
+        parts += ["Registered: " + ", ".join(f"`{v['name']}` v{v['version']}" for v in registered.values()), ""]
+    parts += ["## Search", "", f"![score per trial]({plot_scores(sweep.trials, metric, set(weights), out_dir / 'scores.png')})",
+              "", _trials_table(sweep.trials, weights), ""]
+    curves = {t.trial_id: c for t in sweep.ranked() if (c := trial_curve(t, metric)) is not None}
+    parts += ["## Learning curves", ""]
+    parts += [f"![learning curves]({plot_curves(curves, metric, out_dir / 'curves.png')})" if curves
+              else "No per-epoch curves were recorded for these trials.", ""]
+    if ensemble_info:
+        parts += ["## Ensemble", "", f"selection `{ensemble_info['selection']}`, method `{ensemble_info['method']}`, "
+                  f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", ""]
+    if distill_info:
+        parts += ["## Student", "", f"```\n{json.dumps(distill_info.get('config', {}), indent=1)}\n```", ""]
+        if distill_info.get("losses"):
+            parts += [f"![distillation loss]({plot_losses(distill_info['losses'], out_dir / 'student_loss.png')})", ""]
+    parts += ["## Confusion matrices (held-out test split)", ""]
+    for row in rows:
+        name = plot_confusion(row.confusion, classes, row.model, out_dir / f"confusion_{row.model}.png")
+        parts.append(f"![{row.model}]({name})")
+    path = out_dir / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path

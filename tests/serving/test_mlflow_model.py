@@ -1,0 +1,55 @@
+"""A bundle as an MLflow pyfunc model: log, register, load, predict classes and probabilities."""
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from serving.mlflow_model import bundle_dir_for, log_and_register
+from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.models import ModelConfig, build_model
+
+
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mlflow")
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    mlflow.set_experiment("pyfunc-test")
+    yield tmp
+    mlflow.set_tracking_uri(before)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = ModelConfig(in_features=4, n_classes=3, hidden=8)
+    predictor = EnsemblePredictor([build_model(cfg), build_model(cfg)], [cfg, cfg], classes=["setosa", "versicolor", "virginica"])
+    return predictor, predictor.save(tmp_path_factory.mktemp("bundle") / "b")
+
+
+def test_log_register_load_predict(tracking, bundle):
+    predictor, directory = bundle
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    with mlflow.start_run() as run:
+        name, version = log_and_register(directory, "iris-ensemble", x[:2], tags={"test_accuracy": 0.5})
+    assert (name, version) == ("iris-ensemble", "1")
+    mv = mlflow.MlflowClient().get_model_version(name, version)
+    assert mv.tags["test_accuracy"] == "0.5" and mv.run_id == run.info.run_id
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    assert list(model.predict(x)) == predictor.predict(x)
+    np.testing.assert_allclose(model.predict(x, params={"output": "proba"}), predictor.predict_proba(x), atol=1e-7)
+    with pytest.raises(Exception, match="params.output one of"):
+        model.predict(x, params={"output": "logits"})
+    assert model.metadata.get_input_schema() is not None  # logged with a signature
+
+
+def test_register_into_a_finished_run_and_download_the_bundle(tracking, bundle, tmp_path):
+    predictor, directory = bundle
+    with mlflow.start_run() as run:
+        pass  # finished, like a sweep's parent run after the search
+    name, version = log_and_register(directory, "iris-ensemble", np.zeros((1, 4)), run_id=run.info.run_id)
+    assert version == "2"
+    assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"
+    local = bundle_dir_for(f"models:/{name}/{version}", tmp_path / "dl")
+    x = np.ones((3, 4), dtype=np.float32)
+    np.testing.assert_allclose(EnsemblePredictor.load(local).predict_proba(x), predictor.predict_proba(x))

@@ -1,0 +1,74 @@
+"""The Ray Train path (one TorchTrainer worker) trains exactly what the in-process path trains."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from trainers.config import DistillConfig, StudentConfig
+from trainers.distill import distill, distill_with_ray_train, student_model_config
+from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.loop import FoldTrainer, TrainConfig
+from trainers.models import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_distill_with_ray_train_matches_in_process(ray_session, tmp_path):
+    data = load_digits()
+    x, y = data.data[:400].astype(np.float32), data.target[:400]
+    cfg = ModelConfig(in_features=64, n_classes=10, hidden=16, image_shape=(1, 8, 8))
+    trainer = FoldTrainer(cfg, TrainConfig(epochs=2), x, y, seed=0)
+    for _ in range(2):
+        trainer.train_epoch()
+    teacher = EnsemblePredictor([trainer.model], [cfg])
+    teacher_dir = teacher.save(tmp_path / "teacher")
+    dcfg = DistillConfig(student=StudentConfig(hidden=8), epochs=2, mixup_alpha=0.2)
+    model_cfg = student_model_config(dcfg.student, cfg)
+
+    remote, remote_losses = distill_with_ray_train(dcfg, model_cfg, x, y, teacher_dir, seed=1, name="t-distill",
+                                                   storage_path=tmp_path / "ray")
+    local, local_losses = distill(dcfg, model_cfg, x, y, EnsemblePredictor.load(teacher_dir), seed=1)
+    # same function, same seed; only the worker's thread count may reorder float sums
+    np.testing.assert_allclose(remote_losses, local_losses, rtol=1e-4)
+    with torch.no_grad():
+        xt = torch.as_tensor(x)
+        np.testing.assert_allclose(remote(xt).numpy(), local(xt).numpy(), atol=1e-4)
+
+
+class _Trial:
+    """The little of a TrialRecord that a refit reads: params and a fold model (for its config)."""
+
+    def __init__(self, trial_id, params, fold_path):
+        self.trial_id, self.params, self._path = trial_id, params, fold_path
+
+    def fold_model_paths(self):
+        return [self._path]
+
+
+def test_refit_with_ray_train_matches_in_process(ray_session, tmp_path):
+    from trainers.checkpoint import save_model
+    from trainers.ensemble.refit import Refitter
+    from trainers.models import build_model
+
+    data = load_digits()
+    x, y = data.data[:300].astype(np.float32), data.target[:300]
+    cfg = ModelConfig(in_features=64, n_classes=10, hidden=16)
+    save_model(tmp_path / "fold_0.pt", build_model(cfg), cfg)
+    trials = [_Trial("a", {"lr": 1e-2, "hidden": 8}, tmp_path / "fold_0.pt")]
+    fixed = {"epochs": 2, "batch_size": 64}
+    (remote, remote_cfg), = Refitter(x, y, fixed, seed=0, ray_options={"name": "t-refit",
+                                                                       "storage_path": tmp_path / "ray"})(trials)
+    (local, local_cfg), = Refitter(x, y, fixed, seed=0)(trials)
+    assert remote_cfg == local_cfg and remote_cfg.hidden == 8  # the trial's own shape, not the fold file's
+    with torch.no_grad():
+        np.testing.assert_allclose(remote(torch.as_tensor(x)).numpy(), local(torch.as_tensor(x)).numpy(), atol=1e-4)
