@@ -1,8 +1,9 @@
-"""The Ray Train path (one TorchTrainer worker) trains exactly what the in-process path trains."""
-import os
+"""The Ray Train path (one TorchTrainer worker) trains exactly what the in-process path trains.
+
+ray_session: the shared module-scoped local Ray from tests/conftest.py.
+"""
 
 import numpy as np
-import pytest
 import torch
 from sklearn.datasets import load_digits
 
@@ -11,16 +12,6 @@ from trainers.distill import distill, distill_with_ray_train, student_model_conf
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.loop import FoldTrainer, TrainConfig
 from trainers.models import ModelConfig
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_distill_with_ray_train_matches_in_process(ray_session, tmp_path):
