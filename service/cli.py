@@ -98,6 +98,176 @@ def resume(name: str = typer.Argument(..., help="sweep name"),
     raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
 
 
+# ---- cluster: Ray Jobs and the REST control plane (logic in service/jobs_cli.py) ----
+_ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS",
+                        help="Ray dashboard URL of the cluster, e.g. http://HEAD:8265 (default: $RAY_ADDRESS)")
+
+
+@app.command()
+def submit(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
+           address: Optional[str] = _ADDRESS,
+           as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+           data_root: list[Path] = typer.Option([], "--data-root", help="a data file must lie inside one "
+                                                "(repeatable; default: the current directory)"),
+           home: Optional[str] = typer.Option(None, "--home", envvar="RAYSEMBLE_HOME",
+                                              help="RAYSEMBLE_HOME on the cluster (default ~/.raysemble there)"),
+           mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", envvar="MLFLOW_TRACKING_URI",
+                                                    help="MLflow store as the cluster sees it"),
+           follow: bool = typer.Option(False, "--follow", help="stream the job's logs until it ends")):
+    """Run the whole pipeline on a Ray cluster as a Ray Job; prints the sweep id."""
+    from service.jobs_cli import submit_cmd
+    raise typer.Exit(submit_cmd(spec, address, as_json, data_root, home, mlflow_uri, follow))
+
+
+@app.command("list")
+def list_(address: Optional[str] = _ADDRESS, as_json: bool = typer.Option(False, "--json")):
+    """Every raysemble sweep on the cluster."""
+    from service.jobs_cli import list_cmd
+    raise typer.Exit(list_cmd(address, as_json))
+
+
+@app.command()
+def status(sweep_id: str = typer.Argument(..., metavar="ID"), address: Optional[str] = _ADDRESS,
+           as_json: bool = typer.Option(False, "--json")):
+    """State, trials done/total, best so far and MLflow run of a submitted sweep."""
+    from service.jobs_cli import status_cmd
+    raise typer.Exit(status_cmd(sweep_id, address, as_json))
+
+
+@app.command()
+def logs(sweep_id: str = typer.Argument(..., metavar="ID"), address: Optional[str] = _ADDRESS,
+         follow: bool = typer.Option(False, "--follow", "-f", help="stream until the sweep ends")):
+    """The sweep job's output."""
+    from service.jobs_cli import logs_cmd
+    raise typer.Exit(logs_cmd(sweep_id, address, follow))
+
+
+@app.command()
+def cancel(sweep_id: str = typer.Argument(..., metavar="ID"), address: Optional[str] = _ADDRESS,
+           wait: float = typer.Option(60.0, "--wait", help="seconds to wait for the job to stop (0: don't)"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Stop a submitted sweep."""
+    from service.jobs_cli import cancel_cmd
+    raise typer.Exit(cancel_cmd(sweep_id, address, wait, as_json))
+
+
+@app.command()
+def deploy(sweep_id: str = typer.Argument(..., metavar="ID"), address: Optional[str] = _ADDRESS,
+           wait: float = typer.Option(300.0, "--wait", help="seconds to wait for the deployment (0: don't)"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Serve a finished sweep's registered ensemble and student with Ray Serve on the cluster."""
+    from service.jobs_cli import deploy_cmd
+    raise typer.Exit(deploy_cmd(sweep_id, address, wait, as_json))
+
+
+@app.command()
+def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
+        address: Optional[str] = _ADDRESS,
+        token: Optional[str] = typer.Option(None, "--token", envvar="RAYSEMBLE_API_TOKEN",
+                                            help="bearer token every route but /healthz requires"),
+        data_root: list[Path] = typer.Option([], "--data-root", help="directories spec data files may come "
+                                             "from (repeatable; none: scikit-learn sets only)"),
+        home: Optional[str] = typer.Option(None, "--home", envvar="RAYSEMBLE_HOME",
+                                           help="RAYSEMBLE_HOME of submitted sweeps (default ./.raysemble)"),
+        mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", envvar="MLFLOW_TRACKING_URI"),
+        storage_path: Optional[str] = typer.Option(None, "--storage-path",
+                                                   help="Tune storage for every sweep, e.g. s3://bucket/raysemble"),
+        max_body_bytes: int = typer.Option(1024 * 1024, "--max-body-bytes")):
+    """The REST control plane for submitting and following sweeps (FastAPI)."""
+    from service.jobs_cli import api_cmd
+    raise typer.Exit(api_cmd(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes))
+
+
+def _finish(sweep_obj, redo, as_json: bool) -> dict:
+    from service.postsweep import PostSweepError, finish_sweep
+
+    import ray
+
+    try:
+        return finish_sweep(sweep_obj, use_ray=ray.is_initialized(), redo=redo, console=err)
+    except PostSweepError as e:
+        err.print(f"[red]failed[/red] {e}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _existing(name: str):
+    from service.store import SweepNotFound, load_sweep
+
+    try:
+        found = load_sweep(name)
+    except SweepNotFound as e:
+        _invalid(str(e))
+    if not found.ranked():
+        _invalid(f"NAME: a sweep with at least one finished trial expected, but {name!r} has none")
+    return found
+
+
+def _serve_registered(result: dict, spec, as_json: bool) -> None:
+    from serving.app import base_url, curl_example, serve_models
+
+    reg = result["registered"]
+    ensemble = f"models:/{reg['ensemble']['name']}/{reg['ensemble']['version']}"
+    student = f"models:/{reg['student']['name']}/{reg['student']['version']}" if "student" in reg else None
+    url = serve_models(ensemble, student, spec.serve, blocking=False)
+    bundle = json.loads((Path(result["bundles"]["ensemble"]) / "bundle.json").read_text())
+    err.print(f"serving at {url}  (Ctrl-C stops)", highlight=False)
+    err.print(curl_example(url, bundle["n_features"], spec.serve.token), highlight=False, soft_wrap=True)
+    if as_json:
+        _emit_json({**result, "url": url})
+    _block(spec.serve)
+
+
+def _block(serve_cfg) -> None:
+    import time
+
+    from ray import serve
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.delete(serve_cfg.app_name)
+
+
+@app.command()
+def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
+        ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join"),
+        as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+        no_serve: bool = typer.Option(False, "--no-serve", help="stop after registering; do not serve")):
+    """Sweep, ensemble, distill, judge on held-out data, register in MLflow, then serve."""
+    parsed = _load(spec)
+    sweep_obj, summary = _sweep(parsed, ray_address, as_json, resume=False)
+    if summary["state"] != "SUCCEEDED":
+        if as_json:
+            _emit_json({"sweep": summary})
+        raise typer.Exit(EXIT_FAILED)
+    result = _finish(sweep_obj, ("ensemble", "distill"), as_json)
+    result["sweep_summary"] = {k: summary[k] for k in ("sweep", "experiment", "mlflow_run_id", "storage_path")}
+    if no_serve:
+        if as_json:
+            _emit_json(result)
+        raise typer.Exit(EXIT_OK)
+    _serve_registered(result, parsed, as_json)
+
+
+@app.command()
+def ensemble(name: str = typer.Argument(..., help="sweep name"),
+             as_json: bool = typer.Option(False, "--json")):
+    """Rebuild the ensemble of an existing sweep (and judge, register, report again)."""
+    result = _finish(_existing(name), ("ensemble",), as_json)
+    if as_json:
+        _emit_json(result)
+
+
+@app.command()
+def distill(name: str = typer.Argument(..., help="sweep name"),
+            as_json: bool = typer.Option(False, "--json")):
+    """Redo the distilled student of an existing sweep (and judge, register, report again)."""
+    result = _finish(_existing(name), ("distill",), as_json)
+    if as_json:
+        _emit_json(result)
+
+
 def main() -> None:
     app()
 
