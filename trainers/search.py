@@ -84,7 +84,15 @@ def tune_config(search: SearchConfig):
 def _log_attempt(path: str, trial_id: str, kind: str) -> None:
     if path and Path(path).parent.is_dir():
         with open(path, "a") as f:  # one short O_APPEND write per line: safe across processes
-            f.write(json.dumps({"trial_id": trial_id, "kind": kind, "pid": os.getpid(), "time": time.time()}) + "\n")
+            f.write(json.dumps({"trial_id": trial_id, "kind": kind, "pid": os.getpid(), "time": time.time(),
+                                "node_id": _node_id()}) + "\n")
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (where a trial attempt ran), None outside Ray."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _finished(path: str, trial_id: str) -> dict | None:

@@ -1,0 +1,199 @@
+"""The REST control plane: `raysemble api`, a FastAPI app in front of Ray Jobs.
+
+    POST   /sweeps               spec as JSON, or YAML (Content-Type application/yaml | text/yaml) -> 202 {"id"}
+    GET    /sweeps               every raysemble sweep on the cluster
+    GET    /sweeps/{id}          state, trials done/total, best so far, MLflow run, registered models
+    GET    /sweeps/{id}/trials   every trial with its score, attempts and the nodes it ran on
+    DELETE /sweeps/{id}          cancel (202)
+    POST   /sweeps/{id}/deploy   serve the sweep's registered models (202 {"id": deploy job})
+    GET    /healthz              no auth
+
+Every route but /healthz needs `Authorization: Bearer <token>` (401 otherwise; compared in constant
+time). The API keeps no state: sweeps are Ray Jobs (their metadata names the sweep) and their
+progress is read from the sweep directories and MLflow, so a restarted API sees everything.
+Specs are validated here (service.safety, tracking set by the server) before anything is
+submitted: an invalid spec is a 422 listing "field.path: message" lines and launches nothing.
+Errors are JSON {"error": ..., "problems": [...]}; user input never causes a 5xx. A cluster that
+does not answer is a 503.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import jobs
+from service.safety import Policy, load_untrusted, validate
+from service.spec import SpecError
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPES = ("application/json",)
+
+
+@dataclass
+class Settings:
+    address: str
+    token: str
+    data_roots: list[Path] = field(default_factory=list)
+    home: str = ""  # RAYSEMBLE_HOME of every submitted job (a path on this, the head, node)
+    mlflow_uri: str = ""
+    storage_path: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    @classmethod
+    def build(cls, *, address: str, token: str, data_roots=(), home: str | None = None, mlflow_uri: str | None = None,
+              storage_path: str | None = None, max_body_bytes: int = 1024 * 1024) -> "Settings":
+        resolved = Path(home or os.environ.get("RAYSEMBLE_HOME") or ".raysemble").expanduser().resolve()
+        uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{resolved}/mlflow.db"
+        return cls(address, token, [Path(r).expanduser().resolve() for r in data_roots], str(resolved), uri,
+                   storage_path, max_body_bytes)
+
+    def policy(self) -> Policy:
+        return Policy(data_roots=self.data_roots, tracking="server", mlflow_uri=self.mlflow_uri,
+                      storage_path=self.storage_path)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, problems: list[str] | None = None, headers: dict | None = None):
+        self.status, self.message, self.problems, self.headers = status, message, problems, headers
+        super().__init__(message)
+
+
+def _error_response(status: int, message: str, problems: list[str] | None = None, headers=None) -> JSONResponse:
+    body = {"error": message}
+    if problems is not None:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+_STATUS = {jobs.UnknownSweep: 404, jobs.Conflict: 409, jobs.Unauthorized: 502, jobs.Unreachable: 503}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="raysemble control plane", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    expected = settings.token.encode()
+    clients: dict[str, object] = {}
+
+    def client():
+        if "c" not in clients:
+            clients["c"] = jobs.connect(settings.address)
+        return clients["c"]
+
+    def call(fn, *args):
+        """A jobs call on the cluster; a lost connection drops the cached client so the next call redials."""
+        try:
+            return fn(client(), *args)
+        except (jobs.Unreachable, jobs.Unauthorized):
+            clients.pop("c", None)
+            raise
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        return _error_response(e.status, e.message, e.problems, e.headers)
+
+    @app.exception_handler(jobs.JobsError)
+    async def _jobs_error(request: Request, e: jobs.JobsError):
+        return _error_response(_STATUS.get(type(e), 400), str(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        return _error_response(e.status_code, str(e.detail), headers=getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, e: RequestValidationError):
+        problems = [f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors()]
+        return _error_response(422, "invalid request", problems)
+
+    def require_token(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+        if not ok:
+            raise ApiError(401, "a valid bearer token expected (Authorization: Bearer <token>)",
+                           headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+    api = APIRouter(dependencies=[Depends(require_token)])
+
+    @api.post("/sweeps", status_code=202)
+    async def create_sweep(request: Request):
+        raw = await _read_spec(request, settings.max_body_bytes)
+        try:
+            spec = await run_in_threadpool(validate, raw, settings.policy())
+        except SpecError as e:
+            raise ApiError(422, "invalid spec", e.problems) from None
+        result = await run_in_threadpool(
+            lambda: call(lambda c: jobs.submit(c, spec, home=settings.home, mlflow_uri=settings.mlflow_uri,
+                                               home_is_local=True)))
+        return JSONResponse({"id": result["id"], "name": result["name"], "command": result["command"]},
+                            status_code=202, headers={"Location": f"/sweeps/{result['id']}"})
+
+    @api.get("/sweeps")
+    def list_sweeps():
+        return {"sweeps": call(jobs.list_sweeps)}
+
+    @api.get("/sweeps/{sweep_id}")
+    def get_sweep(sweep_id: str):
+        return call(jobs.status, sweep_id)
+
+    @api.get("/sweeps/{sweep_id}/trials")
+    def get_trials(sweep_id: str):
+        return call(jobs.sweep_trials, sweep_id)
+
+    @api.delete("/sweeps/{sweep_id}", status_code=202)
+    def cancel_sweep(sweep_id: str):
+        return JSONResponse(call(jobs.cancel, sweep_id), status_code=202)
+
+    @api.post("/sweeps/{sweep_id}/deploy", status_code=202)
+    def deploy_sweep(sweep_id: str):
+        return JSONResponse(call(jobs.deploy, sweep_id), status_code=202)
+
+    app.include_router(api)
+    return app
+
+
+async def _read_spec(request: Request, limit: int) -> object:
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise ApiError(400, "Content-Length: a byte count expected")
+        if int(length) > limit:
+            raise ApiError(413, f"a body of at most {limit} bytes expected, but got {length}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"a body of at most {limit} bytes expected, but got more")
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype in YAML_TYPES:
+        kind = "yaml"
+    elif ctype in JSON_TYPES or ctype.endswith("+json"):
+        kind = "json"
+    else:
+        raise ApiError(415, f"Content-Type: one of {list(JSON_TYPES + YAML_TYPES)} expected, but got {ctype!r}")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "body: UTF-8 text expected") from None
+    if not text.strip():
+        raise ApiError(400, "body: a sweep spec expected, but the body is empty")
+    try:
+        return load_untrusted(text, kind)
+    except SpecError as e:
+        raise ApiError(400, "unreadable body", e.problems) from None
+
+
+def serve_api(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
