@@ -135,7 +135,9 @@ class PostSweep:
         for name, directory in bundles.items():
             prov = read_provenance(directory)
             for key in ("selection_rows", "fit_rows"):
-                ids = np.asarray(prov.get(key, []), dtype=np.int64)
+                if key not in prov:
+                    continue
+                ids = np.asarray(prov[key], dtype=np.int64)
                 if np.intersect1d(ids, self.test_idx).size:
                     raise PostSweepError(f"no held-out row in {name}'s {key} must hold, but got "
                                          f"{np.intersect1d(ids, self.test_idx).size}")

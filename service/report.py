@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from service.judge import JudgeRow, markdown_table
 
@@ -39,6 +40,7 @@ def trial_curve(trial, metric: str) -> tuple[list, list] | None:
 
 
 def plot_scores(trials, metric: str, chosen: set[str], path: Path) -> str:
+    trials = sorted(trials, key=lambda t: t.trial_id)  # Tune numbers trials in the order they start
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     xs = np.arange(1, len(trials) + 1)
@@ -51,6 +53,7 @@ def plot_scores(trials, metric: str, chosen: set[str], path: Path) -> str:
         ax.plot(xs[failed], np.full(len(failed), np.nanmin(ys) if np.isfinite(ys).any() else 0), "x",
                 color="gray", label="failed")
     ax.set_xlabel("trial (in start order)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"mean CV {metric}")
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -62,6 +65,7 @@ def plot_curves(curves: dict[str, tuple[list, list]], metric: str, path: Path) -
     for trial_id, (epochs, values) in curves.items():
         ax.plot(epochs, values, lw=1, label=trial_id)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"mean validation {metric} over folds")
     if len(curves) <= 12:
         ax.legend(fontsize=7)
@@ -73,6 +77,7 @@ def plot_losses(losses: list[float], path: Path) -> str:
     ax = fig.add_subplot()
     ax.plot(np.arange(1, len(losses) + 1), losses)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("distillation loss (train)")
     return _save(fig, path)
 
@@ -97,7 +102,7 @@ def plot_confusion(matrix: list[list[int]], classes: list, title: str, path: Pat
 
 def _trials_table(trials, weights: dict[str, float]) -> str:
     lines = ["| trial | status | mean CV score | fold scores | ensemble weight | params |", "|---|---|---|---|---|---|"]
-    for t in trials:
+    for t in sorted(trials, key=lambda t: t.trial_id):
         folds = ", ".join(f"{s:.4f}" for s in t.fold_scores)
         params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(t.params.items()))
         w = f"{weights[t.trial_id]:.3f}" if t.trial_id in weights else ""

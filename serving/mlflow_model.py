@@ -35,6 +35,10 @@ class BundleModel(mlflow.pyfunc.PythonModel):
     """predict -> predicted classes (original labels); params={"output": "proba"} -> (rows, classes)
     probabilities, columns in the bundle's class order (bundle.json "classes")."""
 
+    # the signature is logged explicitly; without this MLflow wraps predict for type-hint
+    # validation and, finding no hints, warns at import
+    _skip_type_hint_validation = True
+
     def load_context(self, context):
         self.predictor = EnsemblePredictor.load(context.artifacts[ARTIFACT])
 
