@@ -11,7 +11,8 @@ from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hyperparameter search, k-fold CV, ensembles and distillation on Ray.")
-err = Console(stderr=True)
+# logs and CI capture are not terminals: rich would squeeze tables to 80 columns there
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console()
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
