@@ -149,3 +149,41 @@ def test_ray_train_path_survives_a_killed_worker(home):
     assert trial.status == "TERMINATED" and trial.epochs == 40 and len(trial.fold_scores) == 3
     assert trial.mean_score > 0.8
     assert load_sweep("train-path").trials[0].oof().shape[0] == len(sweep.train_idx)
+
+
+def _trial_actors() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ray::ImplicitFunc" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def test_in_trial_path_retries_a_killed_trial_from_its_checkpoint(home):
+    spec = tiny_spec("retry", search={"algorithm": "random", "num_trials": 1, "max_failures": 2,
+                                      "space": {"lr": {"loguniform": [0.003, 0.01]}},
+                                      "fixed": {"epochs": 60, "hidden": 16}})
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("sweep", _run(spec)))
+    thread.start()
+    killed = None
+    trial_dirs = home / "home" / "tune" / "retry"
+    deadline = time.time() + 180
+    while time.time() < deadline and killed is None and thread.is_alive():
+        if list(trial_dirs.glob("*/checkpoint_*")):
+            actors = _trial_actors()
+            if actors:
+                killed = actors[0].pid
+                actors[0].kill()
+        time.sleep(0.2)
+    thread.join(timeout=300)
+    assert killed is not None, "no trial process was found to kill"
+    (trial,) = result["sweep"].trials
+    assert trial.status == "TERMINATED" and trial.epochs == 60
+    import json
+    lines = [json.loads(line) for line in (home / "home" / "sweeps" / "retry" / "attempts.jsonl").read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["train", "train"]  # the first attempt, then the retry
+    assert lines[0]["pid"] != lines[1]["pid"]
