@@ -18,6 +18,7 @@ otherwise Ray's own loader applies where RAY_AUTH_MODE=token (RAY_AUTH_TOKEN_PAT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -26,12 +27,14 @@ import secrets
 import shlex
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from service.spec import SweepSpec
+if TYPE_CHECKING:  # importing the spec pulls in torch: the read-only commands do without
+    from service.spec import SweepSpec
 
 KIND, SWEEP, HOME, MLFLOW, TOTAL, METRIC, MODE, EXPERIMENT, COMMAND, PARENT = (
     "raysemble.kind", "raysemble.sweep", "raysemble.home", "raysemble.mlflow_uri", "raysemble.trials_total",
@@ -84,7 +87,8 @@ def connect(address: str | None = None, token: str | None = None):
     token = token or os.environ.get("RAY_AUTH_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        return JobSubmissionClient(address, headers=headers)
+        with _explicit_address(address):
+            return JobSubmissionClient(address, headers=headers)
     except AuthenticationError as err:
         raise Unauthorized(f"the Ray cluster at {address} refused the request: a valid token expected "
                            f"(set RAY_AUTH_TOKEN), but {_first_line(err)}") from None
@@ -94,6 +98,25 @@ def connect(address: str | None = None, token: str | None = None):
     except (requests.exceptions.RequestException, ValueError, RuntimeError) as err:
         raise Unreachable(f"--address: a Ray dashboard URL such as http://HEAD:8265 expected, but {address!r} "
                           f"failed: {_first_line(err)}") from None
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _explicit_address(address: str):
+    """Ray lets RAY_API_SERVER_ADDRESS / RAY_ADDRESS override the address a client is given; here the
+    address given (--address, else RAY_ADDRESS) is the one used."""
+    with _ENV_LOCK:
+        saved = os.environ.get("RAY_API_SERVER_ADDRESS")
+        os.environ["RAY_API_SERVER_ADDRESS"] = address
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("RAY_API_SERVER_ADDRESS", None)
+            else:
+                os.environ["RAY_API_SERVER_ADDRESS"] = saved
 
 
 def _first_line(err: Exception) -> str:
@@ -130,7 +153,7 @@ def pipeline_command() -> str:
     return "run" if "run" in names else "sweep"
 
 
-def _package(directory: Path, spec: SweepSpec | None) -> Path:
+def _package(directory: Path, spec: "SweepSpec | None") -> Path:
     """A clean copy of the three packages (and the spec) to ship as the job's working_dir."""
     root = Path(__file__).resolve().parent.parent
     for name in PACKAGES:
@@ -160,7 +183,7 @@ def new_id(name: str) -> str:
     return f"{name}-{secrets.token_hex(3)}"
 
 
-def submit(client, spec: SweepSpec, *, home: str | None = None, mlflow_uri: str | None = None,
+def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: str | None = None,
            command: str | None = None, home_is_local: bool = False) -> dict:
     """Submit a validated spec as a Ray Job; returns {"id", "name", "command"}.
 

@@ -13,8 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from service import jobs
-from service.safety import Policy, validate
-from service.spec import SpecError, read_spec_text
 
 err = Console(stderr=True)
 out = Console()
@@ -38,6 +36,9 @@ def _client(address: str | None):
 
 def submit_cmd(spec_path: Path, address: str | None, as_json: bool, data_roots: list[Path], home: str | None,
                mlflow_uri: str | None, follow: bool) -> int:
+    from service.safety import Policy, validate
+    from service.spec import SpecError, read_spec_text
+
     if not spec_path.is_file():
         return _error(f"{spec_path}: a spec file expected, but it does not exist")
     try:

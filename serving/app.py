@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serving.cluster import start_ray
 from serving.config import ServeConfig
 from serving.loader import Source, parse_source
 from serving.routes import build_api
@@ -54,7 +55,7 @@ class ModelDeployment:
     async def describe(self) -> dict:
         return await self.runner.describe()
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:  # on the replica's loop, between batches
         self.runner.check()
 
 
@@ -100,7 +101,7 @@ class Ingress:
     def __serve_build_asgi_app__(self):
         return build_api(self.models, self.config)
 
-    def check_health(self) -> None:
+    async def check_health(self) -> None:  # on the replica's loop, between batches
         for runner in self.local:
             runner.check()
 
@@ -160,6 +161,17 @@ def build_app(args: dict):
     return make_app(parsed.ensemble, parsed.student, parsed.config)
 
 
+def serve_config(ensemble: str, student: str | None = None, config: ServeConfig | None = None) -> dict:
+    """A Ray Serve config (ServeDeploySchema) for `serve deploy FILE` / `serve run FILE`."""
+    cfg = config or ServeConfig()
+    args: dict[str, Any] = {"ensemble": ensemble, "config": cfg.model_dump(exclude_defaults=True)}
+    if student is not None:
+        args["student"] = student
+    return {"proxy_location": "EveryNode", "http_options": {"host": cfg.host, "port": cfg.port},
+            "applications": [{"name": cfg.app_name, "route_prefix": "/", "import_path": "serving.app:build_app",
+                              "args": args}]}
+
+
 def base_url(config: ServeConfig) -> str:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     return f"http://{host}:{config.port}"
@@ -176,16 +188,13 @@ def serve_models(ensemble: str, student: str | None = None, config: ServeConfig 
                  blocking: bool = False) -> str:
     """Start (or update in place) the raysemble app on Ray Serve; returns the base URL.
 
-    Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one. Deploying again with
+    Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one (see serving.cluster). Deploying again with
     the same app_name rolls the replicas over to the new models without dropping requests.
     With blocking=True, serves until Ctrl-C, then deletes the app.
     """
-    import ray
-
     cfg = config or ServeConfig()
     app = make_app(ensemble, student, cfg)  # checks the sources before anything starts
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS", "local"), include_dashboard=False)
+    start_ray(cfg)
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
     serve.run(app, name=cfg.app_name, route_prefix="/", blocking=False)
     url = base_url(cfg)

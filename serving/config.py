@@ -11,12 +11,16 @@ class ServeConfig(BaseModel):
 
     host: str = "127.0.0.1"  # 0.0.0.0 to listen on every interface (then set a token)
     port: int = Field(8000, ge=1, le=65535)
+    # haproxy: Ray's bundled HAProxy on host:port in front of ingress replicas that serve HTTP
+    # themselves (fewest hops); proxy: Ray's Python HTTP proxy. Applies when raysemble starts Ray.
+    ingress: Literal["haproxy", "proxy"] = "haproxy"
     app_name: str = Field("raysemble", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # the Serve application
     # single: the HTTP ingress holds both models (one hop, fastest on a few cores);
     # split: ingress + one deployment per model (each scales and takes GPUs on its own)
     topology: Literal["single", "split"] = "single"
     max_batch_size: int = Field(32, ge=1, le=4096)  # @serve.batch: requests per forward pass
-    batch_wait_timeout_s: float = Field(0.002, ge=0.0, le=1.0)  # @serve.batch: wait for a batch to fill
+    # @serve.batch: how long a batch waits to fill; 0 = take what is queued (batches still form under load)
+    batch_wait_timeout_s: float = Field(0.0, ge=0.0, le=1.0)
     min_replicas: int = Field(1, ge=0)  # per deployment; min == max means a fixed replica count
     max_replicas: int = Field(1, ge=1)
     target_ongoing_requests: float = Field(8.0, gt=0)  # autoscaling target per replica

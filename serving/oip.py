@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serving.validate import InputError, check_shape, from_validation_error, parse_json, shown
+from serving.validate import InputError, check_finite, check_shape, from_validation_error, parse_json, shown
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "input"
@@ -129,11 +129,7 @@ def _binary_tensor(raw: bytes, rows: int, cols: int, dtype: np.dtype, field: str
     need = rows * cols * dtype.itemsize
     if len(raw) != need:
         raise InputError(field, f"{need} bytes for shape [{rows}, {cols}] of {dtype.name}", f"{len(raw)} bytes")
-    x = np.frombuffer(raw, dtype=dtype).reshape(rows, cols)
-    if not np.isfinite(x).all():
-        k = int(np.argwhere(~np.isfinite(x.reshape(-1)))[0][0])
-        raise InputError(f"{field}[{k}]", "a finite number", shown(float(x.reshape(-1)[k])))
-    return x
+    return check_finite(np.frombuffer(raw, dtype=dtype).reshape(rows, cols), field)
 
 
 def parse_infer(body: bytes, header_length: str | None, n_features: int, max_instances: int,

@@ -1,12 +1,23 @@
 """One loaded model behind a dynamic batcher (@serve.batch): requests queue, run as one forward pass."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from serving.loader import Source, load_predictor
 from trainers.ensemble.combine import combine
 from trainers.ensemble.predictor import EnsemblePredictor
+
+
+def _in_replica() -> bool:
+    try:
+        serve.get_replica_context()
+        return True
+    except RayServeException:
+        return False
 
 
 class ModelRunner:
@@ -16,11 +27,17 @@ class ModelRunner:
         if predictor is None:
             predictor, version = load_predictor(source, num_gpus)
         self.predictor, self.version = predictor, version or "0"
+        # EnsemblePredictor is not thread-safe (vmapped functional_call swaps the parameters of one
+        # shared module), and Serve may run a sync method such as a health check in another thread
+        self._lock = threading.Lock()
         self.aliases = [source.registered_name] if source.registered_name else []
         self.outputs = ("probabilities", "predictions") + (("votes",) if self.members > 1 else ())
-        # a batcher per instance: @serve.batch on a method would share one queue between instances
-        self._batched = serve.batch(max_batch_size=max_batch_size,
-                                    batch_wait_timeout_s=batch_wait_timeout_s)(self._run_batch)
+        # a batcher per instance: @serve.batch on a method would share one queue between instances.
+        # Outside a Serve replica (tests of the routes in-process) requests run one by one.
+        self._batched = self._run_one
+        if _in_replica():
+            self._batched = serve.batch(max_batch_size=max_batch_size,
+                                        batch_wait_timeout_s=batch_wait_timeout_s)(self._run_batch)
         self._probe = np.zeros((1, self.predictor.n_features), dtype=np.float32)
         self.check()
 
@@ -39,10 +56,14 @@ class ModelRunner:
 
     async def _run_batch(self, xs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         sizes = [len(x) for x in xs]
-        member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
+        with self._lock:
+            member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
         proba = combine(self.predictor.method, member, self.predictor.weights, self.predictor.stacker)
         bounds = np.cumsum(sizes)[:-1]
         return list(zip(np.split(proba, bounds), np.split(member, bounds, axis=1)))
+
+    async def _run_one(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (await self._run_batch([x]))[0]
 
     async def predict(self, x: np.ndarray, votes: bool = False) -> dict:
         """{"probabilities": (rows, classes), "labels": per row, "votes": per row per member or None,
@@ -55,7 +76,8 @@ class ModelRunner:
 
     def check(self) -> None:
         """A real forward pass on one row; raises when the model cannot predict."""
-        proba = self.predictor.predict_proba(self._probe)
+        with self._lock:
+            proba = self.predictor.predict_proba(self._probe)
         if proba.shape != (1, self.predictor.n_classes) or not np.isfinite(proba).all() \
                 or abs(float(proba.sum()) - 1.0) > 1e-3:
             raise RuntimeError(f"model {self.name!r}: one finite probability row summing to 1 expected, "

@@ -26,7 +26,9 @@ class InputError(ValueError):
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """A short repr for error messages: the start of long inputs only."""
+    """A short repr for error messages: the start of long inputs only; JSON's names for non-finite numbers."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return "NaN" if np.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -115,10 +117,7 @@ def from_validation_error(error: ValidationError, prefix: str = "") -> InputErro
     expected = _EXPECTED.get(kind, first["msg"].removeprefix("Input should be ").lower())
     if kind in ("too_short", "too_long", "literal_error", "greater_than_equal"):
         expected = first["msg"].removeprefix("Input should be ").removeprefix("Input should have ")
-    got = shown(first["input"])
-    if isinstance(first["input"], float) and not np.isfinite(first["input"]):
-        got = {True: "Infinity", False: "-Infinity"}[first["input"] > 0] if np.isinf(first["input"]) else "NaN"
-    return InputError(where, expected, got)
+    return InputError(where, expected, shown(first["input"]))
 
 
 def check_batch(n_rows: int, max_instances: int, field: str) -> None:
