@@ -66,6 +66,9 @@ class ResourcesConfig(_Section):
     # auto: in_trial for 1 CPU worker without GPU (no worker-group start-up), else ray_train
     executor: Literal["auto", "ray_train", "in_trial"] = "auto"
     trial_cpus: float = Field(1.0, gt=0)  # CPUs of the in_trial path's trial process
+    # ray_train only: "folds" spreads the k folds over the workers; "ddp" trains each fold on
+    # all workers at once (DistributedDataParallel), for models too big for one worker
+    parallelism: Literal["folds", "ddp"] = "folds"
 
     def resolved_executor(self) -> str:
         if self.executor != "auto":

@@ -80,7 +80,7 @@ Gather = Callable[[dict], dict]
 
 def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Reporter,
                 gather: Gather = lambda d: d, resume_from: Path | None = None,
-                device: torch.device | None = None) -> dict:
+                device: torch.device | None = None, data_parallel: tuple[int, int] | None = None) -> dict:
     """Advance the given folds one epoch at a time; after each epoch call
     `report(metrics, checkpoint_dir)` with the mean over all folds (`gather` merges
     per-fold results across workers). Returns the last metrics."""
@@ -91,7 +91,8 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     for k in fold_ids:
         val = data.folds[k]
         train = np.setdiff1d(np.arange(len(data.y)), val)
-        trainers[k] = FoldTrainer(model_cfg, train_cfg, data.x[train], data.y[train], data.fold_seed(k), device)
+        trainers[k] = FoldTrainer(model_cfg, train_cfg, data.x[train], data.y[train], data.fold_seed(k), device,
+                                  data_parallel)
         curves[k] = _restore(trainers[k], resume_from, k) if resume_from else []
     start = min((t.epoch for t in trainers.values()), default=0)
     metrics: dict = {}

@@ -54,7 +54,10 @@ class FoldTrainer:
     and a per-epoch mean over folds can be reported to the scheduler."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, x_train: np.ndarray,
-                 y_train: np.ndarray, seed: int, device: torch.device | str = "cpu"):
+                 y_train: np.ndarray, seed: int, device: torch.device | str = "cpu",
+                 data_parallel: tuple[int, int] | None = None):
+        """data_parallel=(rank, world): this process is one replica of a DistributedDataParallel
+        model (the process group must exist); each step trains on its share of the same batch."""
         self.cfg, self.model_cfg = train_cfg, model_cfg
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
@@ -63,6 +66,14 @@ class FoldTrainer:
         self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
         self.model = build_model(model_cfg).to(self.device)
         self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
+        self.rank, self.world = data_parallel or (0, 1)
+        self.net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # same seed on every rank: identical initial weights, batch order and augmentation draws
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                               if self.device.type == "cuda" else None)
         params = self.model.parameters()
         if train_cfg.optimizer == "adamw":
             self.opt = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
@@ -96,11 +107,16 @@ class FoldTrainer:
         total, seen = 0.0, 0
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            if len(idx) < 2 and self.model_cfg.family == "cnn":
-                continue  # BatchNorm cannot train on a single row
+            if len(idx) < 2 * self.world and (self.model_cfg.family == "cnn" or self.world > 1):
+                continue  # BatchNorm cannot train on one row; every replica needs a share
             xb, soft = self._batch_targets(self.x[idx], self.y[idx])
+            # each replica takes every world-th row of the (already augmented) batch; DDP averages
+            # the gradients, which equals the full batch's mean loss for equal shares
+            share = slice(self.rank, len(idx) - len(idx) % self.world, self.world)
+            xb, idx = xb[share], idx[share]
+            soft = None if soft is None else soft[share]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(xb)
+                logits = self.net(xb)
             logits = logits.float()
             if soft is None:
                 loss = F.cross_entropy(logits, self.y[idx], label_smoothing=self.cfg.label_smoothing)

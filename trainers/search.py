@@ -28,13 +28,15 @@ class Execution:
     # finished: Tune's experiment snapshot can lag a trial's end, and a restored sweep must not
     # train such a trial again, only replay its final result
     finished_file: str = ""
+    parallelism: str = "folds"  # folds | ddp (ray_train only)
 
     @classmethod
     def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
                   attempts_log: str) -> "Execution":
         finished_file = str(Path(attempts_log).with_name("finished.json")) if attempts_log else ""
         return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
-                   resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file)
+                   resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file,
+                   resources.parallelism)
 
 
 def param_space(search: SearchConfig) -> dict:
@@ -139,7 +141,7 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
         resources["GPU"] = execution.gpus_per_worker
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"params": config, "data": data},
+        train_loop_config={"params": config, "data": data, "parallelism": execution.parallelism},
         scaling_config=ray.train.ScalingConfig(num_workers=execution.workers,
                                                use_gpu=execution.gpus_per_worker > 0,
                                                resources_per_worker=resources),
@@ -165,17 +167,21 @@ def _train_worker(cfg: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     data: TrialData = cfg["data"]
-    fold_ids = [k for k in range(len(data.folds)) if k % world == rank]
+    ddp = cfg.get("parallelism") == "ddp" and world > 1
+    # ddp: every rank holds every fold (one DDP replica each); folds: rank owns every world-th fold
+    fold_ids = list(range(len(data.folds))) if ddp else [k for k in range(len(data.folds)) if k % world == rank]
 
     def gather(local: dict) -> dict:
-        if world == 1:
+        if world == 1 or ddp:
             return local
         parts = [None] * world
         dist.all_gather_object(parts, local)
         return {k: v for part in parts for k, v in part.items()}
 
     def report(metrics, directory):
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)))
+        # ddp replicas hold identical weights: rank 0's files are the checkpoint
+        keep = not ddp or rank == 0
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)) if keep else None)
 
     import ray.train.torch as rt
 
@@ -183,4 +189,5 @@ def _train_worker(cfg: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
         train_folds(data, cfg["params"], fold_ids, report, gather,
-                    resume_from=Path(resume) if resume else None, device=device)
+                    resume_from=Path(resume) if resume else None, device=device,
+                    data_parallel=(rank, world) if ddp else None)

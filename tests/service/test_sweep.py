@@ -187,3 +187,17 @@ def test_in_trial_path_retries_a_killed_trial_from_its_checkpoint(home):
     lines = [json.loads(line) for line in (home / "home" / "sweeps" / "retry" / "attempts.jsonl").read_text().splitlines()]
     assert [line["kind"] for line in lines] == ["train", "train"]  # the first attempt, then the retry
     assert lines[0]["pid"] != lines[1]["pid"]
+
+
+def test_ddp_per_fold_matches_single_process_training(home):
+    """parallelism: ddp trains every fold on both workers (half of each batch each, gradients
+    averaged): the same config must score as one process training on whole batches does."""
+    search = {"algorithm": "grid", "space": {"lr": {"grid": [0.005]}},
+              "fixed": {"epochs": 3, "hidden": 32, "dropout": 0.0, "batch_size": 64}}
+    ddp = _run(tiny_spec("ddp", search=search, resources={
+        "workers_per_trial": 2, "cpus_per_worker": 0.5, "executor": "ray_train", "parallelism": "ddp"}))
+    single = _run(tiny_spec("single", search=search))
+    (a,), (b,) = ddp.trials, single.trials
+    assert a.status == "TERMINATED" and len(a.fold_scores) == 3
+    assert np.allclose(a.fold_scores, b.fold_scores, atol=0.01), (a.fold_scores, b.fold_scores)
+    assert np.abs(a.oof() - b.oof()).max() < 0.05
