@@ -136,7 +136,13 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
                 available_outputs: tuple[str, ...], default_outputs: tuple[str, ...]) -> ParsedInfer:
     """A v2 infer body (JSON, or JSON + binary tensors) -> the input matrix and the outputs to send."""
     head, binary = split_body(body, header_length)
-    obj = parse_json(head)
+    try:
+        obj = parse_json(head)
+    except InputError as e:
+        if header_length is None:  # binary tensors sent without their framing header
+            raise InputError(e.field, "JSON (or a JSON header of Inference-Header-Content-Length bytes "
+                             "followed by binary tensors)", e.got) from None
+        raise
     if not isinstance(obj, dict):
         raise InputError("body", "a JSON object with 'inputs'", f"a JSON {type(obj).__name__}")
     try:

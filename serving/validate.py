@@ -17,7 +17,7 @@ class InputError(ValueError):
     """A request the server refuses; never a server fault."""
 
     def __init__(self, field: str, expected: str, got: str, status: int = 400):
-        self.field, self.status = field, status
+        self.field, self.expected, self.got, self.status = field, expected, got, status
         super().__init__(f"{field}: {expected} expected, but got {got}")
 
     @property
@@ -80,7 +80,7 @@ def parse_json(body: bytes | str, field: str = "body") -> Any:
     if not body:
         raise InputError(field, "a JSON object", "an empty body")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)  # RFC 8259: UTF-8
     except UnicodeDecodeError as e:
         raise InputError(field, "UTF-8 JSON text", f"undecodable bytes ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
