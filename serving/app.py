@@ -11,6 +11,7 @@ config files, see examples/serve.yaml).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -26,7 +27,7 @@ from serving.loader import Source, parse_source
 from serving.routes import build_api
 from serving.runner import ModelRunner
 
-MODEL_NAMES = ("ensemble", "student")
+logger = logging.getLogger(__name__)
 
 
 class AppArgs(BaseModel):
@@ -188,13 +189,18 @@ def serve_models(ensemble: str, student: str | None = None, config: ServeConfig 
                  blocking: bool = False) -> str:
     """Start (or update in place) the raysemble app on Ray Serve; returns the base URL.
 
-    Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one (see serving.cluster). Deploying again with
-    the same app_name rolls the replicas over to the new models without dropping requests.
+    Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one (see serving.cluster).
+    Deploying again with the same app_name rolls the replicas over to the new models without
+    dropping requests.
     With blocking=True, serves until Ctrl-C, then deletes the app.
     """
     cfg = config or ServeConfig()
     app = make_app(ensemble, student, cfg)  # checks the sources before anything starts
-    start_ray(cfg)
+    started = start_ray(cfg)
+    if (not started and cfg.ingress == "haproxy" and not os.environ.get("RAY_ADDRESS")
+            and os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") != "1"):
+        logger.warning("Ray was started without serving.cluster.ingress_env(config); serving through Ray's "
+                       "Python proxy (slower). Apply that environment before Ray starts for the fast ingress.")
     serve.start(http_options={"host": cfg.host, "port": cfg.port})
     serve.run(app, name=cfg.app_name, route_prefix="/", blocking=False)
     url = base_url(cfg)

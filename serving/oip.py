@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serving.validate import InputError, check_finite, check_shape, from_validation_error, parse_json, shown
+from serving.validate import InputError, as_float32, check_shape, from_validation_error, parse_json, shown
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "input"
@@ -83,8 +83,8 @@ class InferResponse(BaseModel):
 
 @dataclass
 class ParsedInfer:
-    x: np.ndarray  # (rows, n_features), float32 or float64 as sent
-    datatype: str  # of the input, used for probabilities out
+    x: np.ndarray  # (rows, n_features) float32, what the models compute in
+    datatype: str  # of the input (FP32 or FP64), also the datatype of the probabilities sent back
     outputs: list[str]  # names, in the order asked for
     binary: list[bool]  # per output: send as binary?
     request_id: str | None
@@ -109,7 +109,7 @@ def _flag(params: dict | None, key: str, where: str) -> bool:
     return value
 
 
-def _json_tensor(data: list, rows: int, cols: int, dtype: np.dtype, field: str) -> np.ndarray:
+def _json_tensor(data: list, rows: int, cols: int, field: str) -> np.ndarray:
     try:
         if data and isinstance(data[0], list):
             values = [v for row in _NESTED.validate_python(data) for v in row]
@@ -119,17 +119,14 @@ def _json_tensor(data: list, rows: int, cols: int, dtype: np.dtype, field: str) 
         raise from_validation_error(e, field) from None
     if len(values) != rows * cols:
         raise InputError(field, f"{rows * cols} values for shape [{rows}, {cols}]", f"{len(values)} values")
-    x = np.asarray(values, dtype=dtype).reshape(rows, cols)
-    if not np.isfinite(x).all():
-        raise InputError(field, f"numbers within {dtype.name} range", "a value that overflows it")
-    return x
+    return as_float32(np.asarray(values, dtype=np.float64).reshape(rows, cols), field)
 
 
 def _binary_tensor(raw: bytes, rows: int, cols: int, dtype: np.dtype, field: str) -> np.ndarray:
     need = rows * cols * dtype.itemsize
     if len(raw) != need:
         raise InputError(field, f"{need} bytes for shape [{rows}, {cols}] of {dtype.name}", f"{len(raw)} bytes")
-    return check_finite(np.frombuffer(raw, dtype=dtype).reshape(rows, cols), field)
+    return as_float32(np.frombuffer(raw, dtype=dtype).reshape(rows, cols), field)
 
 
 def parse_infer(body: bytes, header_length: str | None, n_features: int, max_instances: int,
@@ -177,7 +174,7 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
         if binary:
             raise InputError("body", "no bytes after the JSON header unless an input has binary_data_size",
                              f"{len(binary)} extra bytes")
-        x = _json_tensor(inp.data, rows, cols, dtype, f"{field}.data")
+        x = _json_tensor(inp.data, rows, cols, f"{field}.data")
 
     all_binary = _flag(req.parameters, "binary_data_output", "request")
     if req.outputs is None:

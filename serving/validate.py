@@ -85,6 +85,10 @@ def parse_json(body: bytes | str, field: str = "body") -> Any:
         raise InputError(field, "UTF-8 JSON text", f"undecodable bytes ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise InputError(field, "valid JSON", f"a syntax error at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except ValueError as e:  # an integer literal of more than 4300 digits
+        raise InputError(field, "valid JSON with numbers of at most 4300 digits", str(e).split(":")[0]) from None
+    except RecursionError:
+        raise InputError(field, "JSON nested at most ~1000 levels deep", "deeper nesting") from None
 
 
 def field_path(loc: Iterable[Any], prefix: str = "") -> str:
@@ -115,6 +119,8 @@ def from_validation_error(error: ValidationError, prefix: str = "") -> InputErro
     if kind == "extra_forbidden":
         return InputError(where, "only the documented fields", f"an unknown field {where!r}")
     expected = _EXPECTED.get(kind, first["msg"].removeprefix("Input should be ").lower())
+    if kind == "float_type" and isinstance(first["input"], int) and not isinstance(first["input"], bool):
+        expected = "a number within float range"  # an integer too large for a float
     if kind in ("too_short", "too_long", "literal_error", "greater_than_equal"):
         expected = first["msg"].removeprefix("Input should be ").removeprefix("Input should have ")
     return InputError(where, expected, shown(first["input"]))
@@ -133,11 +139,7 @@ def rows_matrix(rows: list[list[float]], n_features: int, max_instances: int, fi
     for i, row in enumerate(rows):
         if len(row) != n_features:
             raise InputError(f"{field}[{i}]", f"{n_features} features", f"{len(row)}")
-    x = np.asarray(rows, dtype=np.float32)
-    if not np.isfinite(x).all():  # finite float64 that overflows float32, e.g. 1e300
-        i, j = map(int, np.argwhere(~np.isfinite(x))[0])
-        raise InputError(f"{field}[{i}][{j}]", "a number within float32 range (|x| < 3.4e38)", shown(rows[i][j]))
-    return x
+    return as_float32(np.asarray(rows, dtype=np.float64), field, flat=False)
 
 
 def check_shape(shape: list[int], n_features: int, max_instances: int, field: str) -> tuple[int, int]:
@@ -150,8 +152,15 @@ def check_shape(shape: list[int], n_features: int, max_instances: int, field: st
     return shape[0], shape[1]
 
 
-def check_finite(x: np.ndarray, field: str) -> np.ndarray:
-    if not np.isfinite(x).all():
-        k = int(np.argwhere(~np.isfinite(x.reshape(-1)))[0][0])
-        raise InputError(f"{field}[{k}]", "a finite number", shown(float(x.reshape(-1)[k])))
-    return x
+def as_float32(x: np.ndarray, field: str, flat: bool = True) -> np.ndarray:
+    """(rows, features) of any float type -> float32, what the models compute in. The first value that
+    is not finite, or overflows float32 (1e300 is a fine float64), is named by its flat or [row][col] index."""
+    x32 = x.astype(np.float32, copy=False)
+    if np.isfinite(x32).all():
+        return x32
+    k = int(np.flatnonzero(~np.isfinite(x32))[0])
+    value = float(x.reshape(-1)[k])
+    where = f"{field}[{k}]" if flat else f"{field}[{k // x.shape[1]}][{k % x.shape[1]}]"
+    if np.isfinite(value):
+        raise InputError(where, "a number within float32 range (|x| < 3.4e38)", shown(value))
+    raise InputError(where, "a finite number", shown(value))

@@ -15,7 +15,7 @@ import pytest
 import tritonclient.http as triton
 from ray import serve
 
-from serving.app import build_app, make_app, serve_config
+from serving.app import _options, build_app, make_app, serve_config
 from serving.config import ServeConfig
 from serving.loadgen import load, run_load
 from trainers.ensemble.predictor import EnsemblePredictor
@@ -68,6 +68,18 @@ def test_serve_config_files_are_valid_for_serve_deploy(bundles):
     assert generated["http_options"]["port"] == 8123
     assert generated["applications"][0]["args"]["config"] == {"port": 8123, "max_batch_size": 16}
     assert build_app(generated["applications"][0]["args"]) is not None  # what `serve run` calls
+
+
+def test_deployment_options_fixed_or_autoscaled():
+    fixed = _options("Ingress", ServeConfig(min_replicas=2, max_replicas=2, num_cpus=0.5), 0.0, {})
+    assert fixed["num_replicas"] == 2 and "autoscaling_config" not in fixed
+    assert fixed["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.0}
+    auto = _options("Ensemble", ServeConfig(min_replicas=1, max_replicas=4, target_ongoing_requests=3), 1.0,
+                    {"MLFLOW_TRACKING_URI": "sqlite:///x.db"})
+    assert auto["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 3.0}
+    assert auto["ray_actor_options"]["num_gpus"] == 1.0
+    assert auto["ray_actor_options"]["runtime_env"] == {"env_vars": {"MLFLOW_TRACKING_URI": "sqlite:///x.db"}}
+    assert auto["max_ongoing_requests"] == 64 and "num_replicas" not in auto
 
 
 @pytest.mark.parametrize("name", ["ensemble", "student"])
@@ -177,6 +189,9 @@ BAD = [  # (name, path, body, extra headers, status, message part)
      "instances[0][0]: a finite number expected, but got Infinity"),
     ("float32 overflow", V1, b'{"instances": [[1e39' + b", 1.0" * 63 + b"]]}", JSON, 400,
      "instances[0][0]: a number within float32 range"),
+    ("deep nesting", V1, b"[" * 5000, JSON, 400, "body: JSON nested at most ~1000 levels deep expected"),
+    ("huge integer literal", V1, b'{"instances": [[' + b"1" * 5000 + b"]]}", JSON, 400,
+     "body: valid JSON with numbers of at most 4300 digits expected"),
     ("empty batch", V1, b'{"instances": []}', JSON, 400, "instances: at least 1 row expected, but got 0 rows"),
     ("batch above max_instances", V1, body([ROW] * 17), JSON, 400,
      "instances: at most 16 rows (max_instances) expected, but got 17 rows"),

@@ -32,8 +32,8 @@ def test_parses_what_tritonclient_sends(datatype, dtype, binary):
     x = np.arange(12, dtype=dtype).reshape(3, 4) / 7
     body, header = triton_body(x, datatype, binary, outputs=[("probabilities", binary), ("votes", False)])
     parsed = parse(body, header)
-    np.testing.assert_array_equal(parsed.x, x)
-    assert parsed.x.dtype == dtype and parsed.datatype == datatype
+    np.testing.assert_array_equal(parsed.x, x.astype(np.float32))
+    assert parsed.x.dtype == np.float32 and parsed.datatype == datatype
     assert parsed.outputs == ["probabilities", "votes"] and parsed.binary == [binary, False]
     assert parsed.request_id == "req-1"
 
@@ -77,6 +77,15 @@ def test_binary_size_without_the_header_is_refused():
                                    "parameters": {"binary_data_size": 16}}]}).encode()
     with pytest.raises(InputError, match="Inference-Header-Content-Length: the header when binary_data_size is used"):
         parse(head, None)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_fp64_beyond_float32_range_is_refused(binary):
+    x = np.ones((2, 4))
+    x[1, 2] = 1e300
+    body, header = triton_body(x, "FP64", binary)
+    with pytest.raises(InputError, match=r"\[6\]: a number within float32 range \(\|x\| < 3.4e38\) expected, but got 1e\+300"):
+        parse(body, header)
 
 
 def test_json_after_header_without_binary_inputs_is_refused():
