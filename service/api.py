@@ -73,7 +73,8 @@ def _error_response(status: int, message: str, problems: list[str] | None = None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-_STATUS = {jobs.UnknownSweep: 404, jobs.Conflict: 409, jobs.Unauthorized: 502, jobs.Unreachable: 503}
+_STATUS = {jobs.UnknownSweep: 404, jobs.Conflict: 409, jobs.Unauthorized: 502, jobs.ClusterError: 502,
+           jobs.Unreachable: 503}
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -67,6 +67,10 @@ class Conflict(JobsError):
     pass
 
 
+class ClusterError(JobsError):
+    """The Jobs server answered with an error of its own."""
+
+
 # ----------------------------------------------------------------------------- connection
 
 def resolve_address(address: str | None) -> str:
@@ -135,6 +139,8 @@ def _call(fn: Callable, *args):
         raise Unauthorized(f"the Ray cluster refused the request: {_first_line(err)}") from None
     except (requests.exceptions.ConnectionError, ConnectionError) as err:
         raise Unreachable(f"the Ray dashboard stopped answering: {_first_line(err)}") from None
+    except RuntimeError as err:  # the SDK's "Request failed with status code N: ..."
+        raise ClusterError(f"the Ray Jobs server refused the request: {_first_line(err)}") from None
 
 
 # ----------------------------------------------------------------------------- submission
@@ -230,8 +236,8 @@ def get_job(client, sweep_id: str, kind: str = "sweep"):
     check_id(sweep_id)
     try:
         job = _call(client.get_job_info, sweep_id)
-    except RuntimeError as err:
-        if "404" not in str(err):
+    except ClusterError as err:
+        if "status code 404" not in str(err):
             raise
         job = None
     if job is None or (job.metadata or {}).get(KIND) != kind:
@@ -416,6 +422,9 @@ def follow(client, sweep_id: str) -> Iterator[str]:
             try:
                 yield loop.run_until_complete(stream.__anext__())
             except StopAsyncIteration:
+                return
+            except Exception as err:  # the log stream dropped: the caller reads the job state instead
+                yield f"\n[raysemble] log stream ended early: {_first_line(err)}\n"
                 return
     finally:
         loop.run_until_complete(stream.aclose())

@@ -71,7 +71,7 @@ def _follow(client, sweep_id: str) -> int:
     for chunk in jobs.follow(client, sweep_id):
         sys.stdout.write(chunk)
         sys.stdout.flush()
-    state = jobs.wait(client, sweep_id, timeout_s=30)
+    state = jobs.wait(client, sweep_id, timeout_s=7 * 24 * 3600, poll_s=2.0)  # the stream may end early
     err.print(f"sweep {sweep_id}: {state}", highlight=False)
     return EXIT_OK if state == "SUCCEEDED" else EXIT_FAILED
 

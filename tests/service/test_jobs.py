@@ -1,0 +1,195 @@
+"""`raysemble submit/list/status/logs/cancel/deploy` against a real local two-node Ray cluster
+(head + one worker, 1 CPU each, token authentication on), through the installed CLI."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from service import jobs
+from tests.conftest import tiny_spec
+from tests.service.raycluster import LocalCluster, free_port
+
+RAYSEMBLE = str(Path(sys.executable).parent / "raysemble")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = LocalCluster(num_cpus=1)
+    c.tmp = tmp_path_factory.mktemp("jobs")
+    try:
+        c.start_head()
+        c.worker = c.add_worker()
+        yield c
+    finally:
+        c.shutdown()
+    assert c.leftovers() == []
+
+
+def cli(cluster, *args, timeout=300, **env) -> subprocess.CompletedProcess:
+    full = cluster.client_env(RAYSEMBLE_HOME=str(cluster.tmp / "home"),
+                              MLFLOW_TRACKING_URI=f"sqlite:///{cluster.tmp}/mlflow.db", **env)
+    return subprocess.run([RAYSEMBLE, *args], env=full, capture_output=True, text=True, timeout=timeout,
+                          cwd=cluster.tmp)
+
+
+def last_json(proc: subprocess.CompletedProcess):
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_spec(cluster, name: str, **sections) -> Path:
+    path = cluster.tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(name, **sections)))
+    return path
+
+
+def job_ids(cluster) -> list[str]:
+    return sorted(j.submission_id for j in jobs.connect(cluster.address, cluster.token).list_jobs())
+
+
+def attempts_of(cluster, name: str) -> list[dict]:
+    return jobs.attempts(cluster.tmp / "home" / "sweeps" / name)
+
+
+def test_bad_input_exits_2_and_launches_nothing(cluster):
+    before = job_ids(cluster)
+    bad = write_spec(cluster, "bad", cv={"folds": 1})
+    proc = cli(cluster, "submit", str(bad))
+    assert proc.returncode == 2 and "cv.folds" in proc.stderr
+    # every path form is covered in test_safety / test_api; here: the CLI applies the same checks
+    spec = write_spec(cluster, "paths", data={"source": "../elsewhere/x.csv"})
+    proc = cli(cluster, "submit", str(spec))
+    assert proc.returncode == 2 and "data.source" in proc.stderr and ".." in proc.stderr
+    for command in ("status", "cancel"):
+        proc = cli(cluster, command, "no-such-sweep-123")
+        assert proc.returncode == 2 and "ID: a sweep id" in proc.stderr, proc.stderr
+    good = write_spec(cluster, "unreached")
+    with socket.socket() as held:  # bound, never listening: refused, and no one else can take the port
+        held.bind(("127.0.0.1", 0))
+        proc = cli(cluster, "submit", str(good), "--address", f"http://127.0.0.1:{held.getsockname()[1]}")
+    assert proc.returncode == 2 and "nothing answered" in proc.stderr
+    proc = cli(cluster, "submit", str(good), RAY_AUTH_TOKEN="wrong-token")
+    assert proc.returncode == 2 and "token" in proc.stderr.lower()
+    assert job_ids(cluster) == before
+
+
+@pytest.fixture(scope="module")
+def pipeline(cluster):
+    """The whole pipeline (raysemble run --no-serve) submitted with the CLI and followed to the end."""
+    spec = write_spec(cluster, "cli-run", distill={"enabled": False}, ensemble={"top_k": 2},
+                      serve={"port": free_port(), "max_batch_size": 8, "max_ongoing_requests": 16})
+    proc = cli(cluster, "submit", str(spec), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    submitted = last_json(proc)
+    assert submitted["id"].startswith("cli-run-") and submitted["command"] == jobs.pipeline_command()
+    follow = cli(cluster, "logs", submitted["id"], "--follow", timeout=600)
+    return submitted, follow, yaml.safe_load(spec.read_text())
+
+
+def test_cli_submit_follows_to_success_across_two_nodes(cluster, pipeline):
+    submitted, follow, _ = pipeline
+    assert follow.returncode == 0, (follow.stdout[-3000:], follow.stderr[-2000:])
+    assert "SUCCEEDED" in follow.stderr
+    status = last_json(cli(cluster, "status", submitted["id"], "--json"))
+    assert status["state"] == "SUCCEEDED" and status["name"] == "cli-run"
+    assert status["trials_done"] == status["trials_total"] == 2
+    assert 0 < status["best"]["value"] <= 1 and status["best"]["metric"] == "accuracy"
+    assert status["mlflow_run_id"] and status["mlflow_uri"].startswith("sqlite:///")
+    if submitted["command"] == "run":
+        assert "ensemble" in status["registered"]
+    # the two concurrent 1-CPU trials cannot share a 1-CPU node: both nodes trained
+    nodes = {a["node_id"] for a in attempts_of(cluster, "cli-run") if a["kind"] == "train"}
+    assert nodes == set(cluster.node_ids())
+    listed = last_json(cli(cluster, "list", "--json"))
+    assert submitted["id"] in [s["id"] for s in listed]
+    text = cli(cluster, "status", submitted["id"])
+    assert text.returncode == 0 and "2/2" in text.stdout and status["mlflow_run_id"] in text.stdout
+    assert "trials 2/2 done" in cli(cluster, "logs", submitted["id"]).stdout
+    # the same name again is refused before anything is launched
+    before = job_ids(cluster)
+    again = cli(cluster, "submit", str(cluster.tmp / "cli-run.yaml"))
+    assert again.returncode == 2 and "choose another name" in again.stderr and submitted["id"] in again.stderr
+    assert job_ids(cluster) == before
+
+
+def _wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(what)
+
+
+def test_cancel_stops_a_running_sweep(cluster):
+    spec = write_spec(cluster, "to-cancel", search={"algorithm": "random", "num_trials": 4, "max_concurrent": 2,
+                                                    "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                                                    "fixed": {"epochs": 200, "hidden": 16}})
+    sweep_id = last_json(cli(cluster, "submit", str(spec), "--json", RAYSEMBLE_JOB_COMMAND="sweep"))["id"]
+    _wait_for(lambda: attempts_of(cluster, "to-cancel"), 180, "a trial to start")
+    proc = cli(cluster, "cancel", sweep_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert last_json(proc) == {"id": sweep_id, "stopped": True, "state": "STOPPED"}
+    status = last_json(cli(cluster, "status", sweep_id, "--json"))
+    assert status["state"] == "STOPPED" and status["trials_done"] < 4
+    again = last_json(cli(cluster, "cancel", sweep_id, "--json"))
+    assert again["stopped"] is False and again["state"] == "STOPPED"
+
+
+def test_a_worker_node_lost_mid_sweep_costs_only_its_trials(cluster):
+    """Kill the worker node while a trial trains there: Tune retries that trial on the head from its
+    last checkpoint and the sweep still succeeds."""
+    head_id, worker_id = cluster.node_ids()
+    spec = write_spec(cluster, "node-loss", search={"algorithm": "random", "num_trials": 2, "max_concurrent": 2,
+                                                    "max_failures": 2,
+                                                    "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                                                    "fixed": {"epochs": 30, "hidden": 16, "batch_size": 16}})
+    sweep_id = last_json(cli(cluster, "submit", str(spec), "--json", RAYSEMBLE_JOB_COMMAND="sweep"))["id"]
+    on_worker = _wait_for(lambda: [a for a in attempts_of(cluster, "node-loss") if a["node_id"] == worker_id],
+                          180, "a trial to start on the worker node")
+    cluster.kill(cluster.worker)
+    client = jobs.connect(cluster.address, cluster.token)
+    assert jobs.wait(client, sweep_id, timeout_s=400, poll_s=2) == "SUCCEEDED", cli(cluster, "logs", sweep_id).stdout[-3000:]
+    status = jobs.status(client, sweep_id)
+    assert status["trials_done"] == 2 and status["trials_failed"] == 0
+    lost = on_worker[0]["trial_id"]
+    tries = [a for a in attempts_of(cluster, "node-loss") if a["trial_id"] == lost]
+    assert len(tries) >= 2 and tries[0]["node_id"] == worker_id and tries[-1]["node_id"] == head_id
+
+
+def test_no_address_anywhere_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(jobs.Unreachable, match="--address"):
+        jobs.connect(None)
+    with pytest.raises(jobs.UnknownSweep, match="ID: a sweep id"):
+        jobs.check_id("../../etc")
+
+
+def test_deploy_serves_the_registered_models(cluster, pipeline):
+    # last: the Serve replica it leaves holds half a CPU, which the sweeps above need whole
+    submitted, _, spec = pipeline
+    if submitted["command"] != "run":
+        proc = cli(cluster, "deploy", submitted["id"])
+        assert proc.returncode == 2 and "registered" in proc.stderr
+        pytest.skip("this checkout's CLI has no `run`: nothing registered to deploy")
+    proc = cli(cluster, "deploy", submitted["id"], "--json", timeout=400)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    result = last_json(proc)
+    assert result["state"] == "SUCCEEDED" and result["url"].endswith(str(spec["serve"]["port"]))
+    from sklearn.datasets import load_digits
+
+    rows = load_digits().data[:3].tolist()
+    r = httpx.post(f"{result['url']}/v1/models/ensemble/predict", json={"instances": rows}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 3
+    status = last_json(cli(cluster, "status", submitted["id"], "--json"))
+    assert [d["id"] for d in status["deployments"]] == [result["id"]]
