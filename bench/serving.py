@@ -174,6 +174,8 @@ def main() -> None:
     ap.add_argument("--clients", default="1,32")
     ap.add_argument("--skip-mlflow", action="store_true")
     ap.add_argument("--port", type=int, default=0, help="raysemble port (default: a free one)")
+    ap.add_argument("--ingress", choices=["haproxy", "proxy"], default="haproxy",
+                    help="Serve's HTTP ingress (ServeConfig.ingress): proxy measures Ray's Python proxy instead")
     args = ap.parse_args()
 
     from serving.cluster import free_port
@@ -224,7 +226,7 @@ def main() -> None:
         from serving.config import ServeConfig
 
         print("starting the raysemble Serve app ...", flush=True)
-        cfg = ServeConfig(port=args.port or free_port())
+        cfg = ServeConfig(port=args.port or free_port(), ingress=args.ingress)
         hap = tempfile.mkdtemp(prefix="rshap-", dir="/tmp")  # short: HAProxy's unix sockets live here
         start_ray(cfg, haproxy_dir=hap)  # what serve_models does, with HAProxy's files kept out of /tmp/haproxy-serve
         url = serve_models(ensemble, student, cfg)
@@ -235,7 +237,7 @@ def main() -> None:
                 check(target, body_rows[0], "probabilities")
                 measure_http(target, body_rows, 4, 3, workdir)  # warm-up
                 for c in clients:
-                    rows.append((f"raysemble {name}", c, measure_http(target, body_rows, c, args.duration, workdir)))
+                    rows.append((f"raysemble {name}" + (" (Ray proxy)" if args.ingress == "proxy" else ""), c, measure_http(target, body_rows, c, args.duration, workdir)))
         finally:
             serve.shutdown()
             ray.shutdown()

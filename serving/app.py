@@ -185,6 +185,23 @@ def curl_example(url: str, n_features: int, token: str | None = None) -> str:
             f"-d '{{\"instances\": [[{row}]]}}'")
 
 
+def curl_for(url: str, token: str | None = None, timeout_s: float = 30.0) -> str:
+    """A working curl line for the served ensemble: waits until the app answers, reads its input width."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            models = httpx.get(f"{url}/v1/models", timeout=5).json()["models"]
+            break
+        except (httpx.HTTPError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    n_features = next(m["n_features"] for m in models if m["name"] == "ensemble")
+    return curl_example(url, n_features, token)
+
+
 def serve_models(ensemble: str, student: str | None = None, config: ServeConfig | None = None,
                  blocking: bool = False) -> str:
     """Start (or update in place) the raysemble app on Ray Serve; returns the base URL.

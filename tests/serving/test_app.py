@@ -15,7 +15,7 @@ import pytest
 import tritonclient.http as triton
 from ray import serve
 
-from serving.app import _options, build_app, make_app, serve_config
+from serving.app import _options, build_app, curl_for, make_app, serve_config
 from serving.config import ServeConfig
 from serving.loadgen import load, run_load
 from trainers.ensemble.predictor import EnsemblePredictor
@@ -98,6 +98,16 @@ def test_v1_votes_are_member_argmax(http, local, digits_x):
     out = http.post("/v1/models/ensemble/predict", json={"instances": x.tolist(), "return_votes": True}).json()
     member = local["ensemble"].member_proba(x).argmax(2).T  # (rows, members)
     assert out["votes"] == member.tolist()
+
+
+def test_the_printed_curl_line_works(url):
+    import shlex
+    import subprocess
+
+    line = curl_for(url, TOKEN)
+    assert line.startswith(f"curl -s {url}/v1/models/ensemble/predict")
+    out = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=30, check=True).stdout
+    assert len(json.loads(out)["predictions"]) == 1
 
 
 def test_models_list_docs_and_health(http, local):
