@@ -5,6 +5,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import yaml
@@ -33,7 +34,7 @@ class ModelSection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: str = "mlp"  # mlp | cnn
+    family: Literal["mlp", "cnn"] = "mlp"
     hidden: int | None = None
     depth: int | None = None
     channels: int | None = None
@@ -122,8 +123,6 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
                         "but got flat data (image_shape=None)")
     if "cnn" in (spec.model.family, spec.distill.student.family) and spec.data.image_shape is None:
         problems.append("model.family: family 'cnn' needs data.image_shape, but got image_shape=None")
-    if spec.model.family not in ("mlp", "cnn"):
-        problems.append(f"model.family: one of ['cnn', 'mlp'] expected, but got {spec.model.family!r}")
     return problems
 
 

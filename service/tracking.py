@@ -37,7 +37,16 @@ def _flatten(prefix: str, value, out: dict) -> dict:
 def start_sweep_run(client: MlflowClient, spec: SweepSpec) -> tuple[str, str]:
     """Create the sweep's parent run; returns (experiment_id, run_id)."""
     experiment = client.get_experiment_by_name(spec.experiment())
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(spec.experiment())
+    if experiment:
+        experiment_id = experiment.experiment_id
+    else:
+        # a database store would put artifacts under ./mlruns of whatever directory runs the
+        # driver (a Ray Job's throwaway working dir, say); keep them beside the store instead
+        uri = spec.mlflow_uri()
+        location = None
+        if uri.startswith("sqlite:///"):
+            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+        experiment_id = client.create_experiment(spec.experiment(), artifact_location=location)
     run = client.create_run(experiment_id, tags={SWEEP_TAG: spec.name, "mlflow.runName": spec.name})
     flat = _flatten("", spec.model_dump(mode="json", exclude={"serve": {"token"}}), {})
     params = [Param(k, str(v)[:6000]) for k, v in flat.items()]

@@ -50,6 +50,7 @@ INVALID = [
     (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
         **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
     (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
+    (_with("model", {"family": "transformer"}), "model.family", "'mlp' or 'cnn'"),
 ]
 
 
