@@ -46,7 +46,7 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
 
 
-def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool):
+def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool, serve_after: bool = False):
     from service.progress import SweepProgress, results_table
     from service.sweep import SweepExists, ray_init, run_sweep, summary
 
@@ -56,7 +56,7 @@ def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool):
             prepare(spec)
     except SweepExists as e:
         _invalid(str(e))
-    ray_init(ray_address)
+    ray_init(ray_address, spec.serve if serve_after else None)
     sweep = run_sweep(spec, SweepProgress(), resume=True)
     result = summary(sweep)
     err.print(results_table(result))
@@ -204,18 +204,25 @@ def _existing(name: str):
 
 
 def _serve_registered(result: dict, spec, as_json: bool) -> None:
-    from serving.app import base_url, curl_example, serve_models
-
     reg = result["registered"]
-    ensemble = f"models:/{reg['ensemble']['name']}/{reg['ensemble']['version']}"
-    student = f"models:/{reg['student']['name']}/{reg['student']['version']}" if "student" in reg else None
-    url = serve_models(ensemble, student, spec.serve, blocking=False)
-    bundle = json.loads((Path(result["bundles"]["ensemble"]) / "bundle.json").read_text())
-    err.print(f"serving at {url}  (Ctrl-C stops)", highlight=False)
-    err.print(curl_example(url, bundle["n_features"], spec.serve.token), highlight=False, soft_wrap=True)
+    student = reg["student"]["uri"] if "student" in reg else None
+    url = _start_serving(reg["ensemble"]["uri"], student, spec.serve)
     if as_json:
         _emit_json({**result, "url": url})
     _block(spec.serve)
+
+
+def _start_serving(ensemble: str, student: Optional[str], cfg) -> str:
+    from serving.app import curl_for, serve_models
+    from serving.loader import ModelSourceError
+
+    try:
+        url = serve_models(ensemble, student, cfg, blocking=False)
+    except ModelSourceError as e:
+        _invalid(str(e))
+    err.print(f"serving at {url}  (Ctrl-C stops)", highlight=False)
+    err.print(curl_for(url, cfg.token), highlight=False, soft_wrap=True)
+    return url
 
 
 def _block(serve_cfg) -> None:
@@ -237,7 +244,7 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
         no_serve: bool = typer.Option(False, "--no-serve", help="stop after registering; do not serve")):
     """Sweep, ensemble, distill, judge on held-out data, register in MLflow, then serve."""
     parsed = _load(spec)
-    sweep_obj, summary = _sweep(parsed, ray_address, as_json, resume=False)
+    sweep_obj, summary = _sweep(parsed, ray_address, as_json, resume=False, serve_after=not no_serve)
     if summary["state"] != "SUCCEEDED":
         if as_json:
             _emit_json({"sweep": summary})
@@ -249,6 +256,36 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
             _emit_json(result)
         raise typer.Exit(EXIT_OK)
     _serve_registered(result, parsed, as_json)
+
+
+@app.command()
+def serve(model: str = typer.Argument(..., help="ensemble: models:/NAME/VERSION, models:/NAME@ALIAS or a bundle dir"),
+          student: Optional[str] = typer.Option(None, "--student", help="student model, same forms"),
+          host: Optional[str] = typer.Option(None, "--host"),
+          port: Optional[int] = typer.Option(None, "--port"),
+          config: Optional[Path] = typer.Option(None, "--config", help="YAML of serving options (ServeConfig)")):
+    """Serve an ensemble (and its student) over HTTP with Ray Serve until Ctrl-C."""
+    import yaml
+    from pydantic import ValidationError
+
+    from serving.config import ServeConfig
+    from service.spec import _format_pydantic
+
+    raw: dict = {}
+    if config is not None:
+        if not config.is_file():
+            _invalid(f"--config: an existing file expected, but {str(config)!r} does not exist")
+        try:
+            raw = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as e:
+            _invalid(f"--config: valid YAML expected, but parsing failed: {str(e).splitlines()[0]}")
+    raw = {**raw, **{k: v for k, v in (("host", host), ("port", port)) if v is not None}}
+    try:
+        cfg = ServeConfig.model_validate(raw)
+    except ValidationError as e:
+        _invalid([f"serve.{line}" for line in _format_pydantic(e)])
+    _start_serving(model, student, cfg)
+    _block(cfg)
 
 
 @app.command()

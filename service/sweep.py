@@ -233,7 +233,9 @@ def summary(sweep: Sweep) -> dict:
     }
 
 
-def ray_init(address: str | None) -> None:
+def ray_init(address: str | None, serve_config=None) -> None:
+    """Join ADDRESS / RAY_ADDRESS, or start a local Ray; with serve_config, a local Ray gets the
+    fast-ingress environment the later serving step needs (read by Ray's processes at start)."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
@@ -241,6 +243,10 @@ def ray_init(address: str | None) -> None:
         return
     if address:
         ray.init(address=address, log_to_driver=False)
-    else:
-        # "local" never joins a stale cluster left by a killed head
-        ray.init(address="local", log_to_driver=False, include_dashboard=False)
+        return
+    if serve_config is not None:
+        from serving.cluster import ingress_env
+
+        os.environ.update(ingress_env(serve_config))
+    # "local" never joins a stale cluster left by a killed head
+    ray.init(address="local", log_to_driver=False, include_dashboard=False)

@@ -31,6 +31,7 @@ def parse_source(text: str) -> Source:
         if not m:
             raise ModelSourceError(f"model source models:/NAME/VERSION or models:/NAME@ALIAS expected, "
                                    f"but got {text!r}")
+        _registry_version(text)  # a missing model or version fails here, not inside a replica
         return Source(text, m["name"])
     if not (Path(text) / "bundle.json").is_file():
         raise ModelSourceError(f"model source a bundle directory with bundle.json or a models:/ URI expected, "
@@ -47,14 +48,20 @@ def _content_version(directory: Path) -> str:
 
 
 def _registry_version(uri: str) -> str:
-    m = _URI.match(uri)
-    if m["version"] and m["version"].isdigit():
-        return m["version"]
-    from mlflow import MlflowClient  # only for aliases and "latest"
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
+    m = _URI.match(uri)
     client = MlflowClient()
-    if m["alias"]:
-        return str(client.get_model_version_by_alias(m["name"], m["alias"]).version)
+    try:
+        if m["version"] and m["version"].isdigit():
+            return str(client.get_model_version(m["name"], m["version"]).version)
+        if m["alias"]:
+            return str(client.get_model_version_by_alias(m["name"], m["alias"]).version)
+    except MlflowException as e:
+        raise ModelSourceError(f"model source a registered model version expected, but {uri!r} was not found in "
+                               f"the registry at {mlflow.get_registry_uri()}: {e.message.splitlines()[0]}") from None
     versions = client.search_model_versions(f"name='{m['name']}'")
     if not versions:
         raise ModelSourceError(f"at least one version of registered model {m['name']!r} expected, but got none")

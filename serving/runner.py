@@ -1,7 +1,6 @@
 """One loaded model behind a dynamic batcher (@serve.batch): requests queue, run as one forward pass."""
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 from ray import serve
@@ -27,9 +26,6 @@ class ModelRunner:
         if predictor is None:
             predictor, version = load_predictor(source, num_gpus)
         self.predictor, self.version = predictor, version or "0"
-        # EnsemblePredictor is not thread-safe (vmapped functional_call swaps the parameters of one
-        # shared module), and Serve may run a sync method such as a health check in another thread
-        self._lock = threading.Lock()
         self.aliases = [source.registered_name] if source.registered_name else []
         self.outputs = ("probabilities", "predictions") + (("votes",) if self.members > 1 else ())
         # a batcher per instance: @serve.batch on a method would share one queue between instances.
@@ -56,8 +52,7 @@ class ModelRunner:
 
     async def _run_batch(self, xs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         sizes = [len(x) for x in xs]
-        with self._lock:
-            member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
+        member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
         proba = combine(self.predictor.method, member, self.predictor.weights, self.predictor.stacker)
         bounds = np.cumsum(sizes)[:-1]
         return list(zip(np.split(proba, bounds), np.split(member, bounds, axis=1)))
@@ -76,8 +71,7 @@ class ModelRunner:
 
     def check(self) -> None:
         """A real forward pass on one row; raises when the model cannot predict."""
-        with self._lock:
-            proba = self.predictor.predict_proba(self._probe)
+        proba = self.predictor.predict_proba(self._probe)
         if proba.shape != (1, self.predictor.n_classes) or not np.isfinite(proba).all() \
                 or abs(float(proba.sum()) - 1.0) > 1e-3:
             raise RuntimeError(f"model {self.name!r}: one finite probability row summing to 1 expected, "

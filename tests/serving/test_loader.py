@@ -16,8 +16,10 @@ def test_bundle_dir_and_content_version(bundles, tmp_path):
 
 
 @pytest.mark.parametrize("text", ["models:/digits-ensemble/3", "models:/digits-ensemble@champion"])
-def test_registry_uris(text):
-    assert parse_source(text).registered_name == "digits-ensemble"
+def test_registry_uris_must_exist_before_any_replica_starts(text, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    with pytest.raises(ModelSourceError, match=f"but {text!r} was not found in the registry"):
+        parse_source(text)
 
 
 @pytest.mark.parametrize("text, message", [

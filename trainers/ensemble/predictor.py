@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,7 @@ class EnsemblePredictor:
         keys: dict[str, list[int]] = {}
         for i, cfg in enumerate(configs):
             keys.setdefault(cfg.model_dump_json(), []).append(i)
+        self._lock = threading.Lock()
         self._groups = [(idx, _Group([self.models[i] for i in idx]).to(self.device)) for idx in keys.values()]
 
     @torch.no_grad()
@@ -85,8 +87,10 @@ class EnsemblePredictor:
         if xt.ndim != 2 or xt.shape[1] != self.n_features:
             raise ValueError(f"rows of {self.n_features} features expected, but got shape {tuple(xt.shape)}")
         out = torch.empty(len(self.models), len(xt), self.n_classes, device=self.device)
-        for idx, group in self._groups:
-            out[idx] = torch.softmax(group(xt).float(), -1)
+        # functional_call swaps the parameters of one shared module: one forward at a time
+        with self._lock:
+            for idx, group in self._groups:
+                out[idx] = torch.softmax(group(xt).float(), -1)
         return out.cpu().numpy().astype(np.float64)
 
     def predict_proba(self, x) -> np.ndarray:
