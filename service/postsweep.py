@@ -198,7 +198,11 @@ def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, 
     updates = {k: v for k, v in (("ensemble", ensemble_cfg), ("distill", distill_cfg)) if v is not None}
     if updates:
         sweep = dataclasses.replace(sweep, spec=sweep.spec.model_copy(update=updates))
-    with torch_threads(int(sweep.spec.resources.cpus_per_worker)):
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    # the fluent MLflow API reads a process-wide URI: set it for this call only, so a caller's
+    # own MLFLOW_TRACKING_URI (or a later sweep's store) is not overridden afterwards
+    with torch_threads(int(sweep.spec.resources.cpus_per_worker)), _use_tracking_uri(sweep.spec.mlflow_uri()):
         return _finish(sweep, use_ray, set(redo), latency_repeats, console)
 
 
@@ -208,7 +212,6 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     unknown = redo - set(STEPS)
     if unknown:
         raise ValueError(f"redo steps from {list(STEPS)} must hold, but got {sorted(unknown)}")
-    mlflow.set_tracking_uri(sweep.spec.mlflow_uri())
     run = PostSweep(sweep, use_ray, latency_repeats)
     state_path = run.out / "state.json"
     previous = json.loads(state_path.read_text()) if state_path.exists() else {}

@@ -74,12 +74,9 @@ def make_fake_sweep(root: Path, spec: SweepSpec, trials=TRIALS, with_mlflow_run:
                    for i, p in enumerate(trials)]
     run_id = experiment_id = None
     if with_mlflow_run:
-        from mlflow import MlflowClient
+        from service.tracking import client_for, start_sweep_run
 
-        client = MlflowClient(spec.mlflow_uri())
-        exp = client.get_experiment_by_name(spec.experiment())
-        experiment_id = exp.experiment_id if exp else client.create_experiment(spec.experiment())
-        run = client.create_run(experiment_id, run_name=spec.name)
-        client.set_terminated(run.info.run_id)  # as the sweep core leaves it
-        run_id = run.info.run_id
+        client = client_for(spec)
+        experiment_id, run_id = start_sweep_run(client, spec)
+        client.set_terminated(run_id)  # as the sweep core leaves it
     return Sweep(spec.name, directory, spec, train_idx, test_idx, records, run_id, experiment_id)

@@ -18,12 +18,10 @@ from trainers.ensemble.predictor import EnsemblePredictor
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("post")
-    before = mlflow.get_tracking_uri()
     spec = fake_spec("post", f"sqlite:///{tmp}/mlflow.db", ensemble={"top_k": 2, "method": "soft_vote"})
     sweep = make_fake_sweep(tmp / "sweeps", spec)
     result = finish_sweep(sweep, use_ray=False, latency_repeats=5)
     yield sweep, result, tmp
-    mlflow.set_tracking_uri(before)
 
 
 def test_result_rows_and_registrations(done):
@@ -35,7 +33,7 @@ def test_result_rows_and_registrations(done):
     assert result["registered"]["ensemble"]["name"] == "post-ensemble"
     assert result["registered"]["student"]["name"] == "post-student"
     json.dumps(result)  # what --json prints
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(sweep.spec.mlflow_uri())
     ens = {r["model"]: r for r in result["rows"]}["ensemble"]
     tags = client.get_model_version("post-ensemble", result["registered"]["ensemble"]["version"]).tags
     assert float(tags["test_accuracy"]) == pytest.approx(ens["accuracy"])

@@ -28,7 +28,7 @@ def digits_x():
     return digits()[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def serve_port():
     """A local Ray (2 CPUs) with Serve's HAProxy ingress on a free loopback port."""
     import ray

@@ -336,6 +336,7 @@ def test_rolling_update_to_a_registered_version_drops_nothing(url, serve_port, b
     from serving.mlflow_model import log_and_register
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # the default experiment keeps artifacts in ./mlruns
     name, version = log_and_register(bundles[0], "servetest-ensemble", input_example=digits_x[:2])
     new = make_app(f"models:/{name}/{version}", str(bundles[1]), config(serve_port, max_batch_size=16))
     bodies = [body([row.tolist()]) for row in digits_x[:64]]

@@ -11,12 +11,12 @@ from trainers.models import ModelConfig, build_model
 
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
     tmp = tmp_path_factory.mktemp("mlflow")
-    before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    mlflow.set_experiment("pyfunc-test")
-    yield tmp
-    mlflow.set_tracking_uri(before)
+    with _use_tracking_uri(f"sqlite:///{tmp}/mlflow.db"):  # restores "unset", not the default URI
+        # runs name their experiment: set_experiment would leave a process-wide active id behind
+        yield mlflow.create_experiment("pyfunc-test", tmp.as_uri())
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def bundle(tmp_path_factory):
 def test_log_register_load_predict(tracking, bundle):
     predictor, directory = bundle
     x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=tracking) as run:
         name, version = log_and_register(directory, "iris-ensemble", x[:2], tags={"test_accuracy": 0.5})
     assert (name, version) == ("iris-ensemble", "1")
     mv = mlflow.MlflowClient().get_model_version(name, version)
@@ -45,7 +45,7 @@ def test_log_register_load_predict(tracking, bundle):
 
 def test_register_into_a_finished_run_and_download_the_bundle(tracking, bundle, tmp_path):
     predictor, directory = bundle
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=tracking) as run:
         pass  # finished, like a sweep's parent run after the search
     name, version = log_and_register(directory, "iris-ensemble", np.zeros((1, 4)), run_id=run.info.run_id)
     assert version == "2"
