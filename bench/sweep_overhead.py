@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# bench/serving.py would shadow the serving package: the project root comes first
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SPACE = {"lr": {"loguniform": [1e-3, 1e-2]}, "hidden": {"choice": [128, 256, 512]},
          "dropout": {"uniform": [0.0, 0.3]}}
@@ -41,8 +45,9 @@ def plain_loop() -> tuple[float, float]:
     ds = load_dataset(spec.data)
     tr, _ = holdout_split(ds.y, spec.data.test_fraction, spec.data.split_seed)
     x, y = ds.x[tr], ds.y[tr]
+    # the plain loop still writes each trial's final fold models and OOF once, as a sweep must
     data = TrialData(x, y, make_folds(y, 3, True, 0), spec.base_model_config(64, 10).model_dump(mode="json"),
-                     "accuracy")
+                     "accuracy", checkpoint_every=10**9)
 
     def objective(trial: optuna.Trial) -> float:
         params = {"lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),

@@ -30,6 +30,9 @@ class SearchConfig(_Section):
     grace_period: int = Field(5, ge=1)  # ASHA: epochs before a trial can be stopped
     reduction_factor: int = Field(3, ge=2)  # ASHA
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or process dies
+    # epochs between trial checkpoints (a retried trial loses at most this many); ASHA's rungs
+    # and the last epoch always checkpoint
+    checkpoint_every: int = Field(5, ge=1)
     seed: int = 0  # searcher seed
     space: dict[str, Dimension] = Field(default_factory=dict)
     fixed: dict[str, Scalar] = Field(default_factory=dict)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,8 +38,13 @@ class TrialData:
     base_model: dict  # ModelConfig fields fixed by the spec and the data
     metric: str
     seed: int = 0
-    epochs_key: str = "epochs"
-    extra: dict = field(default_factory=dict)
+    # a checkpoint every this many epochs, at every epoch listed (ASHA's rungs: a stopped trial's
+    # last checkpoint is then its last result) and at the last epoch
+    checkpoint_every: int = 1
+    checkpoint_epochs: tuple[int, ...] = ()
+
+    def checkpoints_at(self, epoch: int, last: int) -> bool:
+        return epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last
 
     def fold_seed(self, k: int) -> int:
         return self.seed * 1000 + k
@@ -82,7 +87,7 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
                 gather: Gather = lambda d: d, resume_from: Path | None = None,
                 device: torch.device | None = None, data_parallel: tuple[int, int] | None = None) -> dict:
     """Advance the given folds one epoch at a time; after each epoch call
-    `report(metrics, checkpoint_dir)` with the mean over all folds (`gather` merges
+    `report(metrics, checkpoint_dir or None)` with the mean over all folds (`gather` merges
     per-fold results across workers). Returns the last metrics."""
     device = device or pick_device()
     n_classes = int(data.base_model["n_classes"])
@@ -115,6 +120,9 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
             "fold_scores": [merged[k][f"val_{data.metric}"] for k in sorted(merged)],
             "n_classes": n_classes,
         }
+        if not data.checkpoints_at(epoch + 1, train_cfg.epochs):
+            report(metrics, None)
+            continue
         with tempfile.TemporaryDirectory(prefix="raysemble-ckpt-") as tmp:
             for k, (row, proba) in local.items():
                 _write_fold(Path(tmp), k, trainers[k], model_cfg, proba, data.folds[k], curves[k], params)

@@ -58,6 +58,17 @@ def max_epochs(search: SearchConfig) -> int:
     return TrainConfig.model_fields["epochs"].default
 
 
+def asha_rungs(search: SearchConfig) -> tuple[int, ...]:
+    """Epochs at which ASHA may stop a trial (grace_period * reduction_factor**k below max_t)."""
+    if search.scheduler != "asha":
+        return ()
+    rungs, epoch = [], search.grace_period
+    while epoch < max_epochs(search):
+        rungs.append(epoch)
+        epoch *= search.reduction_factor
+    return tuple(rungs)
+
+
 def tune_config(search: SearchConfig):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -80,7 +91,9 @@ def tune_config(search: SearchConfig):
                                   grace_period=search.grace_period, reduction_factor=search.reduction_factor)
     return tune.TuneConfig(metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler,
                            num_samples=1 if search.algorithm == "grid" else search.num_trials,
-                           max_concurrent_trials=search.max_concurrent)
+                           max_concurrent_trials=search.max_concurrent,
+                           # a fresh trial process imports torch again (seconds each on 2 cores)
+                           reuse_actors=True)
 
 
 def _log_attempt(path: str, trial_id: str, kind: str) -> None:
@@ -121,7 +134,7 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
     _log_attempt(execution.attempts_log, trial_id, "train")
     if execution.executor == "in_trial":
         def report(metrics, directory):
-            tune.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)))
+            tune.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)) if directory else None)
 
         checkpoint = tune.get_checkpoint()
         with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
@@ -180,7 +193,7 @@ def _train_worker(cfg: dict) -> None:
 
     def report(metrics, directory):
         # ddp replicas hold identical weights: rank 0's files are the checkpoint
-        keep = not ddp or rank == 0
+        keep = directory is not None and (not ddp or rank == 0)
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)) if keep else None)
 
     import ray.train.torch as rt

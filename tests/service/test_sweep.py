@@ -1,6 +1,7 @@
 """End-to-end sweeps on a real local Ray with a real MLflow store (sqlite in a temp dir)."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -78,11 +79,11 @@ def test_mlflow_nests_folds_under_trials_under_the_sweep(grid_sweep):
         curve = client.get_metric_history(fold.info.run_id, "val_loss")
         assert [m.step for m in curve] == [1, 2]
         names = {a.path for a in client.list_artifacts(fold.info.run_id)}
-        assert {"confusion_matrix.json", "confusion_matrix.png", "checkpoint"} <= names
+        assert {"confusion_matrix.json", "checkpoint"} <= names
+        assert "confusion_matrix.png" in {a.path for a in client.list_artifacts(trial_run.info.run_id)}
         matrix = client.download_artifacts(fold.info.run_id, "confusion_matrix.json")
-        import json
-        assert sum(map(sum, json.load(open(matrix))["matrix"])) == int(sum(
-            1 for _ in np.load(sweep.trials[0].checkpoint_dir / f"val_idx_{fold.data.tags['raysemble.fold']}.npy")))
+        rows_in_fold = len(np.load(sweep.trials[0].checkpoint_dir / f"val_idx_{fold.data.tags['raysemble.fold']}.npy"))
+        assert sum(map(sum, json.load(open(matrix))["matrix"])) == rows_in_fold
 
 
 @pytest.mark.parametrize("algorithm", ["random", "bayesian"])
@@ -109,16 +110,28 @@ def test_same_spec_and_seed_give_the_same_cv_scores(home):
     assert scores[0] == scores[1]
 
 
-def _train_workers() -> list[psutil.Process]:
-    """Ray Train worker processes of this test's own Ray (descendants of this process only)."""
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if "RayTrainWorker" in " ".join(proc.cmdline()):
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return found
+def _sweep_and_kill_one(spec: dict, ready_glob, marker: str, timeout_s: float):
+    """Run the sweep in a thread; once a checkpoint matches ready_glob, SIGKILL one descendant
+    process of this test (our own Ray's workers only) whose command line holds `marker`.
+    Returns (sweep, killed pid or None)."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("sweep", _run(spec)))
+    thread.start()
+    killed = None
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and killed is None and thread.is_alive():
+        if list(ready_glob()):  # training is under way
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    if marker in " ".join(proc.cmdline()):
+                        killed = proc.pid
+                        proc.kill()
+                        break
+                except psutil.NoSuchProcess:
+                    pass
+        time.sleep(0.3)
+    thread.join(timeout=400)
+    return result["sweep"], killed
 
 
 def test_ray_train_path_survives_a_killed_worker(home):
@@ -128,62 +141,25 @@ def test_ray_train_path_survives_a_killed_worker(home):
                                               "executor": "ray_train"},
                      search={"algorithm": "random", "num_trials": 1, "max_failures": 2,
                              "space": {"lr": {"loguniform": [0.003, 0.01]}}, "fixed": {"epochs": 40, "hidden": 16}})
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("sweep", _run(spec)))
-    thread.start()
-    killed = None
-    deadline = time.time() + 240
     train_dir = home / "home" / "tune" / "train-path" / "train"
-    while time.time() < deadline and killed is None and thread.is_alive():
-        if list(train_dir.glob("*/checkpoint_*")):  # training is under way
-            workers = _train_workers()
-            if workers:
-                killed = workers[0].pid
-                workers[0].kill()
-        time.sleep(0.5)
-    thread.join(timeout=400)
+    sweep, killed = _sweep_and_kill_one(spec, lambda: train_dir.glob("*/checkpoint_*"), "RayTrainWorker", 240)
     assert killed is not None, "no Ray Train worker was found to kill"
     assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
-    sweep = result["sweep"]
     (trial,) = sweep.trials
     assert trial.status == "TERMINATED" and trial.epochs == 40 and len(trial.fold_scores) == 3
     assert trial.mean_score > 0.8
     assert load_sweep("train-path").trials[0].oof().shape[0] == len(sweep.train_idx)
 
 
-def _trial_actors() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        try:
-            if "ray::ImplicitFunc" in " ".join(proc.cmdline()):
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
 def test_in_trial_path_retries_a_killed_trial_from_its_checkpoint(home):
     spec = tiny_spec("retry", search={"algorithm": "random", "num_trials": 1, "max_failures": 2,
                                       "space": {"lr": {"loguniform": [0.003, 0.01]}},
                                       "fixed": {"epochs": 60, "hidden": 16}})
-    result = {}
-    thread = threading.Thread(target=lambda: result.setdefault("sweep", _run(spec)))
-    thread.start()
-    killed = None
     trial_dirs = home / "home" / "tune" / "retry"
-    deadline = time.time() + 180
-    while time.time() < deadline and killed is None and thread.is_alive():
-        if list(trial_dirs.glob("*/checkpoint_*")):
-            actors = _trial_actors()
-            if actors:
-                killed = actors[0].pid
-                actors[0].kill()
-        time.sleep(0.2)
-    thread.join(timeout=300)
+    sweep, killed = _sweep_and_kill_one(spec, lambda: trial_dirs.glob("*/checkpoint_*"), "ray::ImplicitFunc", 180)
     assert killed is not None, "no trial process was found to kill"
-    (trial,) = result["sweep"].trials
+    (trial,) = sweep.trials
     assert trial.status == "TERMINATED" and trial.epochs == 60
-    import json
     lines = [json.loads(line) for line in (home / "home" / "sweeps" / "retry" / "attempts.jsonl").read_text().splitlines()]
     assert [line["kind"] for line in lines] == ["train", "train"]  # the first attempt, then the retry
     assert lines[0]["pid"] != lines[1]["pid"]
