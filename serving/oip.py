@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serving.validate import InputError, as_float32, check_shape, from_validation_error, parse_json, shown
+from serving.validate import (InputError, as_float32, check_shape, from_validation_error, parse_json, shown,
+                              validate_object)
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "input"
@@ -140,12 +141,7 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
             raise InputError(e.field, "JSON (or a JSON header of Inference-Header-Content-Length bytes "
                              "followed by binary tensors)", e.got) from None
         raise
-    if not isinstance(obj, dict):
-        raise InputError("body", "a JSON object with 'inputs'", f"a JSON {type(obj).__name__}")
-    try:
-        req = InferRequest.model_validate(obj)
-    except ValidationError as e:
-        raise from_validation_error(e) from None
+    req = validate_object(obj, InferRequest, "'inputs'")
     if len(req.inputs) != 1:
         raise InputError("inputs", f"exactly 1 input tensor named {INPUT_NAME!r}", f"{len(req.inputs)}")
     inp, field = req.inputs[0], "inputs[0]"

@@ -14,14 +14,13 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import oip
 from serving.config import ServeConfig
 from serving.schemas import ErrorResponse, ModelsResponse, PredictRequest, PredictResponse
-from serving.validate import (InputError, check_content_length, check_content_type, decode_body,
-                              from_validation_error, parse_json, rows_matrix, shown)
+from serving.validate import (InputError, check_content_length, check_content_type, decode_body, parse_json,
+                              rows_matrix, shown, validate_object)
 
 JSON_TYPES = ("application/json",)
 INFER_TYPES = ("application/json", "application/octet-stream")
@@ -122,12 +121,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         model = lookup(name)
         check_content_type(request.headers.get("content-type"), JSON_TYPES)
         obj = parse_json(await read_body(request, config.max_body_bytes))
-        if not isinstance(obj, dict):
-            raise InputError("body", "a JSON object with 'instances'", f"a JSON {type(obj).__name__}")
-        try:
-            req = PredictRequest.model_validate(obj)
-        except ValidationError as e:
-            raise from_validation_error(e) from None
+        req = validate_object(obj, PredictRequest, "'instances'")
         info = await model.describe()
         x = rows_matrix(req.instances, info["n_features"], config.max_instances)
         if req.return_votes and info["members"] < 2:

@@ -126,6 +126,16 @@ def from_validation_error(error: ValidationError, prefix: str = "") -> InputErro
     return InputError(where, expected, shown(first["input"]))
 
 
+def validate_object(obj: Any, schema: type, expected: str):
+    """A parsed JSON body as `schema` (a pydantic model): not an object, or not valid, is an InputError."""
+    if not isinstance(obj, dict):
+        raise InputError("body", f"a JSON object with {expected}", f"a JSON {type(obj).__name__}")
+    try:
+        return schema.model_validate(obj)
+    except ValidationError as e:
+        raise from_validation_error(e) from None
+
+
 def check_batch(n_rows: int, max_instances: int, field: str) -> None:
     if n_rows < 1:
         raise InputError(field, "at least 1 row", "0 rows (an empty batch)")
