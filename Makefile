@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/raysemble run examples/digits.yaml
+	$(VENV)/bin/raysemble run examples/digits.yaml --replace
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

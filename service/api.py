@@ -19,7 +19,6 @@ does not answer is a 503.
 from __future__ import annotations
 
 import hmac
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serving.home import locations
 from service import jobs
 from service.safety import Policy, load_untrusted, validate
 from service.spec import SpecError
@@ -46,14 +46,15 @@ class Settings:
     mlflow_uri: str = ""
     storage_path: str | None = None
     max_body_bytes: int = 1024 * 1024
+    job_command: str = "run"  # what a submitted sweep's job runs: run (the whole pipeline) | sweep
 
     @classmethod
     def build(cls, *, address: str, token: str, data_roots=(), home: str | None = None, mlflow_uri: str | None = None,
-              storage_path: str | None = None, max_body_bytes: int = 1024 * 1024) -> "Settings":
-        resolved = Path(home or os.environ.get("RAYSEMBLE_HOME") or ".raysemble").expanduser().resolve()
-        uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{resolved}/mlflow.db"
-        return cls(address, token, [Path(r).expanduser().resolve() for r in data_roots], str(resolved), uri,
-                   storage_path, max_body_bytes)
+              storage_path: str | None = None, max_body_bytes: int = 1024 * 1024,
+              job_command: str = "run") -> "Settings":
+        where = locations(mlflow_uri, home=home)
+        return cls(address, token, [Path(r).expanduser().resolve() for r in data_roots], str(where.home),
+                   where.mlflow_uri, storage_path, max_body_bytes, job_command)
 
     def policy(self) -> Policy:
         return Policy(data_roots=self.data_roots, tracking="server", mlflow_uri=self.mlflow_uri,
@@ -135,7 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(422, "invalid spec", e.problems) from None
         result = await run_in_threadpool(
             lambda: call(lambda c: jobs.submit(c, spec, home=settings.home, mlflow_uri=settings.mlflow_uri,
-                                               home_is_local=True)))
+                                               command=settings.job_command, home_is_local=True)))
         return JSONResponse({"id": result["id"], "name": result["name"], "command": result["command"]},
                             status_code=202, headers={"Location": f"/sweeps/{result['id']}"})
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console()
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _invalid(lines) -> None:
@@ -46,30 +47,43 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
 
 
-def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool, serve_after: bool = False):
+def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool, serve_after: bool = False,
+           replace: bool = False):
+    """-> (sweep, summary, whether this process started Ray)."""
     from service.progress import SweepProgress, results_table
     from service.sweep import SweepExists, ray_init, run_sweep, summary
 
     try:
         if not resume:
             from service.sweep import prepare
-            prepare(spec)
+            prepare(spec, replace=replace)
     except SweepExists as e:
         _invalid(str(e))
-    ray_init(ray_address, spec.serve if serve_after else None)
+    owns_ray = ray_init(ray_address, spec.serve if serve_after else None)
     sweep = run_sweep(spec, SweepProgress(), resume=True)
     result = summary(sweep)
     err.print(results_table(result))
-    return sweep, result
+    if result["state"] == "INTERRUPTED":
+        err.print(f"interrupted: {len(result['trials'])} trials recorded; continue with "
+                  f"`raysemble resume {spec.name}`", highlight=False)
+        if as_json:
+            _emit_json(result)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    return sweep, result, owns_ray
+
+
+_REPLACE = typer.Option(False, "--replace", help="start again when a sweep of this name exists (its directory and "
+                        "Tune experiment are removed; MLflow runs and registered versions stay)")
 
 
 @app.command()
 def sweep(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
           ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join"),
-          as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line")):
+          as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+          replace: bool = _REPLACE):
     """Search hyperparameters with k-fold CV; every trial recorded in MLflow."""
     parsed = _load(spec)
-    _, result = _sweep(parsed, ray_address, as_json, resume=False)
+    _, result, _ = _sweep(parsed, ray_address, as_json, resume=False, replace=replace)
     if as_json:
         _emit_json(result)
     raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
@@ -93,7 +107,7 @@ def resume(name: str = typer.Argument(..., help="sweep name"),
             check_same_spec(stored, _load(spec))
         except SpecChanged as e:
             _invalid(str(e))
-    _, result = _sweep(stored, ray_address, as_json, resume=True)
+    _, result, _ = _sweep(stored, ray_address, as_json, resume=True)
     if as_json:
         _emit_json(result)
     raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
@@ -102,6 +116,16 @@ def resume(name: str = typer.Argument(..., help="sweep name"),
 # ---- cluster: Ray Jobs and the REST control plane (logic in service/jobs_cli.py) ----
 _ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS",
                         help="Ray dashboard URL of the cluster, e.g. http://HEAD:8265 (default: $RAY_ADDRESS)")
+
+
+class JobCommand(str, Enum):
+    run = "run"
+    sweep = "sweep"
+
+
+_JOB_COMMAND = typer.Option(JobCommand.run, "--command", envvar="RAYSEMBLE_JOB_COMMAND",
+                            help="what a submitted sweep's job runs: run (search, ensemble, distill, register) "
+                                 "or sweep (the search alone)")
 
 
 @app.command()
@@ -114,10 +138,11 @@ def submit(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
                                               help="RAYSEMBLE_HOME on the cluster (default ~/.raysemble there)"),
            mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", envvar="MLFLOW_TRACKING_URI",
                                                     help="MLflow store as the cluster sees it"),
-           follow: bool = typer.Option(False, "--follow", help="stream the job's logs until it ends")):
+           follow: bool = typer.Option(False, "--follow", help="stream the job's logs until it ends"),
+           command: JobCommand = _JOB_COMMAND):
     """Run the whole pipeline on a Ray cluster as a Ray Job; prints the sweep id."""
     from service.jobs_cli import submit_cmd
-    raise typer.Exit(submit_cmd(spec, address, as_json, data_root, home, mlflow_uri, follow))
+    raise typer.Exit(submit_cmd(spec, address, as_json, data_root, home, mlflow_uri, follow, command.value))
 
 
 @app.command("list")
@@ -173,10 +198,12 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
         mlflow_uri: Optional[str] = typer.Option(None, "--mlflow-uri", envvar="MLFLOW_TRACKING_URI"),
         storage_path: Optional[str] = typer.Option(None, "--storage-path",
                                                    help="Tune storage for every sweep, e.g. s3://bucket/raysemble"),
-        max_body_bytes: int = typer.Option(1024 * 1024, "--max-body-bytes")):
+        max_body_bytes: int = typer.Option(1024 * 1024, "--max-body-bytes"),
+        command: JobCommand = _JOB_COMMAND):
     """The REST control plane for submitting and following sweeps (FastAPI)."""
     from service.jobs_cli import api_cmd
-    raise typer.Exit(api_cmd(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes))
+    raise typer.Exit(api_cmd(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes,
+                             command.value))
 
 
 def _finish(sweep_obj, redo, as_json: bool) -> dict:
@@ -203,21 +230,21 @@ def _existing(name: str):
     return found
 
 
-def _serve_registered(result: dict, spec, as_json: bool) -> None:
+def _serve_registered(result: dict, spec, as_json: bool, owns_ray: bool) -> None:
     reg = result["registered"]
     student = reg["student"]["uri"] if "student" in reg else None
-    url = _start_serving(reg["ensemble"]["uri"], student, spec.serve)
+    url = _start_serving(reg["ensemble"]["uri"], student, spec.serve, spec.locations())
     if as_json:
         _emit_json({**result, "url": url})
-    _block(spec.serve)
+    _block(spec.serve, owns_ray)
 
 
-def _start_serving(ensemble: str, student: Optional[str], cfg) -> str:
+def _start_serving(ensemble: str, student: Optional[str], cfg, store=None) -> str:
     from serving.app import curl_for, serve_models
     from serving.loader import ModelSourceError
 
     try:
-        url = serve_models(ensemble, student, cfg, blocking=False)
+        url = serve_models(ensemble, student, cfg, blocking=False, store=store)
     except ModelSourceError as e:
         _invalid(str(e))
     err.print(f"serving at {url}  (Ctrl-C stops)", highlight=False)
@@ -225,26 +252,51 @@ def _start_serving(ensemble: str, student: Optional[str], cfg) -> str:
     return url
 
 
-def _block(serve_cfg) -> None:
+def _block(serve_cfg, owns_ray: bool) -> None:
+    """Serve until Ctrl-C or SIGTERM. A Ray this process started goes down with it (replicas and
+    HAProxy included); on a cluster it joined, only the app is deleted."""
+    import signal
     import time
 
+    import ray
     from ray import serve
 
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # a shell starts background jobs with SIGINT ignored; `kill -INT` must stop us there too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        serve.delete(serve_cfg.app_name)
+        pass
+    # a second Ctrl-C while stopping would only leave a traceback behind
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    err.print("stopping…", highlight=False)
+    if owns_ray:
+        ray.shutdown()
+    else:
+        serve.delete(serve_cfg.app_name, _blocking=False)
 
 
 @app.command()
 def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
-        no_serve: bool = typer.Option(False, "--no-serve", help="stop after registering; do not serve")):
+        no_serve: bool = typer.Option(False, "--no-serve", help="stop after registering; do not serve"),
+        replace: bool = _REPLACE,
+        host: Optional[str] = typer.Option(None, "--host", help="serve on this host (default: the spec's serve.host)"),
+        port: Optional[int] = typer.Option(None, "--port", help="serve on this port (default: the spec's serve.port)")):
     """Sweep, ensemble, distill, judge on held-out data, register in MLflow, then serve."""
     parsed = _load(spec)
-    sweep_obj, summary = _sweep(parsed, ray_address, as_json, resume=False, serve_after=not no_serve)
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if overrides:
+        parsed = parsed.model_copy(update={"serve": _serve_config({**parsed.serve.model_dump(), **overrides})})
+    sweep_obj, summary, owns_ray = _sweep(parsed, ray_address, as_json, resume=False, serve_after=not no_serve,
+                                          replace=replace)
     if summary["state"] != "SUCCEEDED":
         if as_json:
             _emit_json({"sweep": summary})
@@ -255,7 +307,19 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
         if as_json:
             _emit_json(result)
         raise typer.Exit(EXIT_OK)
-    _serve_registered(result, parsed, as_json)
+    _serve_registered(result, parsed, as_json, owns_ray)
+
+
+def _serve_config(raw: dict):
+    from pydantic import ValidationError
+
+    from serving.config import ServeConfig
+    from service.spec import _format_pydantic
+
+    try:
+        return ServeConfig.model_validate(raw)
+    except ValidationError as e:
+        _invalid([f"serve.{line}" for line in _format_pydantic(e)])
 
 
 @app.command()
@@ -265,11 +329,9 @@ def serve(model: str = typer.Argument(..., help="ensemble: models:/NAME/VERSION,
           port: Optional[int] = typer.Option(None, "--port"),
           config: Optional[Path] = typer.Option(None, "--config", help="YAML of serving options (ServeConfig)")):
     """Serve an ensemble (and its student) over HTTP with Ray Serve until Ctrl-C."""
-    import yaml
-    from pydantic import ValidationError
+    import os
 
-    from serving.config import ServeConfig
-    from service.spec import _format_pydantic
+    import yaml
 
     raw: dict = {}
     if config is not None:
@@ -279,13 +341,11 @@ def serve(model: str = typer.Argument(..., help="ensemble: models:/NAME/VERSION,
             raw = yaml.safe_load(config.read_text()) or {}
         except yaml.YAMLError as e:
             _invalid(f"--config: valid YAML expected, but parsing failed: {str(e).splitlines()[0]}")
-    raw = {**raw, **{k: v for k, v in (("host", host), ("port", port)) if v is not None}}
-    try:
-        cfg = ServeConfig.model_validate(raw)
-    except ValidationError as e:
-        _invalid([f"serve.{line}" for line in _format_pydantic(e)])
+        if not isinstance(raw, dict):
+            _invalid(f"--config: a mapping of serving options expected, but got {type(raw).__name__}")
+    cfg = _serve_config({**raw, **{k: v for k, v in (("host", host), ("port", port)) if v is not None}})
     _start_serving(model, student, cfg)
-    _block(cfg)
+    _block(cfg, owns_ray=not os.environ.get("RAY_ADDRESS"))
 
 
 @app.command()

@@ -13,17 +13,17 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
+from serving.home import HOME_VAR, locations
 from service.jobs import COMMANDS, DEFAULT_CLUSTER_HOME
 
 
 def _defaults() -> None:
-    home = Path(os.path.expanduser(os.environ.get("RAYSEMBLE_HOME") or DEFAULT_CLUSTER_HOME)).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["RAYSEMBLE_HOME"] = str(home)
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"
+    where = locations(home=os.environ.get(HOME_VAR) or DEFAULT_CLUSTER_HOME)
+    where.home.mkdir(parents=True, exist_ok=True)
+    # the CLI this execs, its trials and any replica resolve the same locations from these
+    os.environ.update(where.env())
+    home = where.home
     # the job's working dir is deleted some time after the job: MLflow's default artifact root
     # (./mlruns, for SQLite stores) must not be inside it, so run from RAYSEMBLE_HOME instead,
     # with the shipped packages still importable
@@ -57,7 +57,7 @@ def deploy(name: str) -> int:
     ensemble = registered["ensemble"]["uri"]
     student = registered.get("student", {}).get("uri")
     ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
-    url = serve_models(ensemble, student, sweep.spec.serve)
+    url = serve_models(ensemble, student, sweep.spec.serve, store=sweep.spec.locations())
     print(json.dumps({"sweep": name, "url": url, "app": sweep.spec.serve.app_name, "ensemble": ensemble,
                       "student": student}), flush=True)
     return 0

@@ -6,8 +6,8 @@ The job ships a packaged copy of raysemble (service/, serving/, trainers/ only: 
 
     python -m service.jobrun pipeline --command run spec.json
 
-which runs `raysemble run spec.json --no-serve --json` (or `raysemble sweep spec.json --json`
-where this checkout has no `run` command). No user string is ever part of the entrypoint.
+which runs `raysemble run spec.json --no-serve --json` (or, with command="sweep", `raysemble sweep
+spec.json --json`: the search alone). No user string is ever part of the entrypoint.
 The job's metadata names the sweep, where it writes (RAYSEMBLE_HOME and the MLflow URI, as paths
 on the cluster) and the trial count, so everything here reads state from Ray Jobs, the sweep
 directory and MLflow, and keeps none of its own.
@@ -145,20 +145,6 @@ def _call(fn: Callable, *args):
 
 # ----------------------------------------------------------------------------- submission
 
-def pipeline_command() -> str:
-    """`run` (sweep + ensemble + distill + register) where the CLI has it, else `sweep`.
-    RAYSEMBLE_JOB_COMMAND (run | sweep) overrides."""
-    forced = os.environ.get("RAYSEMBLE_JOB_COMMAND")
-    if forced:
-        if forced not in COMMANDS:
-            raise JobsError(f"RAYSEMBLE_JOB_COMMAND: one of {list(COMMANDS)} expected, but got {forced!r}")
-        return forced
-    from service.cli import app
-
-    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
-    return "run" if "run" in names else "sweep"
-
-
 def _package(directory: Path, spec: "SweepSpec | None") -> Path:
     """A clean copy of the three packages (and the spec) to ship as the job's working_dir."""
     root = Path(__file__).resolve().parent.parent
@@ -190,7 +176,7 @@ def new_id(name: str) -> str:
 
 
 def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: str | None = None,
-           command: str | None = None, home_is_local: bool = False) -> dict:
+           command: str = "run", home_is_local: bool = False) -> dict:
     """Submit a validated spec as a Ray Job; returns {"id", "name", "command"}.
 
     home / mlflow_uri: RAYSEMBLE_HOME and MLFLOW_TRACKING_URI for the job, as paths on the cluster
@@ -200,7 +186,6 @@ def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: st
     """
     from service.sweep import expected_trials
 
-    command = command or pipeline_command()
     if command not in COMMANDS:
         raise JobsError(f"command: one of {list(COMMANDS)} expected, but got {command!r}")
     for job in raysemble_jobs(client):

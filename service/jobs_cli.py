@@ -35,7 +35,7 @@ def _client(address: str | None):
 
 
 def submit_cmd(spec_path: Path, address: str | None, as_json: bool, data_roots: list[Path], home: str | None,
-               mlflow_uri: str | None, follow: bool) -> int:
+               mlflow_uri: str | None, follow: bool, command: str = "run") -> int:
     from service.safety import Policy, validate
     from service.spec import SpecError, read_spec_text
 
@@ -48,7 +48,7 @@ def submit_cmd(spec_path: Path, address: str | None, as_json: bool, data_roots: 
         return _error(e.problems)
     try:
         client = _client(address)
-        result = jobs.submit(client, spec, home=home, mlflow_uri=mlflow_uri)
+        result = jobs.submit(client, spec, home=home, mlflow_uri=mlflow_uri, command=command)
     except jobs.JobsError as e:
         return _error(str(e))
     result["address"] = jobs.resolve_address(address)
@@ -175,7 +175,8 @@ def deploy_cmd(sweep_id: str, address: str | None, wait_s: float, as_json: bool)
 
 
 def api_cmd(host: str, port: int, address: str | None, token: str | None, data_roots: list[Path],
-            home: str | None, mlflow_uri: str | None, storage_path: str | None, max_body_bytes: int) -> int:
+            home: str | None, mlflow_uri: str | None, storage_path: str | None, max_body_bytes: int,
+            job_command: str = "run") -> int:
     from service.api import Settings, serve_api
 
     token = token or os.environ.get("RAYSEMBLE_API_TOKEN")
@@ -186,6 +187,7 @@ def api_cmd(host: str, port: int, address: str | None, token: str | None, data_r
     except jobs.JobsError as e:
         return _error(str(e))
     settings = Settings.build(address=address, token=token, data_roots=data_roots, home=home,
-                              mlflow_uri=mlflow_uri, storage_path=storage_path, max_body_bytes=max_body_bytes)
+                              mlflow_uri=mlflow_uri, storage_path=storage_path, max_body_bytes=max_body_bytes,
+                              job_command=job_command)
     serve_api(settings, host, port)
     return EXIT_OK

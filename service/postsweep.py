@@ -198,11 +198,7 @@ def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, 
     updates = {k: v for k, v in (("ensemble", ensemble_cfg), ("distill", distill_cfg)) if v is not None}
     if updates:
         sweep = dataclasses.replace(sweep, spec=sweep.spec.model_copy(update=updates))
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    # the fluent MLflow API reads a process-wide URI: set it for this call only, so a caller's
-    # own MLFLOW_TRACKING_URI (or a later sweep's store) is not overridden afterwards
-    with torch_threads(int(sweep.spec.resources.cpus_per_worker)), _use_tracking_uri(sweep.spec.mlflow_uri()):
+    with torch_threads(int(sweep.spec.resources.cpus_per_worker)), sweep.spec.locations().prepare().active():
         return _finish(sweep, use_ray, set(redo), latency_repeats, console)
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -12,13 +11,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.config import ServeConfig
+from serving.home import Locations, locations
 from trainers.config import CVConfig, DistillConfig, EnsembleConfig, ResourcesConfig, SearchConfig
 from trainers.data import DataConfig, DataError, load_dataset
 from trainers.loop import MODEL_KEYS, TrainConfig, split_params
 from trainers.models import ModelConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-DEFAULT_HOME = ".raysemble"
 
 
 class SpecError(ValueError):
@@ -45,9 +44,9 @@ class ModelSection(BaseModel):
 class TrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mlflow_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite under .raysemble/
+    mlflow_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else SQLite under $RAYSEMBLE_HOME
     experiment: str | None = None  # default: the sweep name
-    storage_path: str | None = None  # Tune storage; default .raysemble/sweeps (any path Ray accepts)
+    storage_path: str | None = None  # Tune storage; default $RAYSEMBLE_HOME/tune (any path Ray accepts)
 
 
 class SweepSpec(BaseModel):
@@ -69,16 +68,15 @@ class SweepSpec(BaseModel):
         return ModelConfig.model_validate({**fixed, "in_features": in_features, "n_classes": n_classes,
                                            "image_shape": self.data.image_shape})
 
+    def locations(self) -> Locations:
+        """Home, MLflow store and Tune storage of this sweep (serving.home resolves them)."""
+        return locations(self.tracking.mlflow_uri, self.tracking.storage_path)
+
     def mlflow_uri(self) -> str:
-        return (self.tracking.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                or f"sqlite:///{Path(DEFAULT_HOME).resolve()}/mlflow.db")
+        return self.locations().mlflow_uri
 
     def experiment(self) -> str:
         return self.tracking.experiment or self.name
-
-    def storage_path(self) -> str:
-        path = self.tracking.storage_path or str(Path(DEFAULT_HOME) / "sweeps")
-        return path if "://" in path else str(Path(path).resolve())
 
 
 def _format_pydantic(err: ValidationError) -> list[str]:

@@ -12,18 +12,18 @@ Layout under $RAYSEMBLE_HOME (default ./.raysemble):
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from serving.home import locations
 from service.spec import SweepSpec
 from trainers.data import Dataset, load_dataset
 
 
 def home() -> Path:
-    return Path(os.environ.get("RAYSEMBLE_HOME", ".raysemble")).resolve()
+    return locations().home
 
 
 def sweep_dir(name: str) -> Path:

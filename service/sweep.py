@@ -19,7 +19,7 @@ from ray import tune  # noqa: E402
 
 from service import tracking
 from service.spec import SweepSpec
-from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, home, write_meta, write_trials
+from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, write_meta, write_trials
 from trainers.data import holdout_split, load_dataset
 from trainers.kfold import TrialData, make_folds
 from trainers.search import Execution, asha_rungs, param_space, run_trial, tune_config
@@ -37,7 +37,12 @@ class SpecChanged(ValueError):
 
 
 def tune_storage(spec: SweepSpec) -> str:
-    return spec.tracking.storage_path or str(home() / "tune")
+    return spec.locations().tune_storage
+
+
+def _under(storage: str, *parts: str) -> str:
+    """A path below Tune storage that is a local directory or any URI Ray accepts (s3://...)."""
+    return "/".join([storage.rstrip("/"), *parts]) if "://" in storage else str(Path(storage, *parts))
 
 
 def expected_trials(spec: SweepSpec) -> int:
@@ -46,12 +51,18 @@ def expected_trials(spec: SweepSpec) -> int:
     return math.prod(len(getattr(d, "grid", None) or d.choice) for d in spec.search.space.values())
 
 
-def prepare(spec: SweepSpec) -> Path:
-    """Create the sweep's directory: spec, held-out split, MLflow parent run."""
+def prepare(spec: SweepSpec, replace: bool = False) -> Path:
+    """Create the sweep's directory: spec, held-out split, MLflow parent run.
+
+    replace: an existing sweep of this name is removed first (its directory and Tune experiment);
+    its MLflow runs and registered model versions stay, and the new sweep registers the next version."""
     directory = sweep_dir(spec.name)
-    if (directory / "spec.json").exists():
+    if (directory / "spec.json").exists() and not replace:
         raise SweepExists(f"name: a new sweep name expected, but {spec.name!r} already exists at {directory}; "
-                          f"continue it with `raysemble resume {spec.name}` or choose another name")
+                          f"continue it with `raysemble resume {spec.name}`, start it again with --replace, "
+                          f"or choose another name")
+    if replace:
+        _remove_sweep(spec, directory)
     dataset = load_dataset(spec.data)
     train_idx, test_idx = holdout_split(dataset.y, spec.data.test_fraction, spec.data.split_seed)
     directory.mkdir(parents=True, exist_ok=True)
@@ -67,6 +78,20 @@ def prepare(spec: SweepSpec) -> Path:
     return directory
 
 
+def _remove_sweep(spec: SweepSpec, directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    # a Tune experiment left under the name would be restored instead of starting afresh
+    experiment = _under(tune_storage(spec), spec.name)
+    if "://" in experiment:
+        import pyarrow.fs
+
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(experiment)
+        if filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+            filesystem.delete_dir(path)
+    else:
+        shutil.rmtree(experiment, ignore_errors=True)
+
+
 def _trial_data(sweep: Sweep) -> TrialData:
     dataset = sweep.dataset()
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
@@ -80,8 +105,7 @@ def _trial_data(sweep: Sweep) -> TrialData:
 
 def _trainable(sweep: Sweep, data: TrialData):
     spec = sweep.spec
-    execution = Execution.from_spec(spec.resources, spec.search, str(Path(tune_storage(spec)) / spec.name / "train")
-                                    if "://" not in tune_storage(spec) else tune_storage(spec) + f"/{spec.name}/train",
+    execution = Execution.from_spec(spec.resources, spec.search, _under(tune_storage(spec), spec.name, "train"),
                                     str(sweep.dir / "attempts.jsonl"))
     if execution.executor == "in_trial":
         resources = {"CPU": spec.resources.trial_cpus}
@@ -177,8 +201,7 @@ def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
     data = _trial_data(sweep)
     recorder = Recorder(sweep, data.y)
     trainable = _trainable(sweep, data)
-    experiment = str(Path(tune_storage(spec)) / spec.name) if "://" not in tune_storage(spec) \
-        else f"{tune_storage(spec)}/{spec.name}"
+    experiment = _under(tune_storage(spec), spec.name)
     callbacks = [SweepCallback(recorder, progress)]
     progress.start(expected_trials(spec), spec.search.metric, spec.search.mode, recorder.records)
     # let trials run ahead of the driver by up to one checkpoint interval: each result otherwise
@@ -211,6 +234,11 @@ def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
     client = recorder.client
     if best:
         client.log_metric(sweep.mlflow_run_id, f"best_cv_{spec.search.metric}", best[0].mean_score)
+    if len(records) < expected_trials(spec):
+        # Tune returns normally after Ctrl-C, with the unstarted and running trials unrecorded
+        write_meta(sweep.dir, state="INTERRUPTED", finished=time.time())
+        client.set_terminated(sweep.mlflow_run_id, "KILLED")
+        return load_sweep(spec.name)
     ok = bool(best)
     write_meta(sweep.dir, state="SUCCEEDED" if ok else "FAILED", finished=time.time())
     client.set_terminated(sweep.mlflow_run_id, "FINISHED" if ok else "FAILED")
@@ -247,20 +275,22 @@ def summary(sweep: Sweep) -> dict:
     }
 
 
-def ray_init(address: str | None, serve_config=None) -> None:
+def ray_init(address: str | None, serve_config=None) -> bool:
     """Join ADDRESS / RAY_ADDRESS, or start a local Ray; with serve_config, a local Ray gets the
-    fast-ingress environment the later serving step needs (read by Ray's processes at start)."""
+    fast-ingress environment the later serving step needs (read by Ray's processes at start).
+    True when this process started Ray (and so owns it: ray.shutdown() ends its processes)."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
-        return
+        return False
     if address:
         ray.init(address=address, log_to_driver=False)
-        return
+        return False
     if serve_config is not None:
         from serving.cluster import ingress_env
 
         os.environ.update(ingress_env(serve_config))
     # "local" never joins a stale cluster left by a killed head
     ray.init(address="local", log_to_driver=False, include_dashboard=False)
+    return True

@@ -19,10 +19,8 @@ _PARENT = "mlflow.parentRunId"
 
 
 def client_for(spec: SweepSpec) -> MlflowClient:
-    uri = spec.mlflow_uri()
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    where = spec.locations().prepare()
+    return MlflowClient(tracking_uri=where.mlflow_uri, registry_uri=where.registry_uri)
 
 
 def _flatten(prefix: str, value, out: dict) -> dict:
@@ -40,13 +38,8 @@ def start_sweep_run(client: MlflowClient, spec: SweepSpec) -> tuple[str, str]:
     if experiment:
         experiment_id = experiment.experiment_id
     else:
-        # a database store would put artifacts under ./mlruns of whatever directory runs the
-        # driver (a Ray Job's throwaway working dir, say); keep them beside the store instead
-        uri = spec.mlflow_uri()
-        location = None
-        if uri.startswith("sqlite:///"):
-            location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
-        experiment_id = client.create_experiment(spec.experiment(), artifact_location=location)
+        experiment_id = client.create_experiment(spec.experiment(),
+                                                 artifact_location=spec.locations().artifact_location)
     run = client.create_run(experiment_id, tags={SWEEP_TAG: spec.name, "mlflow.runName": spec.name})
     flat = _flatten("", spec.model_dump(mode="json", exclude={"serve": {"token"}}), {})
     params = [Param(k, str(v)[:6000]) for k, v in flat.items()]

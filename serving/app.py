@@ -23,6 +23,7 @@ from ray.serve.handle import DeploymentHandle
 
 from serving.cluster import start_ray
 from serving.config import ServeConfig
+from serving.home import Locations, locations
 from serving.loader import Source, parse_source
 from serving.routes import build_api
 from serving.runner import ModelRunner
@@ -126,22 +127,18 @@ def _options(name: str, cfg: ServeConfig, num_gpus: float, env: dict[str, str]) 
 
 
 def _registry_env(sources: list[Source]) -> dict[str, str]:
-    """Replicas resolve models:/ URIs themselves: hand them the driver's tracking/registry URIs."""
-    if not any(s.registered_name for s in sources):
-        return {}
-    import mlflow
-
-    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
-    registry = os.environ.get("MLFLOW_REGISTRY_URI")
-    if registry:
-        env["MLFLOW_REGISTRY_URI"] = registry
-    return env
+    """Replicas resolve models:/ URIs themselves (serving.home): hand them the driver's locations."""
+    stores = [s.store for s in sources if s.registered_name]
+    return stores[0].env() if stores else {}
 
 
-def make_app(ensemble: str, student: str | None = None, config: ServeConfig | None = None):
-    """The bound application (not yet running)."""
+def make_app(ensemble: str, student: str | None = None, config: ServeConfig | None = None,
+             store: Locations | None = None):
+    """The bound application (not yet running). store: where models:/ URIs are looked up
+    (default: serving.home.locations() of this process; replicas inherit it)."""
     cfg = config or ServeConfig()
-    sources = [parse_source(ensemble)] + ([parse_source(student)] if student else [])
+    store = store or locations()
+    sources = [parse_source(ensemble, store)] + ([parse_source(student, store)] if student else [])
     env = _registry_env(sources)
     ingress = serve.deployment(Ingress)
     payload = cfg.model_dump()
@@ -203,7 +200,7 @@ def curl_for(url: str, token: str | None = None, timeout_s: float = 30.0) -> str
 
 
 def serve_models(ensemble: str, student: str | None = None, config: ServeConfig | None = None,
-                 blocking: bool = False) -> str:
+                 blocking: bool = False, store: Locations | None = None) -> str:
     """Start (or update in place) the raysemble app on Ray Serve; returns the base URL.
 
     Connects to the Ray cluster named by RAY_ADDRESS, else starts a local one (see serving.cluster).
@@ -212,7 +209,7 @@ def serve_models(ensemble: str, student: str | None = None, config: ServeConfig 
     With blocking=True, serves until Ctrl-C, then deletes the app.
     """
     cfg = config or ServeConfig()
-    app = make_app(ensemble, student, cfg)  # checks the sources before anything starts
+    app = make_app(ensemble, student, cfg, store)  # checks the sources before anything starts
     started = start_ray(cfg)
     if (not started and cfg.ingress == "haproxy" and not os.environ.get("RAY_ADDRESS")
             and os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") != "1"):

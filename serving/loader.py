@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from serving.home import Locations, locations
 from trainers.ensemble.predictor import EnsemblePredictor
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))$")
@@ -21,18 +22,21 @@ class ModelSourceError(ValueError):
 class Source:
     text: str  # as given: a directory or models:/NAME/VERSION, models:/NAME@ALIAS
     registered_name: str | None  # the MLflow registered model name, when from the registry
+    store: Locations | None = None  # the MLflow store a registered model is read from
 
 
-def parse_source(text: str) -> Source:
-    """Check the form early (before any replica starts): a models:/ URI or an existing bundle dir."""
+def parse_source(text: str, store: Locations | None = None) -> Source:
+    """Check the form early (before any replica starts): a models:/ URI or an existing bundle dir.
+    store: where models:/ URIs are looked up (default: serving.home.locations() of this process)."""
     text = str(text)
     if text.startswith("models:/"):
         m = _URI.match(text)
         if not m:
             raise ModelSourceError(f"model source models:/NAME/VERSION or models:/NAME@ALIAS expected, "
                                    f"but got {text!r}")
-        _registry_version(text)  # a missing model or version fails here, not inside a replica
-        return Source(text, m["name"])
+        source = Source(text, m["name"], store or locations())
+        _registry_version(source)  # a missing model or version fails here, not inside a replica
+        return source
     if not (Path(text) / "bundle.json").is_file():
         raise ModelSourceError(f"model source a bundle directory with bundle.json or a models:/ URI expected, "
                                f"but got {text!r} (no {Path(text) / 'bundle.json'})")
@@ -47,25 +51,33 @@ def _content_version(directory: Path) -> str:
     return "local-" + digest.hexdigest()[:10]
 
 
-def _registry_version(uri: str) -> str:
-    import mlflow
+def _registry_version(source: Source) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    m = _URI.match(uri)
-    client = MlflowClient()
+    m, store = _URI.match(source.text), source.store
+    client = MlflowClient(tracking_uri=store.mlflow_uri, registry_uri=store.registry_uri)
     try:
         if m["version"] and m["version"].isdigit():
             return str(client.get_model_version(m["name"], m["version"]).version)
         if m["alias"]:
             return str(client.get_model_version_by_alias(m["name"], m["alias"]).version)
+        versions = client.search_model_versions(f"name='{m['name']}'")
     except MlflowException as e:
-        raise ModelSourceError(f"model source a registered model version expected, but {uri!r} was not found in "
-                               f"the registry at {mlflow.get_registry_uri()}: {e.message.splitlines()[0]}") from None
-    versions = client.search_model_versions(f"name='{m['name']}'")
+        raise ModelSourceError(f"model source a registered model version expected, but {source.text!r} was not "
+                               f"found in the registry at {store.registry_uri} ({e.message.splitlines()[0]}); "
+                               f"{_stores_hint(store)}") from None
     if not versions:
-        raise ModelSourceError(f"at least one version of registered model {m['name']!r} expected, but got none")
+        raise ModelSourceError(f"at least one version of registered model {m['name']!r} expected, but got none in "
+                               f"the registry at {store.registry_uri}; {_stores_hint(store)}")
     return str(max(int(v.version) for v in versions))
+
+
+def _stores_hint(store: Locations) -> str:
+    others = [uri for uri in store.known_stores() if uri != store.registry_uri]
+    where = f"MLflow stores under RAYSEMBLE_HOME={store.home}: {others}" if others else \
+        f"no other MLflow store under RAYSEMBLE_HOME={store.home}"
+    return where + " (MLFLOW_TRACKING_URI or RAYSEMBLE_HOME pick the store)"
 
 
 def resolve(source: Source) -> tuple[Path, str]:
@@ -78,7 +90,7 @@ def resolve(source: Source) -> tuple[Path, str]:
     except ImportError as e:
         raise ModelSourceError(f"serving.mlflow_model (bundle_dir_for) to load {source.text!r} expected, "
                                f"but got an import error: {e}") from None
-    return Path(bundle_dir_for(source.text)), _registry_version(source.text)
+    return Path(bundle_dir_for(source.text, store=source.store)), _registry_version(source)
 
 
 def load_predictor(source: Source, num_gpus: float = 0.0) -> tuple[EnsemblePredictor, str]:

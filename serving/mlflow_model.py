@@ -17,6 +17,7 @@ import mlflow
 import numpy as np
 from mlflow.models import Model, infer_signature
 
+from serving.home import Locations, locations
 from trainers.ensemble.predictor import EnsemblePredictor
 
 OUTPUTS = ("class", "proba")
@@ -83,12 +84,14 @@ def _is_active(run_id: str) -> bool:
     return active is not None and active.info.run_id == run_id
 
 
-def bundle_dir_for(model_uri: str, dst_path: str | Path | None = None) -> Path:
+def bundle_dir_for(model_uri: str, dst_path: str | Path | None = None, store: Locations | None = None) -> Path:
     """Download a logged/registered model (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/...) and
-    return its local bundle directory (loadable with EnsemblePredictor.load). Uses the current
-    MLflow tracking/registry URI. Downloads into dst_path, else a fresh temporary directory."""
+    return its local bundle directory (loadable with EnsemblePredictor.load). store: the MLflow
+    store (default: serving.home.locations()). Downloads into dst_path, else a fresh temporary directory."""
+    store = store or locations()
     dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="raysemble-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
+                                                     tracking_uri=store.mlflow_uri, registry_uri=store.registry_uri))
     flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
     rel = flavor.get("artifacts", {}).get(ARTIFACT, {}).get("path")
     if rel is None or not (local / rel / "bundle.json").is_file():

@@ -1,0 +1,106 @@
+"""Where raysemble keeps its state: the one resolver every command, job and serving replica calls.
+
+    RAYSEMBLE_HOME        the home directory (default ./.raysemble, made absolute at resolution)
+    MLFLOW_TRACKING_URI   the MLflow store (default: SQLite under the home); a spec's
+                          tracking.mlflow_uri wins over it for that sweep
+    MLFLOW_REGISTRY_URI   the model registry (default: the tracking store)
+    tune storage          <home>/tune unless a spec's tracking.storage_path names one
+
+It sits in serving/, the lowest layer that needs it (a replica resolves models:/ URIs), so that
+service/ and serving/ share it without an upward import. A process that starts another one (a Ray
+Serve replica, a Ray Job) hands over `Locations.env()`, and the child resolves the same answer.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+HOME_VAR = "RAYSEMBLE_HOME"
+DEFAULT_HOME = ".raysemble"
+SQLITE = "sqlite:///"
+
+
+def _absolute_sqlite(uri: str) -> str:
+    """sqlite:///relative.db is relative to whatever directory opens it; pin it to this one."""
+    if uri.startswith(SQLITE) and not uri.removeprefix(SQLITE).startswith("/"):
+        return SQLITE + str(Path(uri.removeprefix(SQLITE)).resolve())
+    return uri
+
+
+@dataclass(frozen=True)
+class Locations:
+    home: Path  # RAYSEMBLE_HOME, absolute
+    mlflow_uri: str  # tracking store
+    registry_uri: str  # model registry
+    tune_storage: str  # Ray Tune's storage_path (a directory, or any URI Ray accepts)
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Artifacts of new experiments in a SQLite store: beside the store, not ./mlruns of whatever
+        directory runs the driver (a Ray Job's throwaway working dir, say). None: the store's default."""
+        if not self.mlflow_uri.startswith(SQLITE):
+            return None
+        return (Path(self.mlflow_uri.removeprefix(SQLITE)).parent / "mlartifacts").resolve().as_uri()
+
+    def prepare(self) -> "Locations":
+        """Create the directories a local store needs before MLflow opens it."""
+        for uri in {self.mlflow_uri, self.registry_uri}:
+            if uri.startswith(SQLITE):
+                Path(uri.removeprefix(SQLITE)).parent.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @contextmanager
+    def active(self) -> Iterator["Locations"]:
+        """MLflow's fluent API (log_model, registration) reads process-wide URIs: point them here for
+        the block only, so a caller's own settings are back afterwards."""
+        from mlflow.tracking._model_registry import utils as registry
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        saved = registry._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
+        registry.set_registry_uri(self.registry_uri)
+        try:
+            with _use_tracking_uri(self.mlflow_uri):
+                yield self
+        finally:
+            registry._registry_uri = saved[0]
+            if saved[1] is None:
+                os.environ.pop("MLFLOW_REGISTRY_URI", None)
+            else:
+                os.environ["MLFLOW_REGISTRY_URI"] = saved[1]
+
+    def env(self) -> dict[str, str]:
+        """What a child process needs to resolve these same locations."""
+        return {HOME_VAR: str(self.home), "MLFLOW_TRACKING_URI": self.mlflow_uri,
+                "MLFLOW_REGISTRY_URI": self.registry_uri}
+
+    def known_stores(self) -> list[str]:
+        """Local MLflow stores found under the home: SQLite files, and the stores its sweeps recorded."""
+        found: set[str] = set()
+        if self.home.is_dir():
+            found.update(SQLITE + str(p) for p in self.home.glob("*.db"))
+            for meta in self.home.glob("sweeps/*/sweep.json"):
+                try:
+                    uri = json.loads(meta.read_text()).get("mlflow_uri")
+                except (OSError, ValueError, AttributeError):
+                    continue
+                if isinstance(uri, str) and uri:
+                    found.add(uri)
+        return sorted(found)
+
+
+def locations(mlflow_uri: str | None = None, storage_path: str | None = None,
+              home: str | Path | None = None) -> Locations:
+    """Resolve every place state lives. Arguments are a spec's or a command's explicit choices,
+    which win over the environment; None means "the default for this process"."""
+    root = Path(os.path.expanduser(str(home or os.environ.get(HOME_VAR) or DEFAULT_HOME))).resolve()
+    tracking = _absolute_sqlite(mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"{SQLITE}{root}/mlflow.db")
+    # a spec that names its own store keeps its registry there too
+    registry = tracking if mlflow_uri else _absolute_sqlite(os.environ.get("MLFLOW_REGISTRY_URI") or tracking)
+    tune = storage_path or str(root / "tune")
+    if "://" not in tune:
+        tune = str(Path(tune).expanduser().resolve())
+    return Locations(root, tracking, registry, tune)

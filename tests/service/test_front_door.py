@@ -1,0 +1,189 @@
+"""The README's first command as a newcomer runs it: what `make demo` runs (read from the Makefile),
+through the installed console script, in a fresh working directory with no RAYSEMBLE_HOME or
+MLflow variables; queried from another process; stopped with Ctrl-C; run a second time; then
+`raysemble serve models:/…` from a fresh process in the same directory."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+
+from serving.cluster import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+SERVING_AT = re.compile(r"serving at (http://\S+)")
+STOP_WITHIN_S = 10.0
+
+
+def demo_command() -> list[str]:
+    """The recipe of the Makefile's demo target, with the venv's console script."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("demo:"))
+    args = shlex.split(lines[start + 1].strip())
+    return [a.replace("$(VENV)/bin/", f"{VENV_BIN}/") for a in args]
+
+
+class Newcomer:
+    """A fresh working directory with a copy of examples/, and a user's environment: no raysemble,
+    MLflow or Ray settings; a HOME of its own (Ray writes ~/.ray/auth_token there) and a Ray temp
+    dir of its own, by which every process this user starts can be found again."""
+
+    def __init__(self, root: Path):
+        self.work, self.logs = root / "work", root / "logs"
+        self.logs.mkdir()
+        shutil.copytree(ROOT / "examples", self.work / "examples")
+        self.ray_tmp = tempfile.mkdtemp(prefix="rsn-", dir="/tmp")  # short: Ray puts unix sockets here
+        drop = ("RAYSEMBLE_", "MLFLOW_", "RAY_ADDRESS", "RAY_AUTH", "TUNE_")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        self.env.update(HOME=str(root / "user-home"), RAY_TMPDIR=self.ray_tmp)
+
+    def start(self, args: list[str], name: str) -> "Running":
+        log = self.logs / f"{name}.log"
+        # its own session: a terminal's Ctrl-C reaches the whole foreground group, as killpg does here
+        proc = subprocess.Popen(args, cwd=self.work, env=self.env, stdout=open(log, "w"),
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        return Running(self, proc, log)
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process started with this user's Ray temp dir (Ray's, Serve's, HAProxy)."""
+        found = []
+        for p in psutil.process_iter():
+            try:
+                if p.environ().get("RAY_TMPDIR") == self.ray_tmp and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def cleanup(self) -> None:
+        for p in self.processes():
+            p.kill()
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+class Running:
+    def __init__(self, user: Newcomer, proc: subprocess.Popen, log: Path):
+        self.user, self.proc, self.log = user, proc, log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def url(self, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = SERVING_AT.search(self.output())
+            if found:
+                return found.group(1)
+            assert self.proc.poll() is None, f"exited {self.proc.returncode} before serving:\n{self.output()[-4000:]}"
+            time.sleep(1)
+        raise AssertionError(f"no 'serving at' line within {timeout_s} s:\n{self.output()[-4000:]}")
+
+    def interrupt(self) -> float:
+        """Ctrl-C; returns the seconds until the command exited, after checking nothing is left behind."""
+        started = time.monotonic()
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        took = time.monotonic() - started
+        assert code == 0, f"exit {code} after Ctrl-C:\n{self.output()[-3000:]}"
+        deadline = time.monotonic() + 5  # processes already told to exit may take a moment
+        while self.user.processes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [(p.pid, p.name()) for p in self.user.processes()]
+        assert left == [], f"processes left behind after Ctrl-C: {left}"
+        return took
+
+
+def ask(url: str, rows: np.ndarray, model: str = "ensemble") -> dict:
+    """A prediction request from another process, as an application would send it."""
+    client = ("import httpx, json, sys; r = httpx.post(sys.argv[1], json={'instances': json.loads(sys.argv[2])}, "
+              "timeout=60); print(json.dumps({'status': r.status_code, 'body': r.json()}))")
+    done = subprocess.run([sys.executable, "-c", client, f"{url}/v1/models/{model}/predict",
+                           json.dumps(rows.tolist())], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reply = json.loads(done.stdout)
+    assert reply["status"] == 200, reply
+    return reply["body"]
+
+
+@pytest.fixture(scope="module")
+def newcomer(tmp_path_factory):
+    user = Newcomer(tmp_path_factory.mktemp("newcomer"))
+    try:
+        yield user
+    finally:
+        user.cleanup()
+
+
+def held_out(user: Newcomer, name: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    split = np.load(user.work / ".raysemble" / "sweeps" / name / "split.npz")
+    x, y = load_digits(return_X_y=True)
+    return x[split["test_idx"]].astype(np.float32), y[split["test_idx"]]
+
+
+def check_answers(url: str, user: Newcomer, name: str, model: str = "ensemble") -> None:
+    x, y = held_out(user, name)
+    one = ask(url, x[:1], model)  # one real row, as the README's curl line sends it
+    batch = ask(url, x, model)
+    assert one["predictions"][0] == batch["predictions"][0]
+    accuracy = float(np.mean(np.asarray(batch["predictions"]) == y))
+    assert accuracy >= 0.95, accuracy
+
+
+def test_make_demo_serves_twice_then_serve_from_a_fresh_process(newcomer):
+    command = demo_command()
+    assert Path(command[0]).name == "raysemble" and command[1] == "run", command
+    spec = yaml.safe_load((newcomer.work / command[2]).read_text())
+    name = spec["name"]
+
+    for attempt in (1, 2):  # a second `make demo` in the same place runs again
+        running = newcomer.start(command + ["--port", str(free_port())], f"demo{attempt}")
+        url = running.url(timeout_s=900)
+        check_answers(url, newcomer, name)
+        assert running.interrupt() <= STOP_WITHIN_S
+        # state lives under the default home only: no ./mlflow.db or ./mlruns beside it
+        assert sorted(p.name for p in newcomer.work.iterdir()) == [".raysemble", "examples"]
+        registered = json.loads((newcomer.work / ".raysemble" / "sweeps" / name / "postsweep" /
+                                 "state.json").read_text())["registered"]
+        assert registered["ensemble"]["uri"] == f"models:/{name}-ensemble/{attempt}"
+
+    # the README's Serving section: a registered version, from a new shell in the same directory
+    serving = newcomer.start([str(VENV_BIN / "raysemble"), "serve", f"models:/{name}-ensemble/1",
+                              "--student", f"models:/{name}-student/1", "--port", str(free_port())], "serve")
+    url = serving.url(timeout_s=300)
+    check_answers(url, newcomer, name)
+    check_answers(url, newcomer, name, model="student")
+    assert serving.interrupt() <= STOP_WITHIN_S
+    assert sorted(p.name for p in newcomer.work.iterdir()) == [".raysemble", "examples"]
+
+
+def test_a_missing_registered_model_names_the_store_and_the_stores_under_home(newcomer, tmp_path):
+    """Looked up in the wrong store, the error says where it looked and which stores exist."""
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    env = {**newcomer.env, "RAYSEMBLE_HOME": str(newcomer.work / ".raysemble"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{other}/mlflow.db"}
+    done = subprocess.run([str(VENV_BIN / "raysemble"), "serve", "models:/digits-cnn-ensemble/1"], cwd=other,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"not found in the registry at sqlite:///{other}/mlflow.db" in done.stderr
+    assert f"sqlite:///{newcomer.work / '.raysemble'}/mlflow.db" in done.stderr
