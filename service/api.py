@@ -7,12 +7,14 @@
     DELETE /sweeps/{id}          cancel (202)
     POST   /sweeps/{id}/deploy   serve the sweep's registered models (202 {"id": deploy job})
     GET    /healthz              no auth
+    GET    /openapi.json         this API's OpenAPI document (no auth; it holds no secrets)
 
-Every route but /healthz needs `Authorization: Bearer <token>` (401 otherwise; compared in constant
+Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>` (401 otherwise; compared in constant
 time). The API keeps no state: sweeps are Ray Jobs (their metadata names the sweep) and their
 progress is read from the sweep directories and MLflow, so a restarted API sees everything.
-Specs are validated here (service.safety, tracking set by the server) before anything is
-submitted: an invalid spec is a 422 listing "field.path: message" lines and launches nothing.
+Specs are validated here (service.safety, tracking set by the server, the operator's Budget, serve
+fields that open the service refused unless allowed) before anything is submitted: an invalid spec
+is a 422 listing "field.path: message" lines and launches nothing.
 Errors are JSON {"error": ..., "problems": [...]}; user input never causes a 5xx. A cluster that
 does not answer is a 503.
 """
@@ -25,13 +27,15 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.home import locations
 from service import jobs
-from service.safety import Policy, load_untrusted, validate
-from service.spec import SpecError
+from service.safety import Budget, Policy, load_untrusted, validate
+from service.spec import SpecError, SweepSpec
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json",)
@@ -47,18 +51,70 @@ class Settings:
     storage_path: str | None = None
     max_body_bytes: int = 1024 * 1024
     job_command: str = "run"  # what a submitted sweep's job runs: run (the whole pipeline) | sweep
+    budget: Budget = field(default_factory=Budget)  # what one sweep may ask of the cluster
+    allow_serve_fields: bool = False  # may a spec set serve.host, .token, .port, replicas, GPUs...?
 
     @classmethod
     def build(cls, *, address: str, token: str, data_roots=(), home: str | None = None, mlflow_uri: str | None = None,
               storage_path: str | None = None, max_body_bytes: int = 1024 * 1024,
-              job_command: str = "run") -> "Settings":
+              job_command: str = "run", budget: Budget | None = None, allow_serve_fields: bool = False) -> "Settings":
         where = locations(mlflow_uri, home=home)
         return cls(address, token, [Path(r).expanduser().resolve() for r in data_roots], str(where.home),
-                   where.mlflow_uri, storage_path, max_body_bytes, job_command)
+                   where.mlflow_uri, storage_path, max_body_bytes, job_command, budget or Budget(),
+                   allow_serve_fields)
 
     def policy(self) -> Policy:
         return Policy(data_roots=self.data_roots, tracking="server", mlflow_uri=self.mlflow_uri,
-                      storage_path=self.storage_path)
+                      storage_path=self.storage_path, budget=self.budget,
+                      allow_serve_fields=self.allow_serve_fields)
+
+
+class ErrorBody(BaseModel):
+    """Every error: what went wrong, and for a spec one "field.path: message" line per problem."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+    problems: list[str] | None = None
+
+
+class Submitted(BaseModel):
+    id: str
+    name: str
+    command: str
+
+
+def _errors(*codes: int) -> dict:
+    words = {400: "unreadable body or header", 401: "missing or wrong bearer token",
+             404: "no such sweep", 409: "a sweep of that name exists, or the sweep's state forbids it",
+             413: "body larger than the server's limit", 415: "Content-Type not JSON or YAML",
+             422: "invalid spec or request: one problem per line", 502: "the Ray cluster failed the request",
+             503: "the Ray cluster does not answer"}
+    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
+
+
+_CLUSTER = (401, 502, 503)
+_SPEC_BODY = {"$ref": "#/components/schemas/SweepSpec"}
+_POST_SWEEPS = {"requestBody": {"required": True, "description": "a sweep spec (see SweepSpec), JSON or YAML",
+                                "content": {t: {"schema": _SPEC_BODY} for t in JSON_TYPES + YAML_TYPES}}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document plus what it cannot see: the raw spec body (read by hand, so JSON and
+    YAML share one path) and the bearer scheme (checked by hand, in constant time)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, routes=app.routes, description=__doc__)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        spec_schema = SweepSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(spec_schema.pop("$defs", {}))
+        schemas["SweepSpec"] = spec_schema
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, ops in doc["paths"].items():
+            for op in ops.values():
+                if path != "/healthz":
+                    op["security"] = [{"bearer": []}]
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 class ApiError(Exception):
@@ -79,7 +135,9 @@ _STATUS = {jobs.UnknownSweep: 404, jobs.Conflict: 409, jobs.Unauthorized: 502, j
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="raysemble control plane", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="raysemble control plane", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
+    app.openapi = lambda: _openapi(app)
     expected = settings.token.encode()
     clients: dict[str, object] = {}
 
@@ -121,13 +179,15 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(401, "a valid bearer token expected (Authorization: Bearer <token>)",
                            headers={"WWW-Authenticate": "Bearer"})
 
-    @app.get("/healthz")
-    def healthz():
+    @app.get("/healthz", responses={200: {"description": "the API answers"}})
+    def healthz() -> dict[str, bool]:
         return {"ok": True}
 
     api = APIRouter(dependencies=[Depends(require_token)])
 
-    @api.post("/sweeps", status_code=202)
+    @api.post("/sweeps", status_code=202, response_model=Submitted, openapi_extra=_POST_SWEEPS,
+              responses={202: {"description": "submitted; Location names the sweep"},
+                         **_errors(400, 409, 413, 415, 422, *_CLUSTER)})
     async def create_sweep(request: Request):
         raw = await _read_spec(request, settings.max_body_bytes)
         try:
@@ -140,24 +200,26 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"id": result["id"], "name": result["name"], "command": result["command"]},
                             status_code=202, headers={"Location": f"/sweeps/{result['id']}"})
 
-    @api.get("/sweeps")
-    def list_sweeps():
+    @api.get("/sweeps", responses=_errors(*_CLUSTER))
+    def list_sweeps() -> dict[str, list[dict]]:
         return {"sweeps": call(jobs.list_sweeps)}
 
-    @api.get("/sweeps/{sweep_id}")
-    def get_sweep(sweep_id: str):
+    @api.get("/sweeps/{sweep_id}", responses=_errors(404, 422, *_CLUSTER))
+    def get_sweep(sweep_id: str) -> dict:
         return call(jobs.status, sweep_id)
 
-    @api.get("/sweeps/{sweep_id}/trials")
-    def get_trials(sweep_id: str):
+    @api.get("/sweeps/{sweep_id}/trials", responses=_errors(404, 422, *_CLUSTER))
+    def get_trials(sweep_id: str) -> dict:
         return call(jobs.sweep_trials, sweep_id)
 
-    @api.delete("/sweeps/{sweep_id}", status_code=202)
-    def cancel_sweep(sweep_id: str):
+    @api.delete("/sweeps/{sweep_id}", status_code=202, responses={202: {"description": "cancelled, or had ended"},
+                                                                   **_errors(404, 422, *_CLUSTER)})
+    def cancel_sweep(sweep_id: str) -> dict:
         return JSONResponse(call(jobs.cancel, sweep_id), status_code=202)
 
-    @api.post("/sweeps/{sweep_id}/deploy", status_code=202)
-    def deploy_sweep(sweep_id: str):
+    @api.post("/sweeps/{sweep_id}/deploy", status_code=202,
+              responses={202: {"description": "deploy job submitted"}, **_errors(404, 409, 422, *_CLUSTER)})
+    def deploy_sweep(sweep_id: str) -> dict:
         return JSONResponse(call(jobs.deploy, sweep_id), status_code=202)
 
     app.include_router(api)
@@ -167,7 +229,7 @@ def create_app(settings: Settings) -> FastAPI:
 async def _read_spec(request: Request, limit: int) -> object:
     length = request.headers.get("content-length")
     if length is not None:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()) or len(length) > 18:
             raise ApiError(400, "Content-Length: a byte count expected")
         if int(length) > limit:
             raise ApiError(413, f"a body of at most {limit} bytes expected, but got {length}")

@@ -1,8 +1,12 @@
 """The `raysemble` command. Exit codes: 0 done, 1 failed, 2 invalid input."""
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import sys
+from contextlib import ExitStack, contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -16,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 out = Console()
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_STOPPED = 0, 1, 2, 130, 143
 
 
 def _invalid(lines) -> None:
@@ -47,9 +51,28 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
 
 
+@contextmanager
+def _driving(name: str, command: str):
+    """Hold the sweep for the block (service.sweeplock): exit 2 naming the holder while another
+    process drives it. The OS drops the hold when this process ends, however it ends."""
+    from service.store import sweep_dir
+    from service.sweeplock import SweepBusy, hold
+
+    directory = sweep_dir(name)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold(directory, command))
+        except SweepBusy as e:
+            _invalid(str(e))
+        except OSError as e:
+            _invalid(f"NAME: a sweep directory this user can write expected, but {str(directory)!r} is not "
+                     f"({e.strerror or type(e).__name__})")
+        yield
+
+
 def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool, serve_after: bool = False,
            replace: bool = False):
-    """-> (sweep, summary, whether this process started Ray)."""
+    """-> (sweep, summary, whether this process started Ray). The caller holds the sweep (_driving)."""
     from service.progress import SweepProgress, results_table
     from service.sweep import SweepExists, ray_init, run_sweep, summary
 
@@ -63,12 +86,12 @@ def _sweep(spec, ray_address: Optional[str], as_json: bool, resume: bool, serve_
     sweep = run_sweep(spec, SweepProgress(), resume=True)
     result = summary(sweep)
     err.print(results_table(result))
-    if result["state"] == "INTERRUPTED":
-        err.print(f"interrupted: {len(result['trials'])} trials recorded; continue with "
+    if result["state"] in ("INTERRUPTED", "STOPPED"):
+        err.print(f"{result['state'].lower()}: {len(result['trials'])} trials recorded; continue with "
                   f"`raysemble resume {spec.name}`", highlight=False)
         if as_json:
             _emit_json(result)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED if result["state"] == "INTERRUPTED" else EXIT_STOPPED)
     return sweep, result, owns_ray
 
 
@@ -83,7 +106,8 @@ def sweep(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
           replace: bool = _REPLACE):
     """Search hyperparameters with k-fold CV; every trial recorded in MLflow."""
     parsed = _load(spec)
-    _, result, _ = _sweep(parsed, ray_address, as_json, resume=False, replace=replace)
+    with _driving(parsed.name, "raysemble sweep"):
+        _, result, _ = _sweep(parsed, ray_address, as_json, resume=False, replace=replace)
     if as_json:
         _emit_json(result)
     raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
@@ -107,7 +131,8 @@ def resume(name: str = typer.Argument(..., help="sweep name"),
             check_same_spec(stored, _load(spec))
         except SpecChanged as e:
             _invalid(str(e))
-    _, result, _ = _sweep(stored, ray_address, as_json, resume=True)
+    with _driving(name, "raysemble resume"):
+        _, result, _ = _sweep(stored, ray_address, as_json, resume=True)
     if as_json:
         _emit_json(result)
     raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
@@ -190,7 +215,12 @@ def deploy(sweep_id: str = typer.Argument(..., metavar="ID"), address: Optional[
 def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port"),
         address: Optional[str] = _ADDRESS,
         token: Optional[str] = typer.Option(None, "--token", envvar="RAYSEMBLE_API_TOKEN",
-                                            help="bearer token every route but /healthz requires"),
+                                            help="bearer token every route but /healthz requires; set it "
+                                                 "in RAYSEMBLE_API_TOKEN or use --token-file (a command line "
+                                                 "is visible to every user of the machine)"),
+        token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="RAYSEMBLE_API_TOKEN_FILE",
+                                                  help="file holding the bearer token; must be readable by its "
+                                                       "owner only (chmod 600)"),
         data_root: list[Path] = typer.Option([], "--data-root", help="directories spec data files may come "
                                              "from (repeatable; none: scikit-learn sets only)"),
         home: Optional[str] = typer.Option(None, "--home", envvar="RAYSEMBLE_HOME",
@@ -199,11 +229,71 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
         storage_path: Optional[str] = typer.Option(None, "--storage-path",
                                                    help="Tune storage for every sweep, e.g. s3://bucket/raysemble"),
         max_body_bytes: int = typer.Option(1024 * 1024, "--max-body-bytes"),
-        command: JobCommand = _JOB_COMMAND):
+        command: JobCommand = _JOB_COMMAND,
+        max_trials: Optional[int] = typer.Option(None, "--max-trials", help="budget: trials per sweep [1000]"),
+        max_fold_epochs: Optional[int] = typer.Option(None, "--max-fold-epochs",
+                                                      help="budget: trials x folds x epochs per sweep [100000]"),
+        max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent",
+                                                     help="budget: concurrent trials per sweep [8]"),
+        max_parameters: Optional[int] = typer.Option(None, "--max-parameters",
+                                                     help="budget: parameters per model [10000000]"),
+        max_failures: Optional[int] = typer.Option(None, "--max-failures",
+                                                   help="budget: retries per trial (search.max_failures) [3]"),
+        allow_serve_fields: bool = typer.Option(False, "--allow-serve-fields/--no-allow-serve-fields",
+                                                help="let API users set serve.host/port/token/replicas/GPUs...")):
     """The REST control plane for submitting and following sweeps (FastAPI)."""
     from service.jobs_cli import api_cmd
+
+    if token_file is not None:
+        if token:
+            _invalid("--token-file: one source of the API token expected, but got --token-file and "
+                     "--token / RAYSEMBLE_API_TOKEN too")
+        token = read_token_file(token_file, "--token-file")
+    elif token and any(a == "--token" or a.startswith("--token=") for a in sys.argv[1:]):
+        err.print("[yellow]warning[/yellow] --token puts the token on the command line, where every user of "
+                  "this machine can read it (ps); use RAYSEMBLE_API_TOKEN or --token-file instead", highlight=False)
+    budget = {"max_trials": max_trials, "max_fold_epochs": max_fold_epochs, "max_concurrent": max_concurrent,
+              "max_parameters": max_parameters, "max_failures": max_failures}
     raise typer.Exit(api_cmd(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes,
-                             command.value))
+                             command.value, budget=budget, allow_serve_fields=allow_serve_fields))
+
+
+MAX_TOKEN_FILE_BYTES = 4096  # a token is a line; anything larger is the wrong file
+
+
+def read_token_file(path: Path, option: str) -> str:
+    """The token in PATH, which only its owner may read or write (mode 0600 or stricter); exit 2 otherwise."""
+    try:
+        # O_NOFOLLOW + fstat: the permissions checked are those of the file read, not of a link's target;
+        # O_NONBLOCK: a FIFO must not hang us (no effect on a regular file)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        why = "it is a symbolic link: name the file itself" if e.errno == errno.ELOOP else \
+            (e.strerror or type(e).__name__)
+        _invalid(f"{option}: a readable token file expected, but {str(path)!r} cannot be opened ({why})")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        _invalid(f"{option}: a readable token file expected, but {str(path)!r} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_mode & 0o077:
+            _invalid(f"{option}: a token file only its owner can access (mode 0600) expected, but {str(path)!r} "
+                     f"has mode {stat.S_IMODE(info.st_mode):04o}; run `chmod 600 {path}`")
+        if info.st_uid != os.geteuid():
+            _invalid(f"{option}: a token file owned by this user (uid {os.geteuid()}) expected, but "
+                     f"{str(path)!r} is owned by uid {info.st_uid}")
+        raw = f.read(MAX_TOKEN_FILE_BYTES + 1)
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        _invalid(f"{option}: a token file of at most {MAX_TOKEN_FILE_BYTES} bytes expected, but {str(path)!r} "
+                 f"is larger")
+    try:
+        token = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = ""
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        _invalid(f"{option}: one line holding the token (printable ASCII, no spaces) expected, but "
+                 f"{str(path)!r} holds something else")
+    return token
 
 
 def _finish(sweep_obj, redo, as_json: bool) -> dict:
@@ -248,7 +338,11 @@ def _start_serving(ensemble: str, student: Optional[str], cfg, store=None) -> st
     except ModelSourceError as e:
         _invalid(str(e))
     err.print(f"serving at {url}  (Ctrl-C stops)", highlight=False)
-    err.print(curl_for(url, cfg.token), highlight=False, soft_wrap=True)
+    # the token itself is never printed: a pasted command line would show it to every user (ps)
+    line = curl_for(url)
+    if cfg.token:
+        line += " -H @auth-header.txt  # a 0600 file holding the line: Authorization: Bearer <serve.token>"
+    err.print(line, highlight=False, soft_wrap=True)
     return url
 
 
@@ -295,13 +389,15 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         parsed = parsed.model_copy(update={"serve": _serve_config({**parsed.serve.model_dump(), **overrides})})
-    sweep_obj, summary, owns_ray = _sweep(parsed, ray_address, as_json, resume=False, serve_after=not no_serve,
-                                          replace=replace)
-    if summary["state"] != "SUCCEEDED":
-        if as_json:
-            _emit_json({"sweep": summary})
-        raise typer.Exit(EXIT_FAILED)
-    result = _finish(sweep_obj, ("ensemble", "distill"), as_json)
+    # held through the post-sweep steps; serving needs no hold (it reads the registry, not the sweep)
+    with _driving(parsed.name, "raysemble run"):
+        sweep_obj, summary, owns_ray = _sweep(parsed, ray_address, as_json, resume=False, serve_after=not no_serve,
+                                              replace=replace)
+        if summary["state"] != "SUCCEEDED":
+            if as_json:
+                _emit_json({"sweep": summary})
+            raise typer.Exit(EXIT_FAILED)
+        result = _finish(sweep_obj, ("ensemble", "distill"), as_json)
     result["sweep_summary"] = {k: summary[k] for k in ("sweep", "experiment", "mlflow_run_id", "storage_path")}
     if no_serve:
         if as_json:
@@ -352,7 +448,9 @@ def serve(model: str = typer.Argument(..., help="ensemble: models:/NAME/VERSION,
 def ensemble(name: str = typer.Argument(..., help="sweep name"),
              as_json: bool = typer.Option(False, "--json")):
     """Rebuild the ensemble of an existing sweep (and judge, register, report again)."""
-    result = _finish(_existing(name), ("ensemble",), as_json)
+    found = _existing(name)
+    with _driving(name, "raysemble ensemble"):
+        result = _finish(found, ("ensemble",), as_json)
     if as_json:
         _emit_json(result)
 
@@ -361,7 +459,9 @@ def ensemble(name: str = typer.Argument(..., help="sweep name"),
 def distill(name: str = typer.Argument(..., help="sweep name"),
             as_json: bool = typer.Option(False, "--json")):
     """Redo the distilled student of an existing sweep (and judge, register, report again)."""
-    result = _finish(_existing(name), ("distill",), as_json)
+    found = _existing(name)
+    with _driving(name, "raysemble distill"):
+        result = _finish(found, ("distill",), as_json)
     if as_json:
         _emit_json(result)
 

@@ -1,6 +1,8 @@
 """Sweeps as Ray Jobs on a cluster: submit, list, status, logs, cancel, deploy.
 
-A submitted sweep is one Ray Job whose submission id is the sweep id (`<spec name>-<6 hex>`).
+A submitted sweep is one Ray Job whose submission id is the sweep id (`<spec name>-<6 hex>`, the hex
+derived from the name: Ray's job table, which refuses a second job of one submission id atomically,
+is what makes two simultaneous submissions of one name end with exactly one job).
 The job ships a packaged copy of raysemble (service/, serving/, trainers/ only: no .venv, .git,
 .raysemble or tests) plus the validated spec as `spec.json` in its working dir, and runs
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -32,6 +35,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
+
+from service import sweeplock
+from trainers.atomic import write_atomic
 
 if TYPE_CHECKING:  # importing the spec pulls in torch: the read-only commands do without
     from service.spec import SweepSpec
@@ -151,7 +157,8 @@ def _package(directory: Path, spec: "SweepSpec | None") -> Path:
     for name in PACKAGES:
         shutil.copytree(root / name, directory / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if spec is not None:
-        (directory / SPEC_FILE).write_text(spec.model_dump_json(indent=1))
+        # 0600: it may hold serve.token
+        write_atomic(directory / SPEC_FILE, spec.model_dump_json(indent=1), mode=0o600)
     return directory
 
 
@@ -172,7 +179,8 @@ def raysemble_jobs(client, kind: str | None = "sweep") -> list:
 
 
 def new_id(name: str) -> str:
-    return f"{name}-{secrets.token_hex(3)}"
+    """The sweep id of a name: the same on every call, so Ray refuses a second job of it."""
+    return f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
 
 
 def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: str | None = None,
@@ -204,8 +212,21 @@ def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: st
     entrypoint = shlex.join(["python", "-m", "service.jobrun", "pipeline", "--command", command, SPEC_FILE])
     with tempfile.TemporaryDirectory(prefix="raysemble-job-") as tmp:
         runtime_env = {"working_dir": str(_package(Path(tmp), spec)), "env_vars": _env(home, mlflow_uri)}
-        _call(lambda: client.submit_job(entrypoint=entrypoint, submission_id=sweep_id, runtime_env=runtime_env,
-                                        metadata=metadata))
+
+        def submit_job():
+            try:
+                return client.submit_job(entrypoint=entrypoint, submission_id=sweep_id, runtime_env=runtime_env,
+                                         metadata=metadata)
+            except RuntimeError as err:
+                # the check above only makes the usual message clear; this refusal is the atomic one
+                # (Ray's job table adds a submission id only if absent)
+                if f"submission_id {sweep_id} already exists" in str(err):
+                    raise Conflict(f"name: a sweep name not used on this cluster expected, but {spec.name!r} is "
+                                   f"sweep {sweep_id} (submitted at the same time by another caller); choose "
+                                   f"another name") from None
+                raise
+
+        _call(submit_job)
     return {"id": sweep_id, "name": spec.name, "command": command}
 
 
@@ -337,7 +358,8 @@ def _mlflow_progress(metadata: dict) -> dict | None:
     key = f"cv_{metadata.get(METRIC)}"
     done = [r for r in children if r.info.status == "FINISHED" and key in r.data.metrics]
     out = {"experiment_id": experiment.experiment_id, "mlflow_run_id": parent.info.run_id,
-           "sweep_state": {"RUNNING": "RUNNING", "FINISHED": "SUCCEEDED"}.get(parent.info.status, "FAILED"),
+           "sweep_state": {"RUNNING": "RUNNING", "FINISHED": "SUCCEEDED",
+                           "KILLED": "STOPPED"}.get(parent.info.status, "FAILED"),
            "trials_done": len(done), "trials_failed": sum(r.info.status == "FAILED" for r in children)}
     if done:
         best = sorted(done, key=lambda r: r.data.metrics[key], reverse=(metadata.get(MODE) or "max") == "max")[0]
@@ -352,10 +374,39 @@ def describe(job, deployments: list | None = None) -> dict:
            "message": job.message, "command": meta.get(COMMAND), "submitted": _seconds(job.start_time),
            "ended": _seconds(job.end_time)}
     out.update(progress(meta))
+    out["sweep_state"] = settle(meta, out["state"], out["sweep_state"], out["source"], _seconds(job.end_time))
     if deployments is not None:
         out["deployments"] = [{"id": d.submission_id, "state": str(getattr(d.status, "value", d.status)),
                                "message": d.message, "submitted": _seconds(d.start_time)} for d in deployments]
     return out
+
+
+def settle(metadata: dict, job_state: str, sweep_state: str | None, source: str | None,
+           ended: float | None) -> str | None:
+    """The sweep's state given its job's. A driver killed before it could record its end (SIGKILL
+    after a cancel's SIGTERM, a crash) leaves sweep.json at RUNNING: once the job has ended, that
+    sweep is STOPPED (job stopped) or FAILED. Written back to sweep.json when the sweep dir is here
+    and no driver holds the sweep (one that does, e.g. a local `raysemble resume`, is running it)."""
+    if job_state == "STOPPED" and sweep_state in ("RUNNING", "INTERRUPTED"):
+        settled = "STOPPED"
+    elif job_state == "FAILED" and sweep_state == "RUNNING":
+        settled = "FAILED"
+    else:
+        return sweep_state
+    if source != "sweep_dir":
+        return settled
+    directory = sweep_dir(metadata)
+    try:
+        with sweeplock.hold(directory, "raysemble status"):
+            meta = _read_json(directory / "sweep.json", None)
+            if isinstance(meta, dict) and meta.get("state") == sweep_state:
+                meta.update(state=settled, finished=meta.get("finished") or ended or time.time())
+                write_atomic(directory / "sweep.json", json.dumps(meta, indent=1))
+    except sweeplock.SweepBusy:
+        return sweep_state
+    except OSError:  # a sweep dir this process may read but not write: the answer still holds
+        pass
+    return settled
 
 
 def _seconds(ms: int | None) -> float | None:

@@ -109,7 +109,7 @@ def status_cmd(sweep_id: str, address: str | None, as_json: bool) -> int:
     if as_json:
         _json(s)
         return EXIT_OK
-    lines = [f"sweep     {s['id']} ({s['name']})", f"state     {s['state']}  {s['message'] or ''}",
+    lines = [f"sweep     {s['id']} ({s['name']})", f"state     {s['state']}  (sweep {s['sweep_state'] or '-'})  {s['message'] or ''}",
              f"trials    {_fmt_trials(s)} done"
              + (f", {s['trials_running']} running" if s["trials_running"] else "")
              + (f", {s['trials_failed']} failed" if s["trials_failed"] else ""),
@@ -176,8 +176,20 @@ def deploy_cmd(sweep_id: str, address: str | None, wait_s: float, as_json: bool)
 
 def api_cmd(host: str, port: int, address: str | None, token: str | None, data_roots: list[Path],
             home: str | None, mlflow_uri: str | None, storage_path: str | None, max_body_bytes: int,
-            job_command: str = "run") -> int:
+            job_command: str = "run", budget: dict | None = None, allow_serve_fields: bool = False) -> int:
+    """budget: Budget fields the operator set (max_trials, max_fold_epochs, max_concurrent,
+    max_parameters, max_failures); the rest keep their defaults."""
+    from pydantic import ValidationError
+
     from service.api import Settings, serve_api
+    from service.safety import Budget
+    from service.spec import _format_pydantic
+
+    try:
+        limits = Budget.model_validate({k: v for k, v in (budget or {}).items() if v is not None})
+    except ValidationError as e:
+        return _error([f"--{loc.replace('_', '-')}:{msg}" for loc, msg in
+                       (line.split(":", 1) for line in _format_pydantic(e))])
 
     token = token or os.environ.get("RAYSEMBLE_API_TOKEN")
     if not token:
@@ -188,6 +200,6 @@ def api_cmd(host: str, port: int, address: str | None, token: str | None, data_r
         return _error(str(e))
     settings = Settings.build(address=address, token=token, data_roots=data_roots, home=home,
                               mlflow_uri=mlflow_uri, storage_path=storage_path, max_body_bytes=max_body_bytes,
-                              job_command=job_command)
+                              job_command=job_command, budget=limits, allow_serve_fields=allow_serve_fields)
     serve_api(settings, host, port)
     return EXIT_OK

@@ -25,6 +25,7 @@ import torch
 from service.judge import JudgeRow, judge, print_rows
 from service.report import write_report
 from trainers.config import DistillConfig, EnsembleConfig
+from trainers.atomic import write_atomic
 from trainers.distill import distill, distill_with_ray_train, student_model_config
 from trainers.ensemble.build import build_ensemble
 from trainers.ensemble.predictor import EnsemblePredictor
@@ -42,7 +43,13 @@ class PostSweepError(RuntimeError):
 
 
 def _provenance(directory: Path, **fields) -> None:
-    (directory / "provenance.json").write_text(json.dumps(fields, indent=1))
+    write_atomic(directory / "provenance.json", json.dumps(fields, indent=1))
+
+
+def _complete(bundle_dir: Path) -> bool:
+    """A bundle a later call may reuse: provenance.json is written after bundle.json, so a step killed
+    in between leaves a bundle that is built again rather than one that fails to load."""
+    return (bundle_dir / "bundle.json").is_file() and (bundle_dir / "provenance.json").is_file()
 
 
 def read_provenance(bundle_dir: Path) -> dict:
@@ -215,7 +222,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     built: set[str] = set()
 
     ens_dir = run.out / "ensemble"
-    if "ensemble" in redo or not (ens_dir / "bundle.json").is_file():
+    if "ensemble" in redo or not _complete(ens_dir):
         ensemble, ens_info = run.ensemble()
         built.add("ensemble")
     else:
@@ -225,7 +232,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     distill_info = None
     if sweep.spec.distill.enabled:
         st_dir = run.out / "student"
-        if "distill" in redo or not (st_dir / "bundle.json").is_file():
+        if "distill" in redo or not _complete(st_dir):
             predictors["student"], distill_info = run.distill(ensemble, ens_dir)
             built.add("student")
         else:
@@ -246,5 +253,5 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     result = {"sweep": sweep.name, "rows": [r.model_dump() for r in rows], "registered": registered,
               "report": str(report), "ensemble": ens_info, "rows_used": rows_used,
               "bundles": {k: str(v) for k, v in bundles.items()}}
-    state_path.write_text(json.dumps(result, indent=1))
+    write_atomic(state_path, json.dumps(result, indent=1))
     return result

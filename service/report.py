@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from service.judge import JudgeRow, markdown_table
+from trainers.atomic import write_atomic
 
 
 def _save(fig: Figure, path: Path) -> str:
@@ -142,5 +143,5 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
         name = plot_confusion(row.confusion, classes, row.model, out_dir / f"confusion_{row.model}.png")
         parts.append(f"![{row.model}]({name})")
     path = out_dir / "report.md"
-    path.write_text("\n".join(parts) + "\n")
+    write_atomic(path, "\n".join(parts) + "\n")
     return path

@@ -13,9 +13,15 @@ command). What is left to check before a spec leaves for a cluster:
   (the REST API) a spec must leave both out (422 naming the field) and the server fills in its
   own; with tracking="user" (the CLI, whose user can already run anything on the cluster through
   Ray Jobs) the spec's values are kept.
+- a Budget (the REST API's operator sets it): trials, trials x folds x epochs, concurrent trials,
+  parameters per model and retries; a spec over it is refused naming the budget and its value.
+- serve.* fields that open or enlarge the service (OPERATOR_SERVE_FIELDS) only where the operator
+  allows them (allow_serve_fields).
 
-YAML from an untrusted client is parsed without anchors/aliases (no alias bombs) and with a depth
-limit, so a bad body is a 4xx, never a hang or a 5xx.
+These run inside spec.parse_spec (Policy is its Checks) on the values the schema produced, so the
+sandbox sees exactly the path that will be read. YAML from an untrusted client is parsed with core
+types only, without anchors/aliases (no alias bombs) and with a depth limit, so a bad body is a 4xx,
+never a hang or a 5xx.
 """
 from __future__ import annotations
 
@@ -27,27 +33,119 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.spec import SpecError, SweepSpec, _format_pydantic, parse_spec
+from service.spec import MAX_DEPTH, Checks, SpecError, SpecLoader, SweepSpec, loads_json, parse_spec, trial_values
+from trainers.data import Dataset
+from trainers.loop import TrainConfig
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-MAX_DEPTH = 32
 FAMILIES = ("mlp", "cnn")
+# serve fields that decide who can reach the service or how much of the cluster it takes; the rest
+# (topology, batching, health-check timing) only tune a deployment the operator already allows
+OPERATOR_SERVE_FIELDS = ("host", "port", "token", "app_name", "ingress", "min_replicas", "max_replicas",
+                         "num_cpus", "num_gpus", "max_instances", "max_body_bytes")
+
+
+class Budget(BaseModel):
+    """What one sweep may ask of the cluster; set by the operator (`raysemble api` options)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_trials: int = Field(1000, ge=1)  # trials Tune runs (num_trials, or a grid's combinations)
+    max_fold_epochs: int = Field(100_000, ge=1)  # trials x folds x (most) epochs
+    max_concurrent: int = Field(8, ge=1)  # search.max_concurrent
+    max_parameters: int = Field(10_000_000, ge=1)  # per model: the largest of the space, and the student
+    max_failures: int = Field(3, ge=0)  # search.max_failures (retries of a dying trial)
+
+    def problems(self, spec: SweepSpec) -> list[str]:
+        search, got = spec.search, []
+        trials = search.trial_count()
+        if trials > self.max_trials:
+            where = "search.space" if search.algorithm == "grid" else "search.num_trials"
+            got.append(f"{where}: at most {self.max_trials} trials (budget max_trials) expected, but the spec "
+                       f"asks for {trials}")
+        epochs = max(trial_values(spec, "epochs") or [TrainConfig.model_fields["epochs"].default])
+        work = trials * spec.cv.folds * epochs
+        if work > self.max_fold_epochs:
+            got.append(f"search: trials x folds x epochs <= {self.max_fold_epochs} (budget max_fold_epochs) must "
+                       f"hold, but got {trials} x {spec.cv.folds} x {epochs} = {work}")
+        if search.max_concurrent > self.max_concurrent:
+            got.append(f"search.max_concurrent: at most {self.max_concurrent} (budget max_concurrent) expected, "
+                       f"but got {search.max_concurrent}")
+        if search.max_failures > self.max_failures:
+            got.append(f"search.max_failures: at most {self.max_failures} (budget max_failures) expected, "
+                       f"but got {search.max_failures}")
+        return got
+
+    def model_problems(self, spec: SweepSpec, dataset: Dataset) -> list[str]:
+        """Parameter counts need the data's feature and class counts; the space's largest shape counts."""
+        shape = {}
+        for key in ("hidden", "depth", "channels"):
+            values = trial_values(spec, key)
+            if values:
+                shape[key] = max(values)
+        dims = {"in_features": dataset.x.shape[1], "n_classes": dataset.n_classes}
+        largest = spec.base_model_config(**dims).model_copy(update=shape).parameter_count()
+        got = []
+        if largest > self.max_parameters:
+            got.append(f"model: at most {self.max_parameters} parameters per model (budget max_parameters) "
+                       f"expected, but the space's largest model has {largest}")
+        if spec.distill.enabled:
+            student = spec.distill.student.model_dump()
+            student.pop("dropout")
+            count = spec.base_model_config(**dims).model_copy(update=student).parameter_count()
+            if count > self.max_parameters:
+                got.append(f"distill.student: at most {self.max_parameters} parameters per model (budget "
+                           f"max_parameters) expected, but the student has {count}")
+        return got
 
 
 @dataclass
-class Policy:
+class Policy(Checks):
     """What the submitting side allows. data_roots: directories a data file must resolve inside."""
 
     data_roots: list[Path] = field(default_factory=list)
     tracking: str = "user"  # "server": the spec may not set mlflow_uri / storage_path
     mlflow_uri: str | None = None  # with tracking="server": what every spec gets
     storage_path: str | None = None
+    budget: Budget | None = None  # None: no budget (a trusted CLI user)
+    allow_serve_fields: bool = True  # False: OPERATOR_SERVE_FIELDS may not be set by the spec
 
     def roots(self) -> list[Path]:
         return [Path(os.path.realpath(Path(r).expanduser())) for r in self.data_roots]
+
+    def before_data(self, spec: SweepSpec) -> list[str]:
+        problems, resolved = data_source_problems(spec.data.source, self)
+        if resolved:
+            spec.data.source = resolved  # the path checked is the path read
+        if self.tracking == "server":
+            for key in ("mlflow_uri", "storage_path"):
+                value = getattr(spec.tracking, key)
+                if value is not None:
+                    problems.append(f"tracking.{key}: set by the server, so it must be left out of the spec, "
+                                    f"but got {value[:120]!r}")
+        if not self.allow_serve_fields:
+            for key in OPERATOR_SERVE_FIELDS:
+                if key in spec.serve.model_fields_set:
+                    problems.append(f"serve.{key}: set by the operator, so it must be left out of the spec, "
+                                    f"but got {_short(getattr(spec.serve, key))}")
+        if self.budget is not None:
+            problems += self.budget.problems(spec)
+        if not problems and self.tracking == "server":
+            if self.mlflow_uri:
+                spec.tracking.mlflow_uri = self.mlflow_uri
+            if self.storage_path:
+                spec.tracking.storage_path = self.storage_path
+        return problems
+
+    def after_data(self, spec: SweepSpec, dataset: Dataset) -> list[str]:
+        return self.budget.model_problems(spec, dataset) if self.budget is not None else []
+
+
+def _short(value: object) -> str:
+    return repr(value[:40] + "...") if isinstance(value, str) and len(value) > 40 else repr(value)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -82,9 +180,9 @@ def data_source_problems(source: object, policy: Policy) -> tuple[list[str], str
     raw = Path(source)
     resolved = Path(os.path.realpath(raw if raw.is_absolute() else roots[0] / raw))
     if not any(_inside(resolved, root) for root in roots):
+        # where it leads (a link's target) and whether it exists are facts about files outside the roots
         shown = [str(r) for r in roots]
-        return [f"{where}: a file inside the data roots {shown} expected, but {source!r} resolves to "
-                f"{str(resolved)!r}"], None
+        return [f"{where}: a file inside the data roots {shown} expected, but {source!r} is outside them"], None
     return [], str(resolved)
 
 
@@ -124,16 +222,13 @@ def check(raw: object, policy: Policy) -> dict:
 
 
 def validate(raw: object, policy: Policy) -> SweepSpec:
-    """check() then the full spec validation (schema, semantics, the data itself)."""
-    safe = check(raw, policy)
+    """The full spec validation (plain values, schema, policy, semantics, the data itself) with the
+    policy's checks run on the values the schema produced. Raises SpecError only."""
     roots = policy.roots()
-    try:
-        return parse_spec(safe, roots[0] if roots else Path.cwd())
-    except ValidationError as err:  # anything parse_spec did not word itself still names its fields
-        raise SpecError(_format_pydantic(err)) from None
+    return parse_spec(raw, roots[0] if roots else Path.cwd(), checks=policy)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
+class _NoAliasLoader(SpecLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -165,7 +260,7 @@ def load_untrusted(text: str, kind: str) -> object:
     """Parse a spec body from a client: kind "json" or "yaml". Raises SpecError('<body>: ...')."""
     try:
         if kind == "json":
-            value = json.loads(text)
+            value = loads_json(text)
         else:
             value = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:

@@ -1,23 +1,41 @@
-"""The sweep spec: one pydantic model composed of the sections each layer defines."""
+"""The sweep spec: one pydantic model composed of the sections each layer defines, and the one
+validation path (parse_spec) that every spec takes, from a local file, `submit` or the REST API.
+
+parse_spec raises SpecError and nothing else: before the schema, every value is checked to be a
+plain JSON/YAML value within size limits (no tags, no bytes, no huge integers, finite numbers);
+after it, each cross-section and data check runs guarded, so whatever it raises becomes a line
+naming the field it was checking.
+"""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from serving.config import ServeConfig
 from serving.home import Locations, locations
 from trainers.config import CVConfig, DistillConfig, EnsembleConfig, ResourcesConfig, SearchConfig
-from trainers.data import DataConfig, DataError, load_dataset
+from trainers.data import MAX_PATH_CHARS, DataConfig, DataError, Dataset, load_dataset
 from trainers.loop import MODEL_KEYS, TrainConfig, split_params
-from trainers.models import ModelConfig
+from trainers.models import MAX_CHANNELS, MAX_DEPTH as MAX_MODEL_DEPTH, MAX_HIDDEN, Activation, ModelConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+# limits on every value of a spec, checked before the schema (which bounds each field further)
+MAX_DEPTH = 32  # nesting of mappings and lists
+MAX_STRING_CHARS = 4096
+MAX_KEY_CHARS = 128
+MAX_LIST_ITEMS = 1024
+MAX_MAPPING_KEYS = 256
+MAX_INT = 2**53  # |an integer|: JSON's exactly representable range
+MAX_INT_DIGITS = 32  # longer integer literals are not even converted (int() of 4300+ digits raises)
+MAX_PROBLEMS = 50  # lines of one SpecError
 
 
 class SpecError(ValueError):
@@ -34,25 +52,28 @@ class ModelSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Literal["mlp", "cnn"] = "mlp"
-    hidden: int | None = None
-    depth: int | None = None
-    channels: int | None = None
-    dropout: float | None = None
-    activation: str | None = None
+    hidden: int | None = Field(None, ge=1, le=MAX_HIDDEN)
+    depth: int | None = Field(None, ge=1, le=MAX_MODEL_DEPTH)
+    channels: int | None = Field(None, ge=1, le=MAX_CHANNELS)
+    dropout: float | None = Field(None, ge=0.0, lt=1.0, allow_inf_nan=False)
+    activation: Activation | None = None
 
 
 class TrackingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mlflow_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else SQLite under $RAYSEMBLE_HOME
-    experiment: str | None = None  # default: the sweep name
-    storage_path: str | None = None  # Tune storage; default $RAYSEMBLE_HOME/tune (any path Ray accepts)
+    # default: $MLFLOW_TRACKING_URI, else SQLite under $RAYSEMBLE_HOME
+    mlflow_uri: StrictStr | None = Field(None, min_length=1, max_length=MAX_PATH_CHARS)
+    # default: the sweep name
+    experiment: StrictStr | None = Field(None, min_length=1, max_length=256)
+    # Tune storage; default $RAYSEMBLE_HOME/tune (any path Ray accepts)
+    storage_path: StrictStr | None = Field(None, min_length=1, max_length=MAX_PATH_CHARS)
 
 
 class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: StrictStr = Field(pattern=NAME_PATTERN)
     data: DataConfig
     cv: CVConfig = Field(default_factory=CVConfig)
     model: ModelSection = Field(default_factory=ModelSection)
@@ -80,42 +101,169 @@ class SweepSpec(BaseModel):
 
 
 def _format_pydantic(err: ValidationError) -> list[str]:
-    lines = []
+    lines, seen = [], set()
     for e in err.errors():
         # a tagged union repeats its tag in the path (space.lr.choice.choice); say it once
         parts = [str(p) for i, p in enumerate(e["loc"]) if i == 0 or p != e["loc"][i - 1]]
+        # a scalar union (search.fixed.KEY, a choice's items) reports one line per member type: keep one
+        if len(parts) > 2 and parts[-1] in _UNION_MEMBERS and (parts[-3] == "fixed" or parts[-2].isdigit()):
+            parts = parts[:-1]
+            if tuple(parts) in seen:
+                continue
+            seen.add(tuple(parts))
         loc = ".".join(parts)
         msg = e["msg"].removeprefix("Value error, ")
-        quiet = e["type"] == "missing" or "but got" in msg or isinstance(e.get("input"), BaseModel)
-        shown = "" if quiet else f" (got {repr(e.get('input'))[:160]})"
+        quiet = e["type"] == "missing" or "but got" in msg or isinstance(e.get("input"), (BaseModel, dict, list))
+        shown = "" if quiet else f" (got {_show(e.get('input'))})"
         lines.append(f"{loc or '<spec>'}: {msg}{shown}")
     return lines
+
+
+_UNION_MEMBERS = {"bool", "int", "float", "str", "constrained-str"}
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of a user's value: never int->str of a huge int, never a long string."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str) and len(value) > 80:
+        return repr(value[:80]) + f"... ({len(value)} characters)"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+class TooLongInteger:
+    """An integer literal with more than MAX_INT_DIGITS digits, kept unconverted: the loaders return
+    this instead of calling int() on it, and value_problems reports it with its field path."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+
+class TaggedValue:
+    """A YAML value of a type outside JSON's (!!binary, !!timestamp, !!set, !!omap, !!pairs): not
+    constructed, so it can never be coerced into a field; value_problems reports it with its path."""
+
+    def __init__(self, tag: str):
+        self.tag = tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def value_problems(raw: object) -> list[str]:
+    """Every value of a loaded spec that is not a plain, bounded JSON/YAML value, with its path."""
+    problems: list[str] = []
+    stack: list[tuple[object, tuple]] = [(raw, ())]
+    while stack and len(problems) < MAX_PROBLEMS:
+        value, path = stack.pop()
+        where = ".".join(path) or "<spec>"
+        if len(path) > MAX_DEPTH:
+            problems.append(f"{where}: at most {MAX_DEPTH} levels of nesting expected, but got more")
+        elif isinstance(value, TaggedValue):
+            problems.append(f"{where}: a plain JSON/YAML value expected, but got a {value.tag}-tagged value")
+        elif isinstance(value, TooLongInteger):
+            problems.append(f"{where}: an integer of at most {MAX_INT_DIGITS} digits expected, but got one of "
+                            f"{value.digits} digits")
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if abs(value) > MAX_INT:
+                problems.append(f"{where}: an integer within +-2**53 expected, but got one of "
+                                f"{value.bit_length()} bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(f"{where}: a finite number expected, but got {value}")
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING_CHARS:
+                problems.append(f"{where}: a string of at most {MAX_STRING_CHARS} characters expected, but got "
+                                f"{len(value)}")
+        elif isinstance(value, (list, tuple)):  # tuples: specs rebuilt from a model_dump()
+            if len(value) > MAX_LIST_ITEMS:
+                problems.append(f"{where}: a list of at most {MAX_LIST_ITEMS} items expected, but got {len(value)}")
+            else:
+                stack.extend((item, (*path, str(i))) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            if len(value) > MAX_MAPPING_KEYS:
+                problems.append(f"{where}: a mapping of at most {MAX_MAPPING_KEYS} keys expected, but got "
+                                f"{len(value)}")
+                continue
+            for key, item in reversed(list(value.items())):
+                if not isinstance(key, str):
+                    problems.append(f"{where}: string keys expected, but got a key of type {type(key).__name__}")
+                elif len(key) > MAX_KEY_CHARS or not key.isprintable():
+                    problems.append(f"{where}: keys of at most {MAX_KEY_CHARS} printable characters expected, "
+                                    f"but got {_show(key)}")
+                else:
+                    stack.append((item, (*path, key)))
+        else:
+            what = "binary data" if isinstance(value, (bytes, bytearray)) else f"a {type(value).__name__}"
+            problems.append(f"{where}: a string, number, boolean, null, list or mapping expected, but got {what}")
+    return problems
+
+
+class Checks:
+    """Extra checks a caller adds to parse_spec (service.safety's Policy: data roots, tracking,
+    budget). Each returns problem lines; anything they raise is turned into lines too."""
+
+    def before_data(self, spec: "SweepSpec") -> list[str]:
+        """After the schema, before any file is read; may rewrite spec.data.source (the path to use)."""
+        return []
+
+    def after_data(self, spec: "SweepSpec", dataset: Dataset) -> list[str]:
+        return []
+
+
+def _guarded(where: str, check, *args) -> list[str]:
+    """check(*args)'s problem lines; whatever it raises becomes lines naming `where`, never a crash."""
+    try:
+        return list(check(*args))
+    except SpecError as err:
+        return err.problems
+    except DataError as err:
+        return [str(err)]
+    except ValidationError as err:
+        return [f"{where}.{line}" for line in _format_pydantic(err)]
+    except Exception as err:  # noqa: BLE001 - the point: a bad spec is a field error, never a 5xx
+        return [f"{where}: a value these checks can handle expected, but checking it failed "
+                f"({type(err).__name__})"]
+
+
+def _hyperparameter_problem(key: str, value, base: ModelConfig) -> str | None:
+    """Why one value of a searched or fixed hyperparameter is out of its field's bounds, or None."""
+    try:
+        split_params({key: value}, base)
+    except ValidationError as err:
+        detail = err.errors()[0]["msg"].removeprefix("Value error, ")
+        return f"{detail} (got {_show(value)})"
+    return None
 
 
 def _semantic_problems(spec: SweepSpec) -> list[str]:
     """Checks that need more than one section: the space against the model, folds against the data."""
     problems: list[str] = []
-    base = spec.base_model_config()
+    try:
+        base = spec.base_model_config()
+    except ValidationError as err:
+        return [f"model.{line}" for line in _format_pydantic(err)]
     known = set(MODEL_KEYS) | set(TrainConfig.model_fields)
     for where, mapping in (("search.space", spec.search.space), ("search.fixed", spec.search.fixed)):
         for key in mapping:
             if key not in known:
-                problems.append(f"{where}.{key}: a hyperparameter of {sorted(known)} expected, but got {key!r}")
+                problems.append(f"{where}.{key}: a hyperparameter of {sorted(known)} expected, but got {_show(key)}")
     if problems:
         return problems
     for key, dim in spec.search.space.items():
         for value in dim.endpoints():
-            try:
-                split_params({**spec.search.fixed, key: value}, base)
-            except ValidationError as err:
-                detail = err.errors()[0]["msg"].removeprefix("Value error, ")
-                problems.append(f"search.space.{key}: {detail} (got {value!r})")
+            problem = _hyperparameter_problem(key, value, base)
+            if problem:
+                problems.append(f"search.space.{key}: {problem}")
                 break
-    try:
-        split_params(dict(spec.search.fixed), base)
-    except ValidationError as err:
-        problems += [f"search.fixed.{line}" for line in _format_pydantic(err)]
-    uses_cutmix = any(float(v) > 0 for v in _values(spec, "cutmix_alpha"))
+    for key, value in spec.search.fixed.items():
+        problem = _hyperparameter_problem(key, value, base)
+        if problem:
+            problems.append(f"search.fixed.{key}: {problem}")
+    if problems:
+        return problems
+    uses_cutmix = any(v > 0 for v in trial_values(spec, "cutmix_alpha"))
     if uses_cutmix and spec.data.image_shape is None:
         problems.append("search.cutmix_alpha: cutmix needs image-shaped data (data.image_shape), "
                         "but got flat data (image_shape=None)")
@@ -124,19 +272,29 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def _values(spec: SweepSpec, key: str) -> list:
+def trial_values(spec: SweepSpec, key: str) -> list:
+    """The fixed value, or the space's endpoints, of a hyperparameter as a trial's config will hold
+    it (coerced by its field: "3" epochs is 3); values the field rejects are left out, since the
+    semantic checks report those."""
     if key in spec.search.fixed:
-        return [spec.search.fixed[key]]
-    if key in spec.search.space:
-        return [v for v in spec.search.space[key].endpoints() if not isinstance(v, str)]
-    return []
+        values = [spec.search.fixed[key]]
+    elif key in spec.search.space:
+        values = spec.search.space[key].endpoints()
+    else:
+        return []
+    found = []
+    for value in values:
+        try:
+            model_cfg, train_cfg = split_params({key: value}, ModelConfig())
+        except ValidationError:
+            continue
+        found.append(getattr(model_cfg if key in MODEL_KEYS else train_cfg, key))
+    return found
 
 
-def _data_problems(spec: SweepSpec, base_dir: Path) -> list[str]:
-    try:
-        dataset = load_dataset(spec.data, base_dir)
-    except DataError as err:
-        return [str(err)]
+def _data_problems(spec: SweepSpec, base_dir: Path, found: list) -> list[str]:
+    dataset = load_dataset(spec.data, base_dir)
+    found.append(dataset)
     n_test = int(np.ceil(len(dataset.y) * spec.data.test_fraction))
     smallest = int(np.bincount(dataset.y).min())
     # the held-out split removes about test_fraction of each class before folding
@@ -151,28 +309,91 @@ def _data_problems(spec: SweepSpec, base_dir: Path) -> list[str]:
     return problems
 
 
-def parse_spec(raw: object, base_dir: str | Path = ".") -> SweepSpec:
-    """Validate a loaded mapping; raises SpecError listing every problem found."""
+def _schema(raw: object) -> SweepSpec:
     if not isinstance(raw, dict):
-        raise SpecError([f"<spec>: a mapping at the top level expected, but got {type(raw).__name__}"])
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as err:
-        raise SpecError(_format_pydantic(err)) from None
-    if not spec.data.source.startswith("sklearn:"):
-        # absolute from here on: resume, jobs and later steps may run from another directory
-        spec.data.source = str((Path(base_dir) / spec.data.source).resolve())
-    problems = _semantic_problems(spec)
-    problems += _data_problems(spec, Path(base_dir))
+        raise SpecError([f"<spec>: a mapping at the top level expected, but got {_show(raw)}"])
+    problems = value_problems(raw)
     if problems:
         raise SpecError(problems)
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(_format_pydantic(err)[:MAX_PROBLEMS]) from None
+    except Exception as err:  # noqa: BLE001 - a validator that raised other than ValueError: still a 4xx
+        raise SpecError([f"<spec>: a spec the schema can check expected, but checking it failed "
+                         f"({type(err).__name__})"]) from None
+
+
+def parse_spec(raw: object, base_dir: str | Path = ".", checks: Checks | None = None) -> SweepSpec:
+    """The one validation path of a loaded spec: plain values, the schema, checks.before_data, the
+    cross-section checks, the data itself, checks.after_data. Raises SpecError listing every problem
+    found (one line each, naming its field), and no other exception."""
+    checks = checks or Checks()
+    spec = _schema(raw)
+    problems = _guarded("<spec>", checks.before_data, spec)
+    if problems:
+        raise SpecError(problems)
+    if not spec.data.source.startswith("sklearn:"):
+        # absolute from here on: resume, jobs and later steps may run from another directory
+        problems = _guarded("data.source", _absolute, spec, Path(base_dir))
+        if problems:
+            raise SpecError(problems)
+    problems = _guarded("search", _semantic_problems, spec)
+    found: list[Dataset] = []
+    problems += _guarded("data.source", _data_problems, spec, Path(base_dir), found)
+    if not problems and found:
+        problems = _guarded("<spec>", checks.after_data, spec, found[0])
+    if problems:
+        raise SpecError(problems[:MAX_PROBLEMS])
     return spec
+
+
+def _absolute(spec: SweepSpec, base_dir: Path) -> list[str]:
+    spec.data.source = str((base_dir / spec.data.source).resolve())
+    return []
+
+
+def _int_literal(text: str):
+    """int(text), or a TooLongInteger for a literal that int() should not be asked to convert."""
+    digits = sum(c.isalnum() for c in text)
+    return TooLongInteger(digits) if digits > MAX_INT_DIGITS else int(text)
+
+
+class SpecLoader(yaml.SafeLoader):
+    """YAML with core types only: str, int, float, bool, null, lists and mappings. A !!binary,
+    !!timestamp, !!set, !!omap or !!pairs value becomes a TaggedValue (reported with its field by
+    value_problems); custom and !!python tags stay parse errors (SafeLoader has no constructor for
+    them); dates stay strings; a huge integer literal is not converted (a TooLongInteger)."""
+
+    def construct_yaml_int(self, node):
+        digits = sum(c.isalnum() for c in str(self.construct_scalar(node)))
+        if digits > MAX_INT_DIGITS:
+            return TooLongInteger(digits)
+        return super().construct_yaml_int(node)
+
+    def construct_tagged(self, node):
+        return TaggedValue(node.tag)
+
+
+SpecLoader.add_constructor("tag:yaml.org,2002:int", SpecLoader.construct_yaml_int)
+for _tag in ("binary", "timestamp", "set", "omap", "pairs"):
+    SpecLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", SpecLoader.construct_tagged)
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def loads_json(text: str) -> object:
+    """json.loads with huge integer literals left unconverted (TooLongInteger)."""
+    return json.loads(text, parse_int=_int_literal)
 
 
 def read_spec_text(text: str, source: str = "<spec>") -> object:
     try:
-        return json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        return loads_json(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=SpecLoader)  # noqa: S506
+    except RecursionError:
+        raise SpecError([f"{source}: at most {MAX_DEPTH} levels of nesting expected, but got more"]) from None
+    except (yaml.YAMLError, ValueError) as err:  # JSONDecodeError is a ValueError
         first = re.sub(r"\s+", " ", str(err))[:300]
         raise SpecError([f"{source}: valid YAML or JSON expected, but parsing failed: {first}"]) from None
 
@@ -181,5 +402,10 @@ def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError([f"{path}: a spec file expected, but it does not exist"])
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError([f"{path}: a readable UTF-8 spec file expected, but reading failed "
+                         f"({type(err).__name__})"]) from None
     # relative data paths are relative to the current directory, as a user typing paths expects
-    return parse_spec(read_spec_text(path.read_text(), str(path)), Path.cwd())
+    return parse_spec(read_spec_text(text, str(path)), Path.cwd())

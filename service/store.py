@@ -7,6 +7,7 @@ Layout under $RAYSEMBLE_HOME (default ./.raysemble):
   sweeps/<name>/trials.json    one record per finished or failed trial
   sweeps/<name>/trials/<id>/   that trial's fold models, OOF probabilities and curves (local copy)
   sweeps/<name>/attempts.jsonl one line per trial start
+  sweeps/<name>/driver.lock    flock of the process driving the sweep (service.sweeplock)
   tune/<name>/                 Ray Tune's experiment (default storage_path)
 """
 from __future__ import annotations
@@ -19,7 +20,11 @@ import numpy as np
 
 from serving.home import locations
 from service.spec import SweepSpec
+from trainers.atomic import write_atomic
 from trainers.data import Dataset, load_dataset
+
+# sweep.json "state": RUNNING while a driver runs it; INTERRUPTED (Ctrl-C, resumable); STOPPED (its
+# driver was stopped: a cancelled job, SIGTERM; resumable too); SUCCEEDED / FAILED when the search ended
 
 
 def home() -> Path:
@@ -111,23 +116,18 @@ def load_sweep(name: str) -> Sweep:
 
 
 def write_meta(directory: Path, **updates) -> dict:
+    """Update sweep.json; callers hold the sweep (service.sweeplock), so no update is lost."""
     path = directory / "sweep.json"
     meta = json.loads(path.read_text()) if path.exists() else {}
     meta.update(updates)
-    _atomic_write(path, json.dumps(meta, indent=1))
+    write_atomic(path, json.dumps(meta, indent=1))
     return meta
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_trials(directory: Path, trials: list[TrialRecord], metric: str) -> None:
-    _atomic_write(directory / "trials.json", json.dumps([t.to_json() for t in trials], indent=1))
+    write_atomic(directory / "trials.json", json.dumps([t.to_json() for t in trials], indent=1))
     # what a restored trial replays instead of training again (trainers.search.Execution.finished_file)
     finished = {t.trial_id: {"checkpoint_dir": str(t.checkpoint_dir),
                              "metrics": {metric: t.mean_score, "fold_scores": t.fold_scores, "epoch": t.epochs}}
                 for t in trials if t.status == "TERMINATED"}
-    _atomic_write(directory / "finished.json", json.dumps(finished))
+    write_atomic(directory / "finished.json", json.dumps(finished))

@@ -7,7 +7,9 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,8 +20,10 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 from ray import tune  # noqa: E402
 
 from service import tracking
+from service import sweeplock
 from service.spec import SweepSpec
 from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, write_meta, write_trials
+from trainers.atomic import atomic_file, write_atomic
 from trainers.data import holdout_split, load_dataset
 from trainers.kfold import TrialData, make_folds
 from trainers.search import Execution, asha_rungs, param_space, run_trial, tune_config
@@ -46,40 +50,48 @@ def _under(storage: str, *parts: str) -> str:
 
 
 def expected_trials(spec: SweepSpec) -> int:
-    if spec.search.algorithm != "grid":
-        return spec.search.num_trials
-    return math.prod(len(getattr(d, "grid", None) or d.choice) for d in spec.search.space.values())
+    return spec.search.trial_count()
 
 
 def prepare(spec: SweepSpec, replace: bool = False) -> Path:
     """Create the sweep's directory: spec, held-out split, MLflow parent run.
 
     replace: an existing sweep of this name is removed first (its directory and Tune experiment);
-    its MLflow runs and registered model versions stay, and the new sweep registers the next version."""
+    its MLflow runs and registered model versions stay, and the new sweep registers the next version.
+    Either way the sweep is held while this runs: sweeplock.SweepBusy while another process drives it."""
     directory = sweep_dir(spec.name)
-    if (directory / "spec.json").exists() and not replace:
-        raise SweepExists(f"name: a new sweep name expected, but {spec.name!r} already exists at {directory}; "
-                          f"continue it with `raysemble resume {spec.name}`, start it again with --replace, "
-                          f"or choose another name")
-    if replace:
-        _remove_sweep(spec, directory)
-    dataset = load_dataset(spec.data)
-    train_idx, test_idx = holdout_split(dataset.y, spec.data.test_fraction, spec.data.split_seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    np.savez(directory / "split.npz", train_idx=train_idx, test_idx=test_idx)
-    client = tracking.client_for(spec)
-    experiment_id, run_id = tracking.start_sweep_run(client, spec)
-    client.log_artifact(run_id, str(directory / "split.npz"))
-    write_meta(directory, name=spec.name, experiment_id=experiment_id, mlflow_run_id=run_id,
-               mlflow_uri=spec.mlflow_uri(), storage_path=tune_storage(spec), state="RUNNING",
-               created=time.time())
-    # written last: its presence marks a complete, resumable sweep directory
-    (directory / "spec.json").write_text(spec.model_dump_json(indent=1))
+    with sweeplock.hold(directory, "prepare"):
+        if (directory / "spec.json").exists() and not replace:
+            raise SweepExists(f"name: a new sweep name expected, but {spec.name!r} already exists at {directory}; "
+                              f"continue it with `raysemble resume {spec.name}`, start it again with --replace, "
+                              f"or choose another name")
+        if replace:
+            _remove_sweep(spec, directory)
+        dataset = load_dataset(spec.data)
+        train_idx, test_idx = holdout_split(dataset.y, spec.data.test_fraction, spec.data.split_seed)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_file(directory / "split.npz") as f:
+            np.savez(f, train_idx=train_idx, test_idx=test_idx)
+        client = tracking.client_for(spec)
+        experiment_id, run_id = tracking.start_sweep_run(client, spec)
+        client.log_artifact(run_id, str(directory / "split.npz"))
+        write_meta(directory, name=spec.name, experiment_id=experiment_id, mlflow_run_id=run_id,
+                   mlflow_uri=spec.mlflow_uri(), storage_path=tune_storage(spec), state="RUNNING",
+                   created=time.time())
+        # written last: its presence marks a complete, resumable sweep directory; 0600: it may hold serve.token
+        write_atomic(directory / "spec.json", spec.model_dump_json(indent=1), mode=0o600)
     return directory
 
 
 def _remove_sweep(spec: SweepSpec, directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
+    # everything but the lock file, which the caller holds (a lock on a deleted file guards nothing)
+    for child in directory.iterdir() if directory.is_dir() else ():
+        if child.name == sweeplock.LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
     # a Tune experiment left under the name would be restored instead of starting afresh
     experiment = _under(tune_storage(spec), spec.name)
     if "://" in experiment:
@@ -194,10 +206,17 @@ class SweepCallback(tune.Callback):
 
 
 def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
-    """Run a new sweep, or continue one whose driver died. Ray must be initialised."""
+    """Run a new sweep, or continue one whose driver died. Ray must be initialised.
+    The sweep is held (service.sweeplock) while it runs: SweepBusy while another process drives it."""
+    with sweeplock.hold(sweep_dir(spec.name), "raysemble resume" if resume else "raysemble sweep"):
+        return _run_sweep(spec, progress, resume)
+
+
+def _run_sweep(spec: SweepSpec, progress, resume: bool) -> Sweep:
     if not resume:
         prepare(spec)
     sweep = load_sweep(spec.name)
+    write_meta(sweep.dir, state="RUNNING", finished=None)  # a resumed sweep runs again
     data = _trial_data(sweep)
     recorder = Recorder(sweep, data.y)
     trainable = _trainable(sweep, data)
@@ -219,12 +238,17 @@ def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     try:
         # Tune prints its own tables on stdout; stdout belongs to our results (--json)
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _stopped_by_sigterm(sweep.dir) as stopped:
             grid = tuner.fit()
     finally:
         progress.stop()
     for result in grid:
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        # Tune marks a trial that ended (its function returned, or the scheduler stopped it) "done";
+        # one still running when Tune was stopped (Ctrl-C, SIGTERM) is not finished: recording it
+        # would make a resume replay it as done (finished.json) instead of continuing its training
+        if result.error is None and not (result.metrics or {}).get("done"):
+            continue
         if trial_id not in recorder.records:
             recorder.record(trial_id, result.config or {}, result.metrics or {}, result.checkpoint,
                             str(result.error) if result.error else None)
@@ -235,14 +259,41 @@ def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:
     if best:
         client.log_metric(sweep.mlflow_run_id, f"best_cv_{spec.search.metric}", best[0].mean_score)
     if len(records) < expected_trials(spec):
-        # Tune returns normally after Ctrl-C, with the unstarted and running trials unrecorded
-        write_meta(sweep.dir, state="INTERRUPTED", finished=time.time())
+        # Tune returns normally after Ctrl-C (or SIGTERM), with the unstarted and running trials unrecorded
+        write_meta(sweep.dir, state="STOPPED" if stopped else "INTERRUPTED", finished=time.time())
         client.set_terminated(sweep.mlflow_run_id, "KILLED")
         return load_sweep(spec.name)
     ok = bool(best)
     write_meta(sweep.dir, state="SUCCEEDED" if ok else "FAILED", finished=time.time())
     client.set_terminated(sweep.mlflow_run_id, "FINISHED" if ok else "FAILED")
     return load_sweep(spec.name)
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(directory: Path):
+    """SIGTERM (how Ray stops a cancelled job, SIGKILL following a few seconds later) marks the sweep
+    STOPPED at once, then winds Tune down the way Ctrl-C does. Yields a list that is non-empty once
+    that happened."""
+    stopped: list[float] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stopped  # signal handlers belong to the main thread
+        return
+
+    def on_sigterm(signum, frame):
+        if not stopped:
+            stopped.append(time.time())
+            write_meta(directory, state="STOPPED", finished=stopped[0])
+        tune_handler = signal.getsignal(signal.SIGINT)  # Tune's own, while fit() runs
+        if callable(tune_handler) and tune_handler is not signal.default_int_handler:
+            tune_handler(signal.SIGINT, frame)
+        else:
+            raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_same_spec(stored: SweepSpec, given: SweepSpec) -> None:

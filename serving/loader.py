@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,8 +81,9 @@ def _stores_hint(store: Locations) -> str:
     return where + " (MLFLOW_TRACKING_URI or RAYSEMBLE_HOME pick the store)"
 
 
-def resolve(source: Source) -> tuple[Path, str]:
-    """(local bundle dir, version string). Registry URIs are downloaded via serving.mlflow_model."""
+def resolve(source: Source, dst_path: str | Path | None = None) -> tuple[Path, str]:
+    """(local bundle dir, version string). Registry URIs are downloaded via serving.mlflow_model, into
+    dst_path (else a temporary directory removed when this process exits)."""
     if source.registered_name is None:
         directory = Path(source.text)
         return directory, _content_version(directory)
@@ -90,10 +92,16 @@ def resolve(source: Source) -> tuple[Path, str]:
     except ImportError as e:
         raise ModelSourceError(f"serving.mlflow_model (bundle_dir_for) to load {source.text!r} expected, "
                                f"but got an import error: {e}") from None
-    return Path(bundle_dir_for(source.text, store=source.store)), _registry_version(source)
+    return Path(bundle_dir_for(source.text, dst_path, store=source.store)), _registry_version(source)
 
 
 def load_predictor(source: Source, num_gpus: float = 0.0) -> tuple[EnsemblePredictor, str]:
-    directory, version = resolve(source)
     device = "cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu"
-    return EnsemblePredictor.load(directory, device=device), version
+    if source.registered_name is None:
+        directory, version = resolve(source)
+        return EnsemblePredictor.load(directory, device=device), version
+    # a download is read into memory (torch.load) and removed before the replica serves: nothing stays
+    # on disk for a stopped, killed or crashed replica to leave behind
+    with tempfile.TemporaryDirectory(prefix="raysemble-model-") as tmp:
+        directory, version = resolve(source, tmp)
+        return EnsemblePredictor.load(directory, device=device), version

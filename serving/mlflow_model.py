@@ -8,6 +8,8 @@ sys.path, so a serving process would hold two copies of trainers/ with two disti
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from contextlib import nullcontext
 from importlib import metadata
@@ -87,11 +89,29 @@ def _is_active(run_id: str) -> bool:
 def bundle_dir_for(model_uri: str, dst_path: str | Path | None = None, store: Locations | None = None) -> Path:
     """Download a logged/registered model (models:/NAME/VERSION, models:/NAME@ALIAS, runs:/...) and
     return its local bundle directory (loadable with EnsemblePredictor.load). store: the MLflow
-    store (default: serving.home.locations()). Downloads into dst_path, else a fresh temporary directory."""
+    store (default: serving.home.locations()). Downloads into dst_path, else a fresh temporary directory
+    that is removed when this process exits (serving.loader removes its downloads right after loading)."""
     store = store or locations()
-    dst = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="raysemble-model-"))
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
-                                                     tracking_uri=store.mlflow_uri, registry_uri=store.registry_uri))
+    if dst_path is not None:
+        return _bundle_dir_in(model_uri, Path(dst_path), store)
+    dst = Path(tempfile.mkdtemp(prefix="raysemble-model-"))
+    # the caller may hold the directory for the life of the process (a model it loads lazily): removed
+    # when the process exits, or at once when the download fails
+    atexit.register(shutil.rmtree, dst, ignore_errors=True)
+    try:
+        return _bundle_dir_in(model_uri, dst, store)
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+
+
+def _bundle_dir_in(model_uri: str, dst: Path, store: Locations) -> Path:
+    # MLflow resolves models:/ through the process-wide registry URI whatever registry_uri says:
+    # store.active() points it at this store for the download only
+    with store.active():
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst),
+                                                         tracking_uri=store.mlflow_uri,
+                                                         registry_uri=store.registry_uri))
     flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
     rel = flavor.get("artifacts", {}).get(ARTIFACT, {}).get("path")
     if rel is None or not (local / rel / "bundle.json").is_file():

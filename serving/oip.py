@@ -16,13 +16,15 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serving.validate import (InputError, as_float32, check_shape, from_validation_error, parse_json, shown,
-                              validate_object)
+from serving.validate import (FLOAT32_MAX, InputError, NonFiniteOutput, as_float32, check_shape,
+                              from_validation_error, header_integer, parse_json, shown, validate_object)
 
 HEADER_LENGTH = "inference-header-content-length"
 INPUT_NAME = "input"
 DATATYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 BINARY_DATATYPES = {"FP32": "<f4", "FP64": "<f8", "INT64": "<i8"}
+# the request id is echoed in the response: bounded, so a response stays proportional to its rows
+MAX_REQUEST_ID_CHARS = 256
 
 _Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 _FLAT = TypeAdapter(list[_Number])
@@ -95,9 +97,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(JSON part, binary part) of an infer body."""
     if header_length is None:
         return body, b""
-    if not header_length.strip().isdigit():
-        raise InputError("Inference-Header-Content-Length", "a non-negative integer", shown(header_length))
-    n = int(header_length)
+    n = header_integer(header_length, "Inference-Header-Content-Length")
     if n > len(body):
         raise InputError("Inference-Header-Content-Length", f"at most the body size ({len(body)} bytes)", str(n))
     return body[:n], body[n:]
@@ -142,6 +142,9 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
                              "followed by binary tensors)", e.got) from None
         raise
     req = validate_object(obj, InferRequest, "'inputs'")
+    if req.id is not None and len(req.id) > MAX_REQUEST_ID_CHARS:
+        raise InputError("id", f"at most {MAX_REQUEST_ID_CHARS} characters (MAX_REQUEST_ID_CHARS)",
+                         f"{len(req.id)} characters")
     if len(req.inputs) != 1:
         raise InputError("inputs", f"exactly 1 input tensor named {INPUT_NAME!r}", f"{len(req.inputs)}")
     inp, field = req.inputs[0], "inputs[0]"
@@ -180,6 +183,9 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
         for i, out in enumerate(req.outputs):
             if out.name not in available_outputs:
                 raise InputError(f"outputs[{i}].name", f"one of {list(available_outputs)}", shown(out.name))
+            if out.name in names:  # a repeated output would send the same tensor again: one per name
+                raise InputError(f"outputs[{i}].name", "each output named at most once",
+                                 f"{out.name!r} again (also outputs[{names.index(out.name)}])")
             names.append(out.name)
             has = out.parameters is not None and "binary_data" in out.parameters
             flags.append(_flag(out.parameters, "binary_data", f"outputs[{i}]") if has else all_binary)
@@ -205,6 +211,9 @@ def encode_response(model_name: str, version: str, request_id: str | None,
     for (name, datatype, values), as_binary in zip(tensors, binary):
         arr = np.asarray(values) if datatype != "BYTES" else np.asarray(values, dtype=object)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if datatype != "BYTES" and not np.isfinite(arr).all():
+            # callers refuse non-finite rows first; binary floats would carry NaN where JSON cannot
+            raise NonFiniteOutput(f"output {name!r}: finite values must hold, but got NaN or Infinity")
         if as_binary:
             raw = (_bytes_tensor([str(v) for v in arr.reshape(-1)]) if datatype == "BYTES"
                    else np.ascontiguousarray(arr, dtype=BINARY_DATATYPES[datatype]).tobytes())
@@ -218,10 +227,54 @@ def encode_response(model_name: str, version: str, request_id: str | None,
     head: dict[str, Any] = {"model_name": model_name, "model_version": version, "outputs": outputs}
     if request_id is not None:
         head["id"] = request_id
-    text = json.dumps(head, separators=(",", ":")).encode()
+    try:
+        text = json.dumps(head, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        raise NonFiniteOutput("response: finite values must hold (JSON has no NaN or Infinity), but got one") from None
     if not chunks:
         return text, None
     return text + b"".join(chunks), len(text)
+
+
+OUTPUT_NAMES = ("probabilities", "predictions", "votes")
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def infer_request_schema(max_instances: int, width: int | None = None) -> dict:
+    """The JSON schema (self-contained, for OpenAPI) of what parse_infer accepts: InferRequest's fields,
+    narrowed to one input named 'input' of shape [1..max_instances, width], FP32/FP64 within float32
+    range, the known outputs."""
+    number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    row = {"type": "array", "items": number}
+    columns: dict = {"type": "integer", "minimum": 0}
+    if width is not None:
+        row.update(minItems=width, maxItems=width)
+        columns = {"type": "integer", "enum": [width]}
+    tensor_in = {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+        "name": {"type": "string", "enum": [INPUT_NAME]},
+        "shape": {"type": "array", "prefixItems": [{"type": "integer", "minimum": 1, "maximum": max_instances},
+                                                   columns],
+                  "minItems": 2, "maxItems": 2, "description": "[rows, n_features]"},
+        "datatype": {"type": "string", "enum": list(DATATYPES)},
+        "parameters": _nullable({"type": "object", "properties": {
+            "binary_data_size": {"type": "integer", "minimum": 0,
+                                 "description": "bytes of this tensor after the JSON header (binary extension)"}}}),
+        "data": _nullable({"type": "array", "items": {"anyOf": [number, row]},
+                           "description": "row-major values, flat or one list per row"}),
+    }}
+    tensor_out = {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "enum": list(OUTPUT_NAMES), "description": "each at most once"},
+        "parameters": _nullable({"type": "object", "properties": {"binary_data": {"type": "boolean"}}}),
+    }}
+    return {"type": "object", "required": ["inputs"], "properties": {
+        "id": _nullable({"type": "string", "maxLength": MAX_REQUEST_ID_CHARS}),
+        "parameters": _nullable({"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}}),
+        "inputs": {"type": "array", "items": tensor_in, "minItems": 1, "maxItems": 1},
+        "outputs": _nullable({"type": "array", "items": tensor_out, "maxItems": len(OUTPUT_NAMES)}),
+    }}
 
 
 def model_metadata(name: str, version: str, n_features: int, n_classes: int, classes: list,

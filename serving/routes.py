@@ -3,11 +3,16 @@
 `build_api(models, config)` takes the served models as objects with `name`, `aliases`,
 `describe()`, `predict(x, votes)` and `ready()`, so the same routes serve models held in the
 ingress process (one hop) and models behind their own deployments.
+
+Every response is strict JSON (or Triton binary tensors): rows whose model outputs are not finite
+are refused with a 400 naming them, and the encoder refuses NaN/Infinity (a clear 500) should any
+other path produce one. A response holds at most ServeConfig.max_output_values_per_row values per input row.
 """
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,11 +24,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serving import oip
 from serving.config import ServeConfig
 from serving.schemas import ErrorResponse, ModelsResponse, PredictRequest, PredictResponse
-from serving.validate import (InputError, check_content_length, check_content_type, decode_body, parse_json,
-                              rows_matrix, shown, validate_object)
+from serving.validate import (FLOAT32_MAX, InputError, NonFiniteOutput, check_content_length, check_content_type,
+                              check_finite_outputs, check_output_values, decode_body, parse_json, rows_matrix, shown,
+                              validate_object)
+
+logger = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
 INFER_TYPES = ("application/json", "application/octet-stream")
+# A response holds at most config.max_output_values_per_row values per input row (probabilities +
+# prediction + votes), so its size is a fixed multiple of the request's rows (<= max_instances): return_votes / a votes output on
+# an ensemble of many members is refused (400) past it. Outputs are named at most once, the request id
+# is at most oip.MAX_REQUEST_ID_CHARS; model name, version and labels come from the operator's bundle.
 
 
 class ServedModel(Protocol):
@@ -32,14 +44,18 @@ class ServedModel(Protocol):
 
     async def describe(self) -> dict: ...
 
-    async def predict(self, x: np.ndarray, votes: bool) -> dict: ...
+    async def predict(self, x: np.ndarray, votes: bool) -> dict: ...  # see ModelRunner.predict
 
     async def ready(self) -> bool: ...
 
 
 def _json(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), status_code=status,
-                    media_type="application/json", headers=headers)
+    # allow_nan=False: a NaN that got past the output checks is a clear server error, never a bare NaN token
+    try:
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise NonFiniteOutput("response: finite values must hold (JSON has no NaN or Infinity), but got one") from None
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
 
 
 def _error(e: InputError, with_field: bool = True) -> Response:
@@ -72,17 +88,56 @@ def check_token(request: Request, token: str | None) -> None:
                          "no Authorization header" if not got else "another credential", 401)
 
 
+def _input_width(models: list[ServedModel]) -> int | None:
+    """The features per row, when every model states it (held in this process) and they agree; else
+    None (models behind their own deployments answer only through describe())."""
+    widths = {getattr(m, "n_features", None) for m in models}
+    return widths.pop() if len(widths) == 1 and None not in widths else None
+
+
+def _predict_doc(config: ServeConfig, width: int | None) -> dict:
+    """PredictRequest's schema with what the route also checks: 1..max_instances rows of float32 numbers,
+    `width` of them per row when known."""
+    schema = PredictRequest.model_json_schema()
+    schema["properties"]["instances"].update(minItems=1, maxItems=config.max_instances)
+    row = schema["properties"]["instances"]["items"]
+    row["items"].update(minimum=-FLOAT32_MAX, maximum=FLOAT32_MAX)
+    if width is not None:
+        row.update(minItems=width, maxItems=width)
+        schema["examples"] = [{"instances": [[0.0] * width], "return_votes": False}]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _infer_doc(config: ServeConfig, width: int | None) -> dict:
+    """JSON, or (Triton's binary extension) a JSON header of Inference-Header-Content-Length bytes
+    followed by the raw tensors: both bodies and the header are documented, so a fuzzer sends them."""
+    return {
+        "parameters": [{"name": "Inference-Header-Content-Length", "in": "header", "required": False,
+                        "description": "bytes of JSON header before binary tensors (binary extension)",
+                        "schema": {"type": "integer", "minimum": 0}}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": oip.infer_request_schema(config.max_instances, width)},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+    }
+
+
 def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
+    max_output_values_per_row = config.max_output_values_per_row
     by_name: dict[str, ServedModel] = {}
     for m in models:
         by_name[m.name] = m
         for alias in m.aliases:
             by_name.setdefault(alias, m)
 
+    width = _input_width(models)
     app = FastAPI(title="raysemble", summary="Serves a raysemble ensemble and its student",
                   docs_url="/docs", redoc_url=None)
     errors = {"model": ErrorResponse}
     err_responses = {400: errors, 401: errors, 404: errors, 413: errors, 415: errors}
+    infer_responses = {**err_responses, 200: {"content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}, "description": "JSON, or binary outputs after a "
+        "JSON header of Inference-Header-Content-Length bytes"}}
+    not_found, not_ready = {404: errors}, {503: {"description": "not ready"}}
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, e: InputError):
@@ -90,7 +145,9 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException):
-        return _json({"error": f"{request.method} {request.url.path}: {e.detail}"}, e.status_code)
+        path = request.url.path  # echoed, bounded: an error is never much larger than its fixed text
+        path = path if len(path) <= 200 else path[:197] + "..."
+        return _json({"error": f"{request.method} {path}: {e.detail}"}, e.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, e: RequestValidationError):
@@ -114,8 +171,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         return _json({"models": [await m.describe() for m in models]})
 
     @app.post("/v1/models/{name}/predict", response_model=PredictResponse, tags=["v1"], responses=err_responses,
-              openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": PredictRequest.model_json_schema()}}}})
+              openapi_extra=_predict_doc(config, width))
     async def predict(name: str, request: Request):
         check_token(request, config.token)
         model = lookup(name)
@@ -126,7 +182,12 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         x = rows_matrix(req.instances, info["n_features"], config.max_instances)
         if req.return_votes and info["members"] < 2:
             raise InputError("return_votes", f"false for {model.name!r} (one member, no votes)", "true")
+        per_row = {"probabilities": len(info["classes"]), "predictions": 1}
+        if req.return_votes:
+            per_row["votes"] = info["members"]
+        check_output_values(per_row, max_output_values_per_row, "return_votes" if req.return_votes else "model")
         out = await model.predict(x, req.return_votes)
+        check_finite_outputs(out["bad_rows"], "instances", len(x))
         payload = {"predictions": out["labels"], "probabilities": out["probabilities"].tolist(),
                    "model": model.name, "version": out["version"]}
         if req.return_votes:
@@ -143,7 +204,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
     async def live():
         return _json({"live": True})
 
-    @app.get("/v2/health/ready", tags=["v2"])
+    @app.get("/v2/health/ready", tags=["v2"], responses=not_ready)
     async def ready():
         ok = all([await m.ready() for m in models])
         return _json({"ready": ok}, 200 if ok else 503)
@@ -174,7 +235,10 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         body = await read_body(request, config.max_body_bytes)
         parsed = oip.parse_infer(body, header, info["n_features"], config.max_instances,
                                  tuple(info["outputs"]), ("probabilities", "predictions"))
+        widths = {"probabilities": len(info["classes"]), "predictions": 1, "votes": info["members"]}
+        check_output_values({n: widths[n] for n in parsed.outputs}, max_output_values_per_row, "outputs")
         out = await model.predict(parsed.x, "votes" in parsed.outputs)
+        check_finite_outputs(out["bad_rows"], "inputs[0]", len(parsed.x), indexed=False)
         labels = oip.label_datatype(info["classes"])
         proba_type = parsed.datatype
         values = {"probabilities": (proba_type, out["probabilities"]),
@@ -187,19 +251,36 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         return Response(body, media_type="application/octet-stream",
                         headers={"Inference-Header-Content-Length": str(head_len)})
 
-    app.get("/v2/models/{name}", tags=["v2"])(_metadata)
-    app.get("/v2/models/{name}/versions/{version}", tags=["v2"])(_metadata)
-    app.get("/v2/models/{name}/ready", tags=["v2"])(_model_ready)
-    app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])(_model_ready)
-    infer_doc = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": oip.InferRequest.model_json_schema()}}}}
-    app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=infer_doc,
-             response_model=oip.InferResponse)(_infer)
-    app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], openapi_extra=infer_doc,
-             response_model=oip.InferResponse)(_infer)
+    meta = {"response_model": oip.ModelMetadata, "responses": not_found}
+    app.get("/v2/models/{name}", tags=["v2"], **meta)(_metadata)
+    app.get("/v2/models/{name}/versions/{version}", tags=["v2"], **meta)(_metadata)
+    app.get("/v2/models/{name}/ready", tags=["v2"], responses={**not_found, **not_ready})(_model_ready)
+    app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"],
+            responses={**not_found, **not_ready})(_model_ready)
+    infer = {"tags": ["v2"], "openapi_extra": _infer_doc(config, width), "response_model": oip.InferResponse,
+             "responses": infer_responses}
+    app.post("/v2/models/{name}/infer", **infer)(_infer)
+    app.post("/v2/models/{name}/versions/{version}/infer", **infer)(_infer)
+
+    def openapi() -> dict:
+        """FastAPI's document, with the served model names as the values of {name}: a client (or a
+        fuzzer) learns which names exist; any other name is a 404."""
+        doc = FastAPI.openapi(app)
+        for item in doc["paths"].values():
+            for operation in item.values():
+                for param in operation.get("parameters", []):
+                    if param["in"] == "path" and param["name"] == "name" and by_name:
+                        param["schema"]["enum"] = sorted(by_name)
+        return doc
+
+    app.openapi = openapi
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, e: Exception):
-        return JSONResponse({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
+        # the message may hold server paths or model internals: the log has it, the client the type only
+        logger.error("%s %s failed", request.method, request.url.path, exc_info=e)
+        if isinstance(e, NonFiniteOutput):
+            return JSONResponse({"error": f"internal error: {e}"}, 500)
+        return JSONResponse({"error": f"internal error: {type(e).__name__} (details in the server log)"}, 500)
 
     return app

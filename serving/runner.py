@@ -1,7 +1,6 @@
 """One loaded model behind a dynamic batcher (@serve.batch): requests queue, run as one forward pass."""
 from __future__ import annotations
 
-
 import numpy as np
 from ray import serve
 from ray.serve.exceptions import RayServeException
@@ -41,11 +40,21 @@ class ModelRunner:
     def members(self) -> int:
         return len(self.predictor.models)
 
+    @property
+    def n_features(self) -> int:  # known without a call: the routes' OpenAPI document states it
+        return self.predictor.n_features
+
     async def describe(self) -> dict:
         p = self.predictor
-        return {"name": self.name, "aliases": self.aliases, "version": self.version, "source": self.source.text,
+        return {"name": self.name, "aliases": self.aliases, "version": self.version, "source": self.public_source,
                 "kind": p.kind, "method": p.method, "members": self.members, "n_features": p.n_features,
                 "classes": p.classes, "outputs": list(self.outputs)}
+
+    @property
+    def public_source(self) -> str:
+        """What clients see: a models:/ URI as given, a bundle directory by its content version only
+        (a server path tells a client where to look on the host)."""
+        return self.source.text if self.source.registered_name else f"bundle:{self.version}"
 
     async def ready(self) -> bool:
         return True  # constructed means loaded and probed; Serve's check_health repeats the probe
@@ -62,12 +71,17 @@ class ModelRunner:
 
     async def predict(self, x: np.ndarray, votes: bool = False) -> dict:
         """{"probabilities": (rows, classes), "labels": per row, "votes": per row per member or None,
-        "version"}."""
+        "version", "bad_rows": rows whose member or combined probabilities are not finite}.
+
+        Finite float32 features can still overflow a network (3e38 times a weight is inf, inf - inf is
+        NaN); labels and votes of such rows are argmaxes of NaN, so the caller refuses them all."""
         proba, member = await self._batched(x)
+        finite = np.isfinite(proba).all(1) & np.isfinite(member).all((0, 2))
+        bad_rows = np.flatnonzero(~finite).tolist()
         classes = self.predictor.classes
         voted = [[classes[i] for i in row] for row in member.argmax(2).T] if votes else None
         return {"probabilities": proba, "labels": [classes[i] for i in proba.argmax(1)], "votes": voted,
-                "version": self.version}
+                "version": self.version, "bad_rows": bad_rows}
 
     def check(self) -> None:
         """A real forward pass on one row; raises when the model cannot predict."""

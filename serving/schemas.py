@@ -30,7 +30,8 @@ class ModelInfo(BaseModel):
     name: str = Field(description="the name in URLs: ensemble or student")
     aliases: list[str] = Field(description="other names this model answers to, e.g. its registered name")
     version: str
-    source: str = Field(description="the bundle directory or models:/ URI it was loaded from")
+    source: str = Field(description="the models:/ URI it was loaded from, or bundle:<version> for a bundle "
+                                    "directory (server paths are not shown)")
     kind: str
     method: str
     members: int

@@ -6,11 +6,15 @@ and whose status is the HTTP status the route answers with (400, 413 or 415).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any, Iterable
 
 import numpy as np
 from pydantic import ValidationError
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class InputError(ValueError):
@@ -23,6 +27,11 @@ class InputError(ValueError):
     @property
     def message(self) -> str:
         return str(self)
+
+
+class NonFiniteOutput(ValueError):
+    """A response about to carry NaN or Infinity: a server fault (the output checks should have refused
+    the rows), answered as a clear 500 rather than invalid JSON. The message holds no request data."""
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -45,13 +54,24 @@ def check_content_type(value: str | None, accepted: Iterable[str], allow_missing
         raise InputError("Content-Type", " or ".join(accepted), shown(value), 415)
 
 
+# at most 20 ASCII digits: str.isdigit() also takes '²' or Arabic-Indic digits, on which int() fails or
+# which no client sends, and a 5000-digit value would make int() raise (a 500) before any size check
+_DECIMAL = re.compile(r"[0-9]{1,20}")
+
+
+def header_integer(value: str, field: str) -> int:
+    """A non-negative decimal header value (Content-Length, Inference-Header-Content-Length)."""
+    text = value.strip(" \t")
+    if not _DECIMAL.fullmatch(text):
+        raise InputError(field, "a non-negative integer (at most 20 digits 0-9, no sign)", shown(value))
+    return int(text)
+
+
 def check_content_length(value: str | None, max_body_bytes: int) -> int | None:
     """The declared body size, checked before the body is read."""
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise InputError("Content-Length", "a non-negative integer", shown(value))
-    size = int(value)
+    size = header_integer(value, "Content-Length")
     if size > max_body_bytes:
         raise InputError("body", f"at most {max_body_bytes} bytes (max_body_bytes)", f"{size} bytes", 413)
     return size
@@ -165,12 +185,37 @@ def check_shape(shape: list[int], n_features: int, max_instances: int, field: st
 def as_float32(x: np.ndarray, field: str, flat: bool = True) -> np.ndarray:
     """(rows, features) of any float type -> float32, what the models compute in. The first value that
     is not finite, or overflows float32 (1e300 is a fine float64), is named by its flat or [row][col] index."""
-    x32 = x.astype(np.float32, copy=False)
-    if np.isfinite(x32).all():
+    with np.errstate(over="ignore"):  # an overflow is reported below, by index
+        x32 = x.astype(np.float32, copy=False)
+    # compared before the cast too: just past float32's max rounds down to it instead of to inf
+    fits = np.isfinite(x32) & (np.abs(x) <= FLOAT32_MAX)
+    if fits.all():
         return x32
-    k = int(np.flatnonzero(~np.isfinite(x32))[0])
+    k = int(np.flatnonzero(~fits)[0])
     value = float(x.reshape(-1)[k])
     where = f"{field}[{k}]" if flat else f"{field}[{k // x.shape[1]}][{k % x.shape[1]}]"
     if np.isfinite(value):
-        raise InputError(where, "a number within float32 range (|x| < 3.4e38)", shown(value))
+        raise InputError(where, f"a number within float32 range (|x| <= {FLOAT32_MAX!r})", shown(value))
     raise InputError(where, "a finite number", shown(value))
+
+
+def check_finite_outputs(bad_rows: list[int], field: str, n_rows: int, indexed: bool = True) -> None:
+    """Rows whose model outputs are not finite (features so large they overflow the network) are
+    refused, naming them: JSON cannot carry NaN, and a NaN probability is no answer. indexed: the
+    field names rows (instances[3]); else the rows are listed after it (a tensor, inputs[0])."""
+    if not bad_rows:
+        return
+    listed = ", ".join(map(str, bad_rows[:10])) + (", ..." if len(bad_rows) > 10 else "")
+    where = f"{field}[{bad_rows[0]}]" if indexed else field
+    raise InputError(where, "finite model outputs", f"NaN for {len(bad_rows)} of {n_rows} rows (rows {listed}: "
+                     "features this large overflow the model)")
+
+
+def check_output_values(per_row: dict[str, int], limit: int, field: str) -> None:
+    """The response may hold at most `limit` values per input row (max_output_values_per_row):
+    `per_row` maps each output asked for to its values per row (classes, 1, members)."""
+    total = sum(per_row.values())
+    if total > limit:
+        parts = " + ".join(f"{n} {name}" for name, n in per_row.items())
+        raise InputError(field, f"at most {limit} output values per row (max_output_values_per_row)",
+                         f"{total} ({parts})")

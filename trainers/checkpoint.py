@@ -6,12 +6,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainers.atomic import atomic_file
 from trainers.models import ModelConfig, build_model
 
 
-def save_model(path: str | Path, model: nn.Module, config: ModelConfig, extra: dict | None = None) -> None:
+def save_model(path: str | Path, model: nn.Module, config: ModelConfig, extra: dict | None = None,
+               sync: bool = False) -> None:
+    """sync: fsync too (bundles); fold checkpoints written every few epochs skip it (see atomic_file)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": config.model_dump(mode="json"), "state_dict": state, "extra": extra or {}}, path)
+    # a bundle member half-written by a killed process must not load as a truncated model
+    with atomic_file(path, sync=sync) as f:
+        torch.save({"config": config.model_dump(mode="json"), "state_dict": state, "extra": extra or {}}, f)
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig, dict]:

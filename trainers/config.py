@@ -1,41 +1,50 @@
 """Spec sections consumed by trainers/: cross-validation, search, resources, ensemble, distillation."""
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
+from trainers.loop import MAX_EPOCHS
 from trainers.metrics import METRICS
-from trainers.models import Activation
+from trainers.models import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation
 from trainers.space import Dimension, Grid, Scalar
+
+MAX_TRIALS = 10_000  # num_trials, and a grid's (or random search's grid axes') combinations
+MAX_SPACE_KEYS = 64  # entries of search.space and of search.fixed each
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
+MAX_RETRIES = 100
+MAX_CPUS, MAX_GPUS = 1024, 64  # per worker / per trial
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CVConfig(_Section):
     folds: int = Field(5, ge=2, le=50)  # k of k-fold; <= the smallest class's count
     stratified: bool = True  # StratifiedKFold vs KFold
-    seed: int = 0  # fold assignment and every trial's torch seed
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # fold assignment and every trial's torch seed
 
 
 class SearchConfig(_Section):
     algorithm: Literal["grid", "random", "bayesian", "gp"] = "random"  # bayesian = Optuna TPE, gp = Optuna GP
-    num_trials: int = Field(8, ge=1, le=10_000)  # ignored by grid: it runs every combination once
+    num_trials: int = Field(8, ge=1, le=MAX_TRIALS)  # ignored by grid: it runs every combination once
     max_concurrent: int = Field(2, ge=1, le=1024)
-    metric: str = "accuracy"  # one of trainers.metrics.METRICS, on the out-of-fold predictions
+    # one of trainers.metrics.METRICS, on the out-of-fold predictions
+    metric: StrictStr = Field("accuracy", max_length=64)
     mode: Literal["min", "max"] | None = None  # default: the metric's natural direction
     scheduler: Literal["none", "asha"] = "none"
-    grace_period: int = Field(5, ge=1)  # ASHA: epochs before a trial can be stopped
-    reduction_factor: int = Field(3, ge=2)  # ASHA
-    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker or process dies
+    grace_period: int = Field(5, ge=1, le=MAX_EPOCHS)  # ASHA: epochs before a trial can be stopped
+    reduction_factor: int = Field(3, ge=2, le=100)  # ASHA
+    max_failures: int = Field(2, ge=0, le=MAX_RETRIES)  # retries of a trial whose worker or process dies
     # epochs between trial checkpoints (a retried trial loses at most this many); ASHA's rungs
     # and the last epoch always checkpoint
-    checkpoint_every: int = Field(5, ge=1)
-    seed: int = 0  # searcher seed
-    space: dict[str, Dimension] = Field(default_factory=dict)
-    fixed: dict[str, Scalar] = Field(default_factory=dict)
+    checkpoint_every: int = Field(5, ge=1, le=MAX_EPOCHS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # searcher seed
+    space: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
+    fixed: dict[str, Scalar] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
 
     @field_validator("metric")
     @classmethod
@@ -54,6 +63,10 @@ class SearchConfig(_Section):
             others = [k for k, d in self.space.items() if not isinstance(d, Grid) and not hasattr(d, "choice")]
             if others:
                 raise ValueError(f"algorithm grid needs grid or choice dimensions only, but got {others}")
+        trials = self.trial_count()
+        if trials > MAX_TRIALS:
+            raise ValueError(f"at most {MAX_TRIALS} trials (the num_trials limit) expected, but the space gives "
+                             f"{trials}" + (" grid combinations" if self.algorithm == "grid" else ""))
         both = sorted(set(self.space) & set(self.fixed))
         if both:
             raise ValueError(f"a key is either searched or fixed, but {both} are both")
@@ -61,14 +74,21 @@ class SearchConfig(_Section):
             self.mode = METRICS[self.metric]
         return self
 
+    def trial_count(self) -> int:
+        """Trials Tune will run: every grid combination once (algorithm grid, where choices are grid
+        axes too), else num_trials samples of each combination of the grid axes."""
+        grids = [len(d.grid) if isinstance(d, Grid) else len(d.choice) for d in self.space.values()
+                 if isinstance(d, Grid) or (self.algorithm == "grid" and hasattr(d, "choice"))]
+        return math.prod(grids) if self.algorithm == "grid" else self.num_trials * math.prod(grids)
+
 
 class ResourcesConfig(_Section):
     workers_per_trial: int = Field(1, ge=1, le=256)  # Ray Train workers; each trains a share of the folds
-    cpus_per_worker: float = Field(1.0, gt=0)
-    gpus_per_worker: float = Field(0.0, ge=0)
+    cpus_per_worker: float = Field(1.0, gt=0, le=MAX_CPUS)
+    gpus_per_worker: float = Field(0.0, ge=0, le=MAX_GPUS)
     # auto: in_trial for 1 CPU worker without GPU (no worker-group start-up), else ray_train
     executor: Literal["auto", "ray_train", "in_trial"] = "auto"
-    trial_cpus: float = Field(1.0, gt=0)  # CPUs of the in_trial path's trial process
+    trial_cpus: float = Field(1.0, gt=0, le=MAX_CPUS)  # CPUs of the in_trial path's trial process
     # ray_train only: "folds" spreads the k folds over the workers; "ddp" trains each fold on
     # all workers at once (DistributedDataParallel), for models too big for one worker
     parallelism: Literal["folds", "ddp"] = "folds"
@@ -81,17 +101,17 @@ class ResourcesConfig(_Section):
 
 class EnsembleConfig(_Section):
     selection: Literal["top_k", "greedy"] = "top_k"
-    top_k: int = Field(5, ge=1)  # trials taken by top_k; candidate pool for greedy
-    greedy_rounds: int = Field(25, ge=1)  # greedy selection steps (with replacement)
+    top_k: int = Field(5, ge=1, le=MAX_TRIALS)  # trials taken by top_k; candidate pool for greedy
+    greedy_rounds: int = Field(25, ge=1, le=10_000)  # greedy selection steps (with replacement)
     method: Literal["hard_vote", "soft_vote", "weighted", "stacking"] = "soft_vote"
     members: Literal["folds", "refit"] = "folds"  # fold models of each trial, or one refit per trial
 
 
 class StudentConfig(_Section):
     family: Literal["mlp", "cnn"] = "mlp"
-    hidden: int = Field(32, ge=1)
-    depth: int = Field(1, ge=1)
-    channels: int = Field(8, ge=1)
+    hidden: int = Field(32, ge=1, le=MAX_HIDDEN)
+    depth: int = Field(1, ge=1, le=MAX_DEPTH)
+    channels: int = Field(8, ge=1, le=MAX_CHANNELS)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     activation: Activation = "relu"
 
@@ -99,9 +119,9 @@ class StudentConfig(_Section):
 class DistillConfig(_Section):
     enabled: bool = True
     student: StudentConfig = Field(default_factory=StudentConfig)
-    temperature: float = Field(3.0, gt=0.0)
+    temperature: float = Field(3.0, gt=0.0, le=1000.0)
     alpha: float = Field(0.7, ge=0.0, le=1.0)  # weight of the soft (teacher) term
-    epochs: int = Field(50, ge=1)
-    lr: float = Field(3e-3, gt=0.0)
-    batch_size: int = Field(64, ge=1)
-    mixup_alpha: float = Field(0.0, ge=0.0)  # mixup on the transfer set; teacher relabels mixed rows
+    epochs: int = Field(50, ge=1, le=MAX_EPOCHS)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # mixup on the transfer set; teacher relabels mixed rows

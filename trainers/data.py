@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from sklearn.model_selection import train_test_split
+
+from trainers.models import ImageShape, image_shape_problem
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")
+MAX_PATH_CHARS = 4096  # data.source
+MAX_NAME_CHARS = 256  # data.target
 
 
 class DataError(ValueError):
@@ -18,13 +22,23 @@ class DataError(ValueError):
 
 
 class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    source: str  # "sklearn:<name>" or a path to .csv / .parquet / .npz
-    target: str = "target"  # target column (CSV/Parquet) or array name (NPZ, features under "X")
+    # "sklearn:<name>" or a path to .csv / .parquet / .npz; strict: bytes are never decoded into a path
+    source: StrictStr = Field(min_length=1, max_length=MAX_PATH_CHARS)
+    # target column (CSV/Parquet) or array name (NPZ, features under "X")
+    target: StrictStr = Field("target", min_length=1, max_length=MAX_NAME_CHARS)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # held out, never seen by search
-    image_shape: tuple[int, int, int] | None = None  # (C, H, W) for rows that are images
-    split_seed: int = 0  # seed of the held-out split
+    image_shape: ImageShape | None = None  # (C, H, W) for rows that are images
+    split_seed: int = Field(0, ge=0, le=2**32 - 1)  # seed of the held-out split
+
+    @field_validator("image_shape")
+    @classmethod
+    def _bounded_image(cls, v):
+        problem = image_shape_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("source")
     @classmethod
@@ -100,8 +114,9 @@ def _load_file(path: Path, target: str):
             raise DataError(f"data.source: numeric array 'X' of shape (rows, ...) expected, "
                             f"but got dtype {x.dtype} shape {x.shape}")
         x = x.reshape(len(x), -1).astype(np.float64)
-        if len(labels) != len(x):
-            raise DataError(f"data.target: {len(x)} labels expected (one per row of X), but got {len(labels)}")
+        if labels.ndim != 1 or len(labels) != len(x):
+            raise DataError(f"data.target: {len(x)} labels expected (one per row of X), but got shape "
+                            f"{labels.shape}")
         _no_missing(x, [f"x{i}" for i in range(x.shape[1])])
         return x, labels, [f"x{i}" for i in range(x.shape[1])]
 
@@ -109,12 +124,15 @@ def _load_file(path: Path, target: str):
 
     try:
         frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
-    except Exception as err:  # parser errors carry the reason; the traceback does not help a user
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, never a crash
+        # only the parser's own wording (line and field counts) is shown: other readers' messages
+        # (decoders, Arrow) can quote the file's bytes
+        why = str(err).splitlines()[0][:200] if isinstance(err, pd.errors.ParserError) else type(err).__name__
         raise DataError(f"data.source: a readable {path.suffix} file expected, but reading "
-                        f"{path.name} failed: {err}") from None
+                        f"{path.name} failed ({why})") from None
     if target not in frame.columns:
         raise DataError(f"data.target: a column of {path.name} expected, but got {target!r} "
-                        f"(columns: {list(frame.columns)[:20]})")
+                        f"(columns: {[str(c)[:40] for c in list(frame.columns)[:20]]})")
     labels = frame[target]
     if labels.isna().any():
         raise DataError(f"data.target: no missing labels expected, but column {target!r} has "
@@ -124,9 +142,9 @@ def _load_file(path: Path, target: str):
         raise DataError(f"data.source: at least one feature column expected, but {path.name} has only {target!r}")
     for col in features.columns:
         if not pd.api.types.is_numeric_dtype(features[col]) or pd.api.types.is_bool_dtype(features[col]):
-            example = features[col].dropna().iloc[0] if features[col].notna().any() else None
-            raise DataError(f"data.source: numeric feature columns expected, but column {col!r} has dtype "
-                            f"{features[col].dtype} (e.g. {example!r})")
+            # the column and its dtype only: a value from the file is never echoed
+            raise DataError(f"data.source: numeric feature columns expected, but column {str(col)[:80]!r} has "
+                            f"dtype {features[col].dtype}")
     x = features.to_numpy(dtype=np.float64)
     _no_missing(x, [str(c) for c in features.columns])
     return x, labels.to_numpy(), [str(c) for c in features.columns]

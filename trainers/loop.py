@@ -13,19 +13,22 @@ from trainers.losses import soft_target_cross_entropy
 from trainers.models import ModelConfig, build_model
 
 
+MAX_EPOCHS = 10_000
+
+
 class TrainConfig(BaseModel):
     """Optimisation knobs of one trial; every field can be searched or fixed in the spec."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    epochs: int = Field(30, ge=1, le=10_000)
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(64, ge=1, le=65_536)
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(1e-4, ge=0.0, le=1.0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd only
     schedule: Literal["cosine", "step", "none"] = "cosine"
-    step_size: int = Field(10, ge=1)  # step schedule: epochs between decays
+    step_size: int = Field(10, ge=1, le=MAX_EPOCHS)  # step schedule: epochs between decays
     gamma: float = Field(0.1, gt=0.0, le=1.0)  # step schedule: decay factor
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # torch's own CrossEntropyLoss smoothing
     mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off

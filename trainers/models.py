@@ -1,30 +1,67 @@
 """Model families. Every model standardises its own input, so scaling travels with the weights."""
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 Activation = Literal["relu", "gelu", "tanh", "silu"]
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
+# shape limits shared by the spec's model, search and distill sections
+MAX_HIDDEN, MAX_DEPTH, MAX_CHANNELS = 8192, 16, 512
+MAX_IMAGE_SIDE = 65_536  # each of C, H, W
+MAX_IMAGE_FEATURES = 1 << 24  # C*H*W: an image row of at most 16M values
+MAX_FEATURES = 1 << 24  # in_features
+MAX_CLASSES = 100_000
+ImageShape = tuple[Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)], Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)],
+                   Annotated[int, Field(ge=1, le=MAX_IMAGE_SIDE)]]
+
+
+def image_shape_problem(shape: tuple[int, int, int] | None) -> str | None:
+    """Why an image shape is too large, or None; the product is a Python int, so it cannot overflow."""
+    if shape is not None and math.prod(shape) > MAX_IMAGE_FEATURES:
+        return (f"C*H*W <= {MAX_IMAGE_FEATURES} must hold, but got {list(shape)} = {math.prod(shape)}")
+    return None
+
 
 class ModelConfig(BaseModel):
     """Everything needed to rebuild a model; stored inside every checkpoint."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     family: Literal["mlp", "cnn"] = "mlp"  # mlp for any features, cnn needs image_shape
-    in_features: int = Field(0, ge=0)  # filled in from the data (0 = not yet known)
-    n_classes: int = Field(0, ge=0)  # filled in from the data
-    image_shape: tuple[int, int, int] | None = None  # (C, H, W) when rows are images
-    hidden: int = Field(128, ge=1, le=8192)  # MLP width / CNN head width
-    depth: int = Field(2, ge=1, le=16)  # MLP hidden layers
-    channels: int = Field(16, ge=1, le=512)  # CNN channels of the first conv block
+    in_features: int = Field(0, ge=0, le=MAX_FEATURES)  # filled in from the data (0 = not yet known)
+    n_classes: int = Field(0, ge=0, le=MAX_CLASSES)  # filled in from the data
+    image_shape: ImageShape | None = None  # (C, H, W) when rows are images
+    hidden: int = Field(128, ge=1, le=MAX_HIDDEN)  # MLP width / CNN head width
+    depth: int = Field(2, ge=1, le=MAX_DEPTH)  # MLP hidden layers
+    channels: int = Field(16, ge=1, le=MAX_CHANNELS)  # CNN channels of the first conv block
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     activation: Activation = "relu"
+
+    @model_validator(mode="after")
+    def _bounded_image(self) -> "ModelConfig":
+        problem = image_shape_problem(self.image_shape)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def parameter_count(self) -> int:
+        """Trainable parameters of build_model(self), computed from the shape alone (a budget check
+        must not allocate the model it is about to refuse)."""
+        k, width = self.n_classes, self.hidden
+        if self.family == "mlp":
+            layers = [self.in_features] + [width] * self.depth + [k]
+            return sum(a * b + b for a, b in zip(layers, layers[1:]))
+        c, h, w = self.image_shape or (1, 1, 1)
+        ch = self.channels
+        convs = (c * ch * 9 + ch) + 2 * ch + (ch * 2 * ch * 9 + 2 * ch) + 2 * 2 * ch
+        flat = 2 * ch * max(1, h // 2) * max(1, w // 2)
+        return convs + flat * width + width + width * k + k
 
 
 class Standardize(nn.Module):

@@ -48,7 +48,8 @@ def state_to_numpy(state: dict) -> dict:
 def state_from_numpy(state: dict) -> dict:
     import torch
 
-    return {k: torch.as_tensor(v) for k, v in state.items()}
+    # arrays from Ray's object store are read-only; torch wants memory it may write
+    return {k: torch.from_numpy(v.copy()) for k, v in state.items()}
 
 
 def _storage(path: str | Path | None) -> str | None:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag, model_validator
 
-Scalar = Union[bool, int, float, str]
+MAX_CHOICES = 256  # values of one choice / grid dimension
+MAX_SCALAR_CHARS = 64  # a string hyperparameter value (activation, optimizer, schedule names)
+
+Scalar = Union[bool, int, float, Annotated[StrictStr, Field(max_length=MAX_SCALAR_CHARS)]]
 
 
 class _Dim(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     def endpoints(self) -> list:
         """Values that bound what this dimension can yield, for checking against the field's limits."""
@@ -20,7 +23,7 @@ class _Dim(BaseModel):
 
 
 class Choice(_Dim):
-    choice: list[Scalar] = Field(min_length=1)
+    choice: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
 
     def endpoints(self):
         return list(self.choice)
@@ -31,7 +34,7 @@ class Choice(_Dim):
 
 
 class Grid(_Dim):
-    grid: list[Scalar] = Field(min_length=1)
+    grid: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
 
     def endpoints(self):
         return list(self.grid)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,8 +146,48 @@ def test_cancel_stops_a_running_sweep(cluster):
     assert last_json(proc) == {"id": sweep_id, "stopped": True, "state": "STOPPED"}
     status = last_json(cli(cluster, "status", sweep_id, "--json"))
     assert status["state"] == "STOPPED" and status["trials_done"] < 4
+    # the sweep itself ends STOPPED too (its driver records it on SIGTERM; status settles it otherwise)
+    assert status["sweep_state"] == "STOPPED"
+    on_disk = json.loads((cluster.tmp / "home" / "sweeps" / "to-cancel" / "sweep.json").read_text())
+    assert on_disk["state"] == "STOPPED" and on_disk["finished"]
     again = last_json(cli(cluster, "cancel", sweep_id, "--json"))
     assert again["stopped"] is False and again["state"] == "STOPPED"
+
+
+def test_simultaneous_submissions_of_one_name_make_exactly_one_job(cluster):
+    """Four callers submit one name at once: Ray's job table takes one, the others get Conflict (409)."""
+    from service.spec import SweepSpec
+
+    spec = SweepSpec.model_validate(tiny_spec("raced", search={"algorithm": "random", "num_trials": 1,
+                                                               "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                                                               "fixed": {"epochs": 1, "hidden": 8}}))
+    before = job_ids(cluster)
+    start, won, lost, other = threading.Barrier(4), [], [], []
+
+    def submit():
+        client = jobs.connect(cluster.address, cluster.token)
+        start.wait()  # all four past connect: list, package and submit at the same moment
+        try:
+            won.append(jobs.submit(client, spec, home=str(cluster.tmp / "home"),
+                                   mlflow_uri=f"sqlite:///{cluster.tmp}/mlflow.db", command="sweep"))
+        except jobs.Conflict as e:
+            lost.append(str(e))
+        except Exception as e:  # anything else is a failure of this test, reported below
+            other.append(repr(e))
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert other == [] and len(won) == 1 and len(lost) == 3, (won, lost, other)
+    sweep_id = won[0]["id"]
+    assert sweep_id.startswith("raced-") and jobs.ID_PATTERN.match(sweep_id)
+    assert all(sweep_id in message and "choose another name" in message for message in lost), lost
+    assert sorted(set(job_ids(cluster)) - set(before)) == [sweep_id]
+    client = jobs.connect(cluster.address, cluster.token)
+    jobs.cancel(client, sweep_id)  # free the CPUs for the tests after this one
+    assert jobs.wait(client, sweep_id, timeout_s=120) in jobs.TERMINAL
 
 
 def test_a_worker_node_lost_mid_sweep_costs_only_its_trials(cluster):
@@ -167,6 +209,17 @@ def test_a_worker_node_lost_mid_sweep_costs_only_its_trials(cluster):
     lost = on_worker[0]["trial_id"]
     tries = [a for a in attempts_of(cluster, "node-loss") if a["trial_id"] == lost]
     assert len(tries) >= 2 and tries[0]["node_id"] == worker_id and tries[-1]["node_id"] == head_id
+
+
+def test_sweep_ids_are_one_per_name_and_the_shipped_spec_is_owner_only(tmp_path):
+    from service.spec import SweepSpec
+
+    assert jobs.new_id("a") == jobs.new_id("a") != jobs.new_id("b")
+    assert jobs.new_id("a").startswith("a-") and jobs.ID_PATTERN.match(jobs.new_id("x" * 64))
+    spec = SweepSpec.model_validate(tiny_spec("shipped"))
+    shipped = jobs._package(tmp_path, spec) / jobs.SPEC_FILE
+    assert stat.S_IMODE(shipped.stat().st_mode) == 0o600  # it may hold serve.token
+    assert SweepSpec.model_validate_json(shipped.read_text()) == spec
 
 
 def test_no_address_anywhere_is_a_clear_error(monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import tiny_spec
+from tests.service.test_store import HOLD
 
 EXE = str(Path(sys.executable).with_name("raysemble"))
 
@@ -71,6 +74,40 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
         assert attempts[trial_id] == 1, attempts
 
 
+def test_sigterm_stops_the_sweep_and_resume_finishes_the_cut_trial_in_full(tmp_path):
+    """SIGTERM (how Ray stops a cancelled job) ends the sweep STOPPED with exit 143; the trial it cut
+    short is not recorded as finished, so `resume` trains it to its full epochs."""
+    spec = tiny_spec("sigterm", search={"algorithm": "random", "num_trials": 1, "max_concurrent": 1,
+                                        "space": {"lr": {"loguniform": [0.002, 0.02]}},
+                                        "fixed": {"epochs": 60, "hidden": 16}})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = _env(tmp_path)
+    directory = tmp_path / "home" / "sweeps" / "sigterm"
+    driver = subprocess.Popen([EXE, "sweep", str(path)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "driver.log", "w"), start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        experiment = tmp_path / "home" / "tune" / "sigterm"
+        # the trial has trained a few of its 60 epochs once Tune holds a checkpoint of it
+        while time.time() < deadline and driver.poll() is None and not list(experiment.glob("*/checkpoint_*")):
+            time.sleep(0.3)
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=120) == 143, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert json.loads((directory / "sweep.json").read_text())["state"] == "STOPPED"
+    assert _finished(directory / "trials.json") == []  # cut short: not finished
+    assert "stopped: 0 trials recorded; continue with `raysemble resume sigterm`" in \
+        (tmp_path / "driver.log").read_text()
+    proc = subprocess.run([EXE, "resume", "sigterm", "--json"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["state"] == "SUCCEEDED" and [t["epochs"] for t in result["trials"]] == [60]
+
+
 def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path):
     env = _env(tmp_path)
     spec = tiny_spec("fixed-spec")
@@ -90,3 +127,26 @@ def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path):
     assert proc.returncode == 2 and "'no-such-sweep'" in proc.stderr
     proc = subprocess.run([EXE, "sweep", str(path)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "already exists" in proc.stderr
+    directory = tmp_path / "home" / "sweeps" / "fixed-spec"
+    assert stat.S_IMODE((directory / "spec.json").stat().st_mode) == 0o600  # it may hold serve.token
+
+
+def test_resume_and_replace_refuse_while_another_driver_holds_the_sweep(tmp_path):
+    env = _env(tmp_path)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec("held")))
+    subprocess.run([sys.executable, "-c", "from service.spec import load_spec; from service.sweep import prepare;"
+                    f"prepare(load_spec({str(path)!r}))"], env=env, check=True, timeout=120)
+    directory = tmp_path / "home" / "sweeps" / "held"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        who = f"is held by pid {holder.pid} on host {socket.gethostname()} since "
+        for args in (["resume", "held"], ["sweep", str(path), "--replace"], ["run", str(path), "--replace"]):
+            proc = subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 2 and who in proc.stderr and "(raysemble sweep)" in proc.stderr, \
+                (args, proc.stderr[-2000:])
+        assert (directory / "spec.json").is_file()  # --replace removed nothing
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.safety import Policy, check, load_untrusted, validate
+from service.safety import Budget, Policy, check, load_untrusted, validate
 from service.spec import SpecError
 from tests.conftest import tiny_spec
 from tests.service.roots import make_roots
@@ -112,3 +112,109 @@ def test_untrusted_yaml_without_aliases_and_bounded_depth():
         load_untrusted("a: [1, 2\n", "yaml")
     with pytest.raises(SpecError, match="valid YAML"):
         load_untrusted("!!python/object/apply:os.system ['true']", "yaml")
+
+
+def _outside_problem(source: str, policy: Policy) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        validate(_spec(source), policy)
+    return e.value.problems
+
+
+def test_outside_the_roots_says_nothing_of_the_file(roots):
+    """An outside file that exists, one that does not, and a link out all read the same: no
+    content, no link target, no word on existence."""
+    root, outside = roots
+    (outside / "secret.csv").write_text("a,target\nTOPSECRET,1\nTOPSECRET,0\n")
+    policy = Policy(data_roots=[root], tracking="server")
+    existing = _outside_problem(str(outside / "secret.csv"), policy)
+    missing = _outside_problem(str(outside / "nothing-here.csv"), policy)
+    assert existing == [f"data.source: a file inside the data roots {[str(root)]} expected, but "
+                        f"{str(outside / 'secret.csv')!r} is outside them"]
+    assert missing == [existing[0].replace("secret.csv", "nothing-here.csv")]
+    link = _outside_problem("escape.npz", policy)
+    assert link == [f"data.source: a file inside the data roots {[str(root)]} expected, but 'escape.npz' is "
+                    f"outside them"]
+    assert not any(str(outside) in line for line in link)
+
+
+def test_a_file_inside_a_root_with_text_is_named_by_column_not_value(roots):
+    root, _ = roots
+    (root / "words.csv").write_text("a,target\nTOPSECRET,1\nTOPSECRET,0\n")
+    problems = _outside_problem("words.csv", Policy(data_roots=[root]))
+    assert problems == ["data.source: numeric feature columns expected, but column 'a' has dtype str"]
+
+
+def test_the_sandbox_checks_the_value_the_schema_keeps(roots):
+    """Only str reaches data.source: bytes, a !!binary value or a list never become a path."""
+    root, outside = roots
+    for value in (str(outside / "set.npz").encode(), [str(outside / "set.npz")], {"path": "x"}):
+        problems = _outside_problem(value, Policy(data_roots=[root]))
+        assert [p.split(":")[0] for p in problems] == ["data.source"], problems
+        assert not any("outside" in p and "set.npz" in p for p in problems)
+
+
+BUDGET = Budget(max_trials=4, max_fold_epochs=60, max_concurrent=2, max_parameters=5000, max_failures=1)
+
+
+def _budget_problems(**search) -> list[str]:
+    spec = tiny_spec("b", search={"algorithm": "random", "num_trials": 2, "max_concurrent": 2, "max_failures": 1,
+                                  "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                                  "fixed": {"epochs": 3, "hidden": 16}, **search})
+    spec["distill"] = {"enabled": False}
+    try:
+        validate(spec, Policy(budget=BUDGET))
+    except SpecError as e:
+        return e.problems
+    return []
+
+
+def test_each_budget_at_its_limit_and_one_past():
+    # at every limit: 4 trials x 3 folds x 5 epochs = 60, 2 concurrent, 1 retry
+    at = {"num_trials": 4, "max_concurrent": 2, "max_failures": 1, "fixed": {"epochs": 5, "hidden": 8}}
+    assert _budget_problems(**at) == []
+    assert _budget_problems(**{**at, "num_trials": 5}) == [
+        "search.num_trials: at most 4 trials (budget max_trials) expected, but the spec asks for 5",
+        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 5 x 3 x 5 = 75"]
+    assert _budget_problems(**{**at, "fixed": {"epochs": 6, "hidden": 8}}) == [
+        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 4 x 3 x 6 = 72"]
+    # counted as the trial will see it: a string "6" is 6 epochs, and a space counts its largest value
+    assert _budget_problems(**{**at, "fixed": {"epochs": "6", "hidden": 8}})[0].endswith("4 x 3 x 6 = 72")
+    assert _budget_problems(**{**at, "fixed": {"hidden": 8}, "space": {"epochs": {"choice": [1, "6"]}}}) == [
+        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 4 x 3 x 6 = 72"]
+    assert _budget_problems(**{**at, "max_concurrent": 3}) == [
+        "search.max_concurrent: at most 2 (budget max_concurrent) expected, but got 3"]
+    assert _budget_problems(**{**at, "max_failures": 2}) == [
+        "search.max_failures: at most 1 (budget max_failures) expected, but got 2"]
+
+
+def test_parameter_budget_counts_the_largest_shape_of_the_space():
+    # one hidden layer of width h on digits (64 features, 10 classes): 64h + h + 10h + 10 parameters
+    at = {"fixed": {"epochs": 1, "depth": 1}, "space": {"hidden": {"choice": [8, 66]}}}
+    assert 75 * 66 + 10 == 4960
+    assert _budget_problems(**at) == []
+    past = {"fixed": {"epochs": 1, "depth": 1}, "space": {"hidden": {"choice": [8, 67]}}}
+    assert _budget_problems(**past) == ["model: at most 5000 parameters per model (budget max_parameters) "
+                                        "expected, but the space's largest model has 5035"]
+
+
+def test_a_grid_is_capped_by_the_trial_budget_too():
+    at = {"algorithm": "grid", "space": {"lr": {"grid": [0.01, 0.02]}, "hidden": {"choice": [8, 16]}},
+          "fixed": {"epochs": 1}}
+    assert _budget_problems(**at) == []
+    past = {**at, "space": {"lr": {"grid": [0.01, 0.02, 0.03]}, "hidden": {"choice": [8, 16]}}}
+    assert _budget_problems(**past) == ["search.space: at most 4 trials (budget max_trials) expected, but the spec "
+                                        "asks for 6"]
+
+
+def test_serve_fields_that_open_the_service_need_the_operator():
+    spec = tiny_spec("s", serve={"host": "0.0.0.0", "port": 80, "num_gpus": 1, "max_batch_size": 8})
+    with pytest.raises(SpecError) as e:
+        validate(spec, Policy(allow_serve_fields=False))
+    assert e.value.problems == ["serve.host: set by the operator, so it must be left out of the spec, but got "
+                                "'0.0.0.0'",
+                                "serve.port: set by the operator, so it must be left out of the spec, but got 80",
+                                "serve.num_gpus: set by the operator, so it must be left out of the spec, but got 1.0"]
+    assert validate(spec, Policy(allow_serve_fields=True)).serve.host == "0.0.0.0"
+    # batching knobs do not open anything
+    batching = validate(tiny_spec("s", serve={"max_batch_size": 8}), Policy(allow_serve_fields=False))
+    assert batching.serve.max_batch_size == 8

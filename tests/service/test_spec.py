@@ -108,3 +108,30 @@ def test_invalid_sweep_starts_no_ray_process(tmp_path):
     assert "cv.folds" in proc.stderr
     assert list(ray_tmp.iterdir()) == []
     assert not (tmp_path / "home").exists()
+
+
+def test_a_grid_is_capped_like_num_trials():
+    """10,000 combinations (the num_trials limit) validate; 10,100 do not, naming the limit."""
+    grid = {"algorithm": "grid", "num_trials": 1, "max_concurrent": 2, "fixed": {"epochs": 1},
+            "space": {"lr": {"grid": [0.001 * (i + 1) for i in range(100)]},
+                      "weight_decay": {"grid": [0.0001 * i for i in range(100)]}}}
+    assert parse_spec(tiny_spec("g", search=grid)).search.trial_count() == 10_000
+    grid["space"]["hidden"] = {"choice": [8, 16]}
+    grid["space"]["weight_decay"] = {"grid": [0.0001 * i for i in range(51)]}
+    with pytest.raises(SpecError) as err:
+        parse_spec(tiny_spec("g", search=grid))
+    assert err.value.problems == ["search: at most 10000 trials (the num_trials limit) expected, but the space "
+                                  "gives 10200 grid combinations"]
+    # random search runs num_trials samples of each combination of its grid axes
+    rand = {"algorithm": "random", "num_trials": 101, "space": {"lr": {"grid": [0.001 * (i + 1) for i in range(100)]}}}
+    with pytest.raises(SpecError, match="but the space gives 10100$"):
+        parse_spec(tiny_spec("g", search=rand))
+
+
+def test_a_bad_fixed_value_is_a_field_error_not_a_crash():
+    spec = tiny_spec("c")
+    spec["search"]["fixed"]["cutmix_alpha"] = "abc"
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert err.value.problems == ["search.fixed.cutmix_alpha: Input should be a valid number, unable to parse "
+                                  "string as a number (got 'abc')"]

@@ -247,6 +247,22 @@ BAD = [  # (name, path, body, extra headers, status, message part)
     ("oip header length past body", V2, _oip(ROW), {"Inference-Header-Content-Length": "99999"}, 400,
      "Inference-Header-Content-Length: at most the body size"),
     ("oip unknown model", "/v2/models/nope/infer", _oip(ROW), JSON, 404, "model: one of"),
+    # finite float32 features that overflow the networks: never NaN in a 200 (issue 9)
+    ("overflowing rows", V1, body([ROW, [3e38] * 64, [-3e38] * 64]), JSON, 400,
+     "instances[1]: finite model outputs expected, but got NaN for 2 of 3 rows (rows 1, 2"),
+    ("overflowing rows, votes", V1, json.dumps({"instances": [[3e38] * 64], "return_votes": True}).encode(), JSON,
+     400, "instances[0]: finite model outputs expected, but got NaN for 1 of 1 rows"),
+    ("overflowing rows, student", "/v1/models/student/predict", body([[-3e38] * 64, ROW]), JSON, 400,
+     "instances[0]: finite model outputs expected, but got NaN for 1 of 2 rows (rows 0:"),
+    ("oip overflowing rows", V2, _oip([3e38] * 64), JSON, 400,
+     "inputs[0]: finite model outputs expected, but got NaN for 1 of 1 rows (rows 0:"),
+    ("oip output named twice", V2, json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32",
+                                                           "data": ROW}], "outputs": [{"name": "votes"},
+                                                                                      {"name": "votes"}]}).encode(),
+     JSON, 400, "outputs[1].name: each output named at most once expected, but got 'votes' again (also outputs[0])"),
+    *[(f"oip header length {v[:12]!r}", V2, _oip(ROW), {"Inference-Header-Content-Length": v}, 400,
+       "Inference-Header-Content-Length: a non-negative integer (at most 20 digits 0-9, no sign) expected")
+      for v in ("+12", "-1", "abc", "1.5", "9" * 5000)],
     ("oip no token", V2, _oip(ROW), {**JSON, "Authorization": ""}, 401, "Authorization: 'Bearer <token>'"),
 ]
 

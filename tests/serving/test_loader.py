@@ -29,3 +29,71 @@ def test_registry_uris_must_exist_before_any_replica_starts(text, tmp_path, monk
 def test_bad_sources(text, message):
     with pytest.raises(ModelSourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_source(text)
+
+
+@pytest.fixture(scope="module")
+def registered(bundles, tmp_path_factory):
+    """(models:/ URI, store) of the ensemble bundle, registered in a fresh local MLflow store."""
+    import mlflow
+    import numpy as np
+
+    from serving.home import locations
+    from serving.mlflow_model import log_and_register
+
+    store = locations(home=tmp_path_factory.mktemp("home")).prepare()
+    with store.active():
+        with mlflow.start_run(experiment_id=mlflow.create_experiment("loader", store.artifact_location)):
+            name, version = log_and_register(bundles[0], "loader-ensemble", np.zeros((1, 64)))
+    return f"models:/{name}/{version}", store
+
+
+@pytest.fixture
+def temp_root(tmp_path, monkeypatch):
+    """tempfile's directory for this test: what a download leaves behind shows up here."""
+    import tempfile
+
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def test_a_registered_model_is_loaded_and_its_download_removed(registered, bundles, temp_root):
+    import numpy as np
+
+    from serving.loader import load_predictor
+    from trainers.ensemble.predictor import EnsemblePredictor
+
+    uri, store = registered
+    predictor, version = load_predictor(parse_source(uri, store))
+    assert version == "1" and list(temp_root.iterdir()) == []
+    x = np.eye(4, 64, dtype=np.float32)
+    np.testing.assert_allclose(predictor.predict_proba(x), EnsemblePredictor.load(bundles[0]).predict_proba(x))
+
+
+def test_a_failed_download_leaves_no_temp_dir(registered, temp_root):
+    from serving.mlflow_model import bundle_dir_for
+
+    with pytest.raises(Exception):
+        bundle_dir_for("models:/loader-ensemble/99", store=registered[1])
+    assert list(temp_root.iterdir()) == []
+
+
+def test_a_download_without_dst_path_is_removed_when_the_process_exits(registered, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uri, store = registered
+    root = tmp_path / "tmp"
+    root.mkdir()
+    code = ("from serving.mlflow_model import bundle_dir_for; p = bundle_dir_for(%r); "
+            "assert (p / 'bundle.json').is_file(); print(p)" % uri)
+    env = {**os.environ, **store.env(), "TMPDIR": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    downloaded = Path(out.stdout.strip().splitlines()[-1])
+    assert downloaded.is_relative_to(root)  # it was made there, and is gone with the process
+    assert not downloaded.exists() and list(root.iterdir()) == []

@@ -7,8 +7,8 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.http._utils import _get_inference_request
 
-from serving.oip import encode_response, model_metadata, parse_infer
-from serving.validate import InputError
+from serving.oip import MAX_REQUEST_ID_CHARS, encode_response, infer_request_schema, model_metadata, parse_infer
+from serving.validate import InputError, NonFiniteOutput
 
 OUTPUTS = ("probabilities", "predictions", "votes")
 DEFAULT = ("probabilities", "predictions")
@@ -63,7 +63,8 @@ def test_limits_at_the_limit_and_one_past():
     (lambda b, h: (b + b"\0", h), "the size of the binary data after the JSON header (65 bytes)"),
     (lambda b, h: (b, None), "body: JSON (or a JSON header of Inference-Header-Content-Length bytes followed by "
                              "binary tensors) expected, but got undecodable bytes"),
-    (lambda b, h: (b, "x"), "Inference-Header-Content-Length: a non-negative integer expected, but got 'x'"),
+    (lambda b, h: (b, "x"), "Inference-Header-Content-Length: a non-negative integer (at most 20 digits 0-9, no sign) "
+                            "expected, but got 'x'"),
 ])
 def test_binary_framing_errors(mutate, message):
     body, header = triton_body(np.ones((4, 4), np.float32), "FP32", True)
@@ -84,7 +85,8 @@ def test_fp64_beyond_float32_range_is_refused(binary):
     x = np.ones((2, 4))
     x[1, 2] = 1e300
     body, header = triton_body(x, "FP64", binary)
-    with pytest.raises(InputError, match=r"\[6\]: a number within float32 range \(\|x\| < 3.4e38\) expected, but got 1e\+300"):
+    with pytest.raises(InputError, match=r"\[6\]: a number within float32 range \(\|x\| <= 3.4028234663852886e\+38\) "
+                                         r"expected, but got 1e\+300"):
         parse(body, header)
 
 
@@ -114,3 +116,62 @@ def test_metadata():
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]
     assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
                                {"name": "predictions", "datatype": "BYTES", "shape": [-1]}]
+
+
+def _json_body(outputs=None, **extra) -> bytes:
+    req = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], **extra}
+    if outputs is not None:
+        req["outputs"] = [{"name": n} for n in outputs]
+    return json.dumps(req).encode()
+
+
+def test_an_output_named_twice_is_refused():
+    assert parse(_json_body(["votes", "probabilities"]), None).outputs == ["votes", "probabilities"]
+    with pytest.raises(InputError) as info:
+        parse(_json_body(["probabilities", "votes", "probabilities"]), None)
+    assert str(info.value) == ("outputs[2].name: each output named at most once expected, but got 'probabilities' "
+                               "again (also outputs[0])")
+
+
+@pytest.mark.parametrize("header", ["abc", "-1", "+10", "1.5", "²", "9" * 5000, "", "0x1f"])
+def test_malformed_header_length_is_refused(header):
+    body, _ = triton_body(np.ones((1, 4), np.float32), "FP32", True)
+    with pytest.raises(InputError) as info:
+        parse(body, header)
+    assert str(info.value).startswith("Inference-Header-Content-Length: a non-negative integer (at most 20 digits "
+                                      "0-9, no sign) expected, but got ")
+
+
+def test_header_length_at_the_body_size_and_one_past():
+    body = _json_body()
+    assert parse(body, str(len(body))).x.shape == (1, 4)
+    with pytest.raises(InputError, match=rf"Inference-Header-Content-Length: at most the body size \({len(body)} "
+                                         rf"bytes\) expected, but got {len(body) + 1}$"):
+        parse(body, str(len(body) + 1))
+    with pytest.raises(InputError, match="at most the body size"):
+        parse(body, "9" * 20)
+
+
+def test_request_id_at_the_limit_and_one_past():
+    assert parse(_json_body(id="x" * MAX_REQUEST_ID_CHARS), None).request_id == "x" * MAX_REQUEST_ID_CHARS
+    with pytest.raises(InputError, match=rf"^id: at most {MAX_REQUEST_ID_CHARS} characters \(MAX_REQUEST_ID_CHARS\) "
+                                         rf"expected, but got {MAX_REQUEST_ID_CHARS + 1} characters$"):
+        parse(_json_body(id="x" * (MAX_REQUEST_ID_CHARS + 1)), None)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_non_finite_outputs_are_never_encoded(binary):
+    proba = np.array([[0.5, np.nan]])
+    with pytest.raises(NonFiniteOutput, match="finite values must hold"):
+        encode_response("ensemble", "1", None, [("probabilities", "FP32", proba)], [binary])
+
+
+def test_the_documented_request_schema_accepts_what_tritonclient_sends():
+    import jsonschema
+
+    schema = infer_request_schema(max_instances=8, width=4)
+    body, _ = triton_body(np.ones((3, 4), np.float32) / 3, "FP32", False, outputs=[("votes", False)])
+    jsonschema.validate(json.loads(body), schema)
+    wrong = json.loads(triton_body(np.ones((3, 5), np.float64), "FP64", False)[0])
+    with pytest.raises(jsonschema.ValidationError):  # 5 features: the document says 4
+        jsonschema.validate(wrong, schema)

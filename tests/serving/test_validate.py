@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from serving.schemas import PredictRequest
-from serving.validate import (InputError, check_content_length, check_content_type, check_shape, decode_body,
-                              from_validation_error, parse_json, rows_matrix)
+from serving.validate import (InputError, check_content_length, check_content_type, check_finite_outputs,
+                              check_output_values, check_shape, decode_body, from_validation_error, header_integer,
+                              parse_json, rows_matrix)
 
 
 def error_of(fn, *args) -> InputError:
@@ -89,3 +90,43 @@ def test_check_shape():
     assert str(error_of(check_shape, [5, 8], 8, 4, "inputs[0].shape")) == \
         "inputs[0].shape: at most 4 rows (max_instances) expected, but got 5 rows"
     assert "a 2-d shape [rows, 8] expected, but got [8]" in str(error_of(check_shape, [8], 8, 4, "s"))
+
+
+@pytest.mark.parametrize("value", ["+12", "-1", "1e3", "0x10", "１２", "²", "12abc", "", "9" * 21, "9" * 5000])
+def test_header_integers_are_plain_ascii_digits(value):
+    for field in ("Content-Length", "Inference-Header-Content-Length"):
+        e = error_of(header_integer, value, field)
+        assert e.status == 400 and str(e).startswith(
+            f"{field}: a non-negative integer (at most 20 digits 0-9, no sign) expected, but got ")
+    assert str(error_of(check_content_length, value, 100)).startswith("Content-Length: a non-negative integer")
+
+
+def test_header_integer_at_the_digit_limit():
+    assert header_integer("9" * 20, "h") == 10 ** 20 - 1 and header_integer(" 007 ", "h") == 7
+    assert "at most 20 digits" in str(error_of(header_integer, "1" + "0" * 20, "h"))
+
+
+def test_just_past_float32_max_is_refused_not_rounded_down():
+    edge = np.finfo(np.float32).max
+    assert rows_matrix([[float(edge), -float(edge)]], 2, 1)[0, 0] == edge
+    past = np.nextafter(float(edge), np.inf)  # a float64 that float32 rounds back down to its max
+    assert np.float32(past) == edge
+    assert str(error_of(rows_matrix, [[1.0, past]], 2, 1)).startswith(
+        "instances[0][1]: a number within float32 range (|x| <= 3.4028234663852886e+38) expected")
+
+
+def test_non_finite_model_outputs_name_the_rows():
+    check_finite_outputs([], "instances", 4)
+    assert str(error_of(check_finite_outputs, [1, 3], "instances", 4)) == (
+        "instances[1]: finite model outputs expected, but got NaN for 2 of 4 rows (rows 1, 3: "
+        "features this large overflow the model)")
+    e = error_of(check_finite_outputs, list(range(12)), "inputs[0]", 12, False)
+    assert e.field == "inputs[0]" and "NaN for 12 of 12 rows (rows 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...:" in str(e)
+
+
+def test_output_values_at_the_limit_and_one_past():
+    per_row = {"probabilities": 10, "predictions": 1, "votes": 3}
+    check_output_values(per_row, 14, "outputs")
+    e = error_of(check_output_values, per_row, 13, "outputs")
+    assert e.status == 400 and str(e) == ("outputs: at most 13 output values per row (max_output_values_per_row) "
+                                          "expected, but got 14 (10 probabilities + 1 predictions + 3 votes)")

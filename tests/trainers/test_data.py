@@ -51,3 +51,30 @@ def test_holdout_split_is_stratified_disjoint_and_seeded():
     assert set(tr).isdisjoint(te) and len(tr) + len(te) == 100
     assert np.bincount(y[te]).tolist() == [5, 5, 5, 5]
     assert np.array_equal(te, holdout_split(y, 0.2, 0)[1])
+
+
+def test_errors_name_columns_and_dtypes_never_values(tmp_path):
+    _frame().assign(a=["TOPSECRET"] * 30).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label"))
+    assert str(err.value) == "data.source: numeric feature columns expected, but column 'a' has dtype str"
+    (tmp_path / "d.parquet").write_text("TOPSECRET,1\n")  # not Parquet: the reader's message is not shown
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(source=str(tmp_path / "d.parquet"), target="label"))
+    assert "TOPSECRET" not in str(err.value) and str(err.value).startswith(
+        "data.source: a readable .parquet file expected, but reading d.parquet failed (")
+
+
+def test_shapes_and_seeds_are_bounded():
+    with pytest.raises(ValueError, match=r"C\*H\*W <= 16777216 must hold"):
+        DataConfig(source="sklearn:digits", image_shape=(65536, 65536, 65536))
+    with pytest.raises(ValueError, match="less than or equal to 65536"):
+        DataConfig(source="sklearn:digits", image_shape=(1, 1, 65537))
+    assert DataConfig(source="sklearn:digits", image_shape=(1, 4096, 4096)).image_shape == (1, 4096, 4096)
+    with pytest.raises(ValueError, match=r"C\*H\*W"):
+        DataConfig(source="sklearn:digits", image_shape=(1, 4096, 4097))
+    assert DataConfig(source="sklearn:digits", split_seed=2**32 - 1).split_seed == 2**32 - 1
+    with pytest.raises(ValueError, match="less than or equal to 4294967295"):
+        DataConfig(source="sklearn:digits", split_seed=2**32)
+    with pytest.raises(ValueError, match="valid string"):
+        DataConfig(source=b"sklearn:digits")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state
 
+from trainers.atomic import write_atomic
 from trainers.checkpoint import load_model, save_model
 from trainers.ensemble.combine import METHODS, combine
 from trainers.models import ModelConfig, build_model
@@ -105,9 +106,10 @@ class EnsemblePredictor:
         files = []
         for i, (model, cfg) in enumerate(zip(self.models, self.configs)):
             files.append(f"m{i:03d}.pt")
-            save_model(directory / files[-1], model, cfg)
+            save_model(directory / files[-1], model, cfg, sync=True)
         stacker = None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()}
-        (directory / "bundle.json").write_text(json.dumps({
+        # written last and atomically: its presence marks a complete bundle
+        write_atomic(directory / "bundle.json", json.dumps({
             "kind": self.kind, "method": self.method, "weights": self.weights, "stacker": stacker,
             "classes": self.classes, "n_features": self.n_features, "members": files}, indent=1))
         return directory
