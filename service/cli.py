@@ -467,6 +467,10 @@ def distill(name: str = typer.Argument(..., help="sweep name"),
 
 
 def main() -> None:
+    # a terminal user reads our progress line and tables; MLflow's database set-up notes and
+    # per-file download bars bury them (warnings and errors still show). Read when mlflow is imported.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     app()
 
 

@@ -1,4 +1,4 @@
-"""The sweep's progress line (stderr): trials done/total, running, best so far."""
+"""The sweep's progress line (stderr): trials done/total, failed, running, best so far."""
 from __future__ import annotations
 
 import math
@@ -13,7 +13,7 @@ class SweepProgress:
         self.console = console or Console(stderr=True)
         self.live: Live | None = None
         self.total, self.metric, self.mode = 0, "", "max"
-        self.done = self.running = 0
+        self.done = self.failed = self.running = 0
         self.best = math.nan
         self._last = ""
 
@@ -27,7 +27,9 @@ class SweepProgress:
             self._print()
 
     def _count(self, finished: dict) -> None:
-        self.done = len(finished)
+        # a trial that errored is over but not done: counting it as done hid failed sweeps
+        self.failed = sum(1 for r in finished.values() if r.status != "TERMINATED")
+        self.done = len(finished) - self.failed
         scores = [r.mean_score for r in finished.values() if r.status == "TERMINATED"]
         if scores:
             self.best = max(scores) if self.mode == "max" else min(scores)
@@ -43,7 +45,8 @@ class SweepProgress:
 
     def _line(self) -> str:
         best = "-" if math.isnan(self.best) else f"{self.best:.4f}"
-        return f"trials {self.done}/{self.total} done · {self.running} running · best {self.metric} {best}"
+        failed = f" · {self.failed} failed" if self.failed else ""
+        return f"trials {self.done}/{self.total} done{failed} · {self.running} running · best {self.metric} {best}"
 
     def _print(self) -> None:
         line = self._line()

@@ -45,7 +45,7 @@ FAMILIES = ("mlp", "cnn")
 # serve fields that decide who can reach the service or how much of the cluster it takes; the rest
 # (topology, batching, health-check timing) only tune a deployment the operator already allows
 OPERATOR_SERVE_FIELDS = ("host", "port", "token", "app_name", "ingress", "min_replicas", "max_replicas",
-                         "num_cpus", "num_gpus", "max_instances", "max_body_bytes")
+                         "num_cpus", "num_gpus", "max_instances", "max_body_bytes", "max_output_values_per_row")
 
 
 class Budget(BaseModel):

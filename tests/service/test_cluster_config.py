@@ -46,7 +46,12 @@ def test_cpu_head_and_gpu_workers_that_scale_from_zero(config):
     assert "gpu_1x_a10g" in gpu and gpu["gpu_1x_a10g"]["node_config"]["InstanceType"] == "g5.xlarge"
     for t in gpu.values():
         assert t["min_workers"] == 0 and t["max_workers"] >= 1
-    assert sum(t["max_workers"] for t in gpu.values()) <= config["max_workers"]
+    # CPU work beyond the head must have a worker type without GPUs to scale into
+    cpu = [t for name, t in types.items() if name != config["head_node_type"] and name not in gpu]
+    assert cpu and all(t["min_workers"] == 0 and not t["node_config"]["InstanceType"].startswith(("g", "p"))
+                       for t in cpu)
+    assert sum(t["max_workers"] for name, t in types.items() if name != config["head_node_type"]) \
+        <= config["max_workers"]
     assert config["provider"]["type"] == "aws"
 
 
