@@ -187,3 +187,35 @@ def test_a_missing_registered_model_names_the_store_and_the_stores_under_home(ne
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"not found in the registry at sqlite:///{other}/mlflow.db" in done.stderr
     assert f"sqlite:///{newcomer.work / '.raysemble'}/mlflow.db" in done.stderr
+
+
+def test_raysemble_home_keeps_everything_under_it(newcomer, tmp_path):
+    """RAYSEMBLE_HOME=/x: the sweep, Tune, MLflow (store, artifacts, registry) all land under /x;
+    the working directory stays empty, and a later `serve` from elsewhere finds the registered model
+    through the same home."""
+    from tests.conftest import tiny_spec
+
+    home, work, elsewhere = tmp_path / "x", tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "spec.yaml").write_text(yaml.safe_dump(tiny_spec("homed", distill={"enabled": False},
+                                                             ensemble={"top_k": 2})))
+    env = {**newcomer.env, "RAYSEMBLE_HOME": str(home)}
+    spec_path = str(work / "spec.yaml")
+    done = subprocess.run([str(VENV_BIN / "raysemble"), "run", spec_path, "--no-serve", "--json"], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in work.iterdir()) == ["spec.yaml"]
+    assert {"sweeps", "tune", "mlflow.db", "mlartifacts"} <= {p.name for p in home.iterdir()}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["registered"]["ensemble"]["uri"] == "models:/homed-ensemble/1"
+    meta = json.loads((home / "sweeps" / "homed" / "sweep.json").read_text())
+    assert meta["mlflow_uri"] == f"sqlite:///{home}/mlflow.db" and meta["storage_path"] == str(home / "tune")
+    # the registry is the home's: a fresh process elsewhere finds the version through RAYSEMBLE_HOME alone
+    probe = ("from serving.loader import parse_source; import sys; "
+             "print(parse_source(sys.argv[1]).store.registry_uri)")
+    found = subprocess.run([sys.executable, "-c", probe, "models:/homed-ensemble/1"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == f"sqlite:///{home}/mlflow.db"
+    assert list(elsewhere.iterdir()) == []
