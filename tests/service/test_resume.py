@@ -32,17 +32,22 @@ def _finished(trials_file: Path) -> list[str]:
         return []
 
 
-def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
-    spec = tiny_spec("resumable", search={"algorithm": "bayesian", "num_trials": 4, "max_concurrent": 1,
-                                          "space": {"lr": {"loguniform": [0.002, 0.02]}},
-                                          "fixed": {"epochs": 25, "hidden": 32}})
+def _start_driver(tmp_path: Path, name: str, search: dict) -> tuple[Path, dict, subprocess.Popen]:
+    """`raysemble sweep` of a tiny spec in its own session (the driver and the local Ray it starts
+    form one group a test can signal by its id); -> (spec path, env, driver)."""
     path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(tiny_spec(name, search=search)))
     env = _env(tmp_path)
-    trials_file = tmp_path / "home" / "sweeps" / "resumable" / "trials.json"
-    # own session: the driver and the local Ray it starts form one group we can kill by its id
     driver = subprocess.Popen([EXE, "sweep", str(path)], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "driver.log", "w"), start_new_session=True)
+    return path, env, driver
+
+
+def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
+    path, env, driver = _start_driver(tmp_path, "resumable", {
+        "algorithm": "bayesian", "num_trials": 4, "max_concurrent": 1,
+        "space": {"lr": {"loguniform": [0.002, 0.02]}}, "fixed": {"epochs": 25, "hidden": 32}})
+    trials_file = tmp_path / "home" / "sweeps" / "resumable" / "trials.json"
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(_finished(trials_file)) < 1 and driver.poll() is None:
@@ -77,15 +82,10 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
 def test_sigterm_stops_the_sweep_and_resume_finishes_the_cut_trial_in_full(tmp_path):
     """SIGTERM (how Ray stops a cancelled job) ends the sweep STOPPED with exit 143; the trial it cut
     short is not recorded as finished, so `resume` trains it to its full epochs."""
-    spec = tiny_spec("sigterm", search={"algorithm": "random", "num_trials": 1, "max_concurrent": 1,
-                                        "space": {"lr": {"loguniform": [0.002, 0.02]}},
-                                        "fixed": {"epochs": 60, "hidden": 16}})
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    env = _env(tmp_path)
+    path, env, driver = _start_driver(tmp_path, "sigterm", {
+        "algorithm": "random", "num_trials": 1, "max_concurrent": 1,
+        "space": {"lr": {"loguniform": [0.002, 0.02]}}, "fixed": {"epochs": 60, "hidden": 16}})
     directory = tmp_path / "home" / "sweeps" / "sigterm"
-    driver = subprocess.Popen([EXE, "sweep", str(path)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(tmp_path / "driver.log", "w"), start_new_session=True)
     try:
         deadline = time.time() + 300
         experiment = tmp_path / "home" / "tune" / "sigterm"
