@@ -13,8 +13,10 @@ Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`
 time). The API keeps no state: sweeps are Ray Jobs (their metadata names the sweep) and their
 progress is read from the sweep directories and MLflow, so a restarted API sees everything.
 Specs are validated here (service.safety, tracking set by the server, the operator's Budget, serve
-fields that open the service refused unless allowed) before anything is submitted: an invalid spec
-is a 422 listing "field.path: message" lines and launches nothing.
+fields that open the service refused unless allowed, model.factory refused unless its module is under
+an operator's --allow-factory prefix) before anything is submitted: an invalid spec is a 422 listing
+"field.path: message" lines and launches nothing. An allowed factory module is not shipped with the
+job: it must be importable on the cluster (installed there by the operator).
 Errors are JSON {"error": ..., "problems": [...]}; user input never causes a 5xx. A cluster that
 does not answer is a 503.
 """
@@ -53,20 +55,24 @@ class Settings:
     job_command: str = "run"  # what a submitted sweep's job runs: run (the whole pipeline) | sweep
     budget: Budget = field(default_factory=Budget)  # what one sweep may ask of the cluster
     allow_serve_fields: bool = False  # may a spec set serve.host, .token, .port, replicas, GPUs...?
+    factory_prefixes: tuple[str, ...] = ()  # modules model.factory may name (--allow-factory); none: no user code
 
     @classmethod
     def build(cls, *, address: str, token: str, data_roots=(), home: str | None = None, mlflow_uri: str | None = None,
               storage_path: str | None = None, max_body_bytes: int = 1024 * 1024,
-              job_command: str = "run", budget: Budget | None = None, allow_serve_fields: bool = False) -> "Settings":
+              job_command: str = "run", budget: Budget | None = None, allow_serve_fields: bool = False,
+              factory_prefixes=()) -> "Settings":
         where = locations(mlflow_uri, home=home)
         return cls(address, token, [Path(r).expanduser().resolve() for r in data_roots], str(where.home),
                    where.mlflow_uri, storage_path, max_body_bytes, job_command, budget or Budget(),
-                   allow_serve_fields)
+                   allow_serve_fields, tuple(factory_prefixes))
 
     def policy(self) -> Policy:
         return Policy(data_roots=self.data_roots, tracking="server", mlflow_uri=self.mlflow_uri,
                       storage_path=self.storage_path, budget=self.budget,
-                      allow_serve_fields=self.allow_serve_fields)
+                      allow_serve_fields=self.allow_serve_fields,
+                      # never None (Policy's "any module"): over HTTP only the operator's prefixes run
+                      factory_prefixes=tuple(self.factory_prefixes or ()))
 
 
 class ErrorBody(BaseModel):

@@ -240,7 +240,10 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
         max_failures: Optional[int] = typer.Option(None, "--max-failures",
                                                    help="budget: retries per trial (search.max_failures) [3]"),
         allow_serve_fields: bool = typer.Option(False, "--allow-serve-fields/--no-allow-serve-fields",
-                                                help="let API users set serve.host/port/token/replicas/GPUs...")):
+                                                help="let API users set serve.host/port/token/replicas/GPUs..."),
+        allow_factory: list[str] = typer.Option([], "--allow-factory", metavar="PREFIX",
+                                                help="a module prefix a spec's model.factory may name, e.g. "
+                                                     "mynets (repeatable; none: the API runs no user code)")):
     """The REST control plane for submitting and following sweeps (FastAPI)."""
     from service.jobs_cli import api_cmd
 
@@ -255,7 +258,8 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
     budget = {"max_trials": max_trials, "max_fold_epochs": max_fold_epochs, "max_concurrent": max_concurrent,
               "max_parameters": max_parameters, "max_failures": max_failures}
     raise typer.Exit(api_cmd(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes,
-                             command.value, budget=budget, allow_serve_fields=allow_serve_fields))
+                             command.value, budget=budget, allow_serve_fields=allow_serve_fields,
+                             allow_factory=allow_factory))
 
 
 MAX_TOKEN_FILE_BYTES = 4096  # a token is a line; anything larger is the wrong file

@@ -9,7 +9,9 @@ The job ships a packaged copy of raysemble (service/, serving/, trainers/ only: 
     python -m service.jobrun pipeline --command run spec.json
 
 which runs `raysemble run spec.json --no-serve --json` (or, with command="sweep", `raysemble sweep
-spec.json --json`: the search alone). No user string is ever part of the entrypoint.
+spec.json --json`: the search alone). No user string is ever part of the entrypoint. A spec's
+model.factory module (family torch) that lies beside the spec or in the submitter's cwd is copied
+into the working dir too (see _ship_factory); one installed elsewhere must be installed on the cluster.
 The job's metadata names the sweep, where it writes (RAYSEMBLE_HOME and the MLflow URI, as paths
 on the cluster) and the trial count, so everything here reads state from Ray Jobs, the sweep
 directory and MLflow, and keeps none of its own.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.machinery
 import json
 import math
 import os
@@ -34,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from service import sweeplock
 from trainers.atomic import write_atomic
@@ -162,6 +165,36 @@ def _package(directory: Path, spec: "SweepSpec | None") -> Path:
     return directory
 
 
+def _ship_factory(directory: Path, spec: "SweepSpec", code_dirs: Iterable[Path]) -> Path | None:
+    """Copy the top-level module of spec.model.factory ("pkg" of "pkg.models:build": a package
+    directory or a single module file) into the job's working_dir when it lies directly in one of
+    code_dirs (the spec's directory, the submitter's cwd); returns what was copied, or None.
+
+    Ray puts the working_dir first on PYTHONPATH of the job's driver and of every worker process
+    the job starts (Tune trials on any node), so `import pkg.models` resolves there as `import
+    trainers` does. Only code_dirs are searched, never sys.path: a module installed (site-packages)
+    is the cluster's environment's business, and nothing else of the submitter's machine travels.
+    """
+    factory = spec.model.factory
+    if not factory:
+        return None
+    top = factory.partition(":")[0].split(".")[0]
+    if top in PACKAGES:
+        return None  # raysemble's own code, shipped above
+    for where in dict.fromkeys(Path(d).resolve() for d in code_dirs):
+        found = importlib.machinery.PathFinder.find_spec(top, [str(where)])
+        if found is None:
+            continue
+        if found.submodule_search_locations:  # a package (regular or namespace): its directory
+            shutil.copytree(where / top, directory / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            return directory / top
+        if found.origin:  # a single module file (pkg.py, or a compiled extension)
+            source = Path(found.origin)
+            shutil.copy2(source, directory / source.name)
+            return directory / source.name
+    return None
+
+
 def _env(home: str | None, mlflow_uri: str | None) -> dict[str, str]:
     env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "1")}
     if home:
@@ -184,8 +217,11 @@ def new_id(name: str) -> str:
 
 
 def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: str | None = None,
-           command: str = "run", home_is_local: bool = False) -> dict:
+           command: str = "run", home_is_local: bool = False, code_dirs: Iterable[Path] = ()) -> dict:
     """Submit a validated spec as a Ray Job; returns {"id", "name", "command"}.
+
+    code_dirs: where a model.factory module may lie to travel with the job (`raysemble submit`: the
+    spec's directory and the cwd; the REST API: none, its allowed modules are installed on the cluster).
 
     home / mlflow_uri: RAYSEMBLE_HOME and MLFLOW_TRACKING_URI for the job, as paths on the cluster
     (None: ~/.raysemble and SQLite under it, chosen on the cluster). A spec whose name another
@@ -211,7 +247,9 @@ def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: st
         metadata[MLFLOW] = spec.tracking.mlflow_uri
     entrypoint = shlex.join(["python", "-m", "service.jobrun", "pipeline", "--command", command, SPEC_FILE])
     with tempfile.TemporaryDirectory(prefix="raysemble-job-") as tmp:
-        runtime_env = {"working_dir": str(_package(Path(tmp), spec)), "env_vars": _env(home, mlflow_uri)}
+        working_dir = _package(Path(tmp), spec)
+        _ship_factory(working_dir, spec, code_dirs)
+        runtime_env = {"working_dir": str(working_dir), "env_vars": _env(home, mlflow_uri)}
 
         def submit_job():
             try:

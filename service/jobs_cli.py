@@ -43,12 +43,15 @@ def submit_cmd(spec_path: Path, address: str | None, as_json: bool, data_roots: 
         return _error(f"{spec_path}: a spec file expected, but it does not exist")
     try:
         raw = read_spec_text(spec_path.read_text(), str(spec_path))
-        spec = validate(raw, Policy(data_roots=data_roots or [Path.cwd()], tracking="user"))
+        # any model.factory: the CLI user can already run anything on the cluster through Ray Jobs
+        spec = validate(raw, Policy(data_roots=data_roots or [Path.cwd()], tracking="user", factory_prefixes=None))
     except SpecError as e:
         return _error(e.problems)
     try:
         client = _client(address)
-        result = jobs.submit(client, spec, home=home, mlflow_uri=mlflow_uri, command=command)
+        # a factory module beside the spec or in the cwd travels with the job (not one in site-packages)
+        result = jobs.submit(client, spec, home=home, mlflow_uri=mlflow_uri, command=command,
+                             code_dirs=(spec_path.resolve().parent, Path.cwd()))
     except jobs.JobsError as e:
         return _error(str(e))
     result["address"] = jobs.resolve_address(address)
@@ -176,13 +179,15 @@ def deploy_cmd(sweep_id: str, address: str | None, wait_s: float, as_json: bool)
 
 def api_cmd(host: str, port: int, address: str | None, token: str | None, data_roots: list[Path],
             home: str | None, mlflow_uri: str | None, storage_path: str | None, max_body_bytes: int,
-            job_command: str = "run", budget: dict | None = None, allow_serve_fields: bool = False) -> int:
+            job_command: str = "run", budget: dict | None = None, allow_serve_fields: bool = False,
+            allow_factory: list[str] | None = None) -> int:
     """budget: Budget fields the operator set (max_trials, max_fold_epochs, max_concurrent,
-    max_parameters, max_failures); the rest keep their defaults."""
+    max_parameters, max_failures); the rest keep their defaults. allow_factory: module prefixes a
+    spec's model.factory may name (none: the API runs no user code)."""
     from pydantic import ValidationError
 
     from service.api import Settings, serve_api
-    from service.safety import Budget
+    from service.safety import Budget, factory_prefix_problem
     from service.spec import _format_pydantic
 
     try:
@@ -190,6 +195,10 @@ def api_cmd(host: str, port: int, address: str | None, token: str | None, data_r
     except ValidationError as e:
         return _error([f"--{loc.replace('_', '-')}:{msg}" for loc, msg in
                        (line.split(":", 1) for line in _format_pydantic(e))])
+
+    bad_prefixes = [p for p in map(factory_prefix_problem, allow_factory or []) if p]
+    if bad_prefixes:
+        return _error(bad_prefixes)
 
     token = token or os.environ.get("RAYSEMBLE_API_TOKEN")
     if not token:
@@ -200,6 +209,7 @@ def api_cmd(host: str, port: int, address: str | None, token: str | None, data_r
         return _error(str(e))
     settings = Settings.build(address=address, token=token, data_roots=data_roots, home=home,
                               mlflow_uri=mlflow_uri, storage_path=storage_path, max_body_bytes=max_body_bytes,
-                              job_command=job_command, budget=limits, allow_serve_fields=allow_serve_fields)
+                              job_command=job_command, budget=limits, allow_serve_fields=allow_serve_fields,
+                              factory_prefixes=tuple(allow_factory or ()))
     serve_api(settings, host, port)
     return EXIT_OK

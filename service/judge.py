@@ -1,13 +1,15 @@
-"""Judgement on the held-out test rows: best single trial vs ensemble vs student, side by side."""
+"""Judgement on the held-out test rows: best single trial (and, when the sweep tried several model
+families, the best trial of each) vs ensemble vs student, side by side."""
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel
 
+from trainers.checkpoint import load_model
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.metrics import all_scores, confusion
 
@@ -17,7 +19,7 @@ LATENCY_BATCHES = (1, 256)
 
 
 class JudgeRow(BaseModel):
-    model: str  # single | ensemble | student
+    model: str  # single | best_<family> | ensemble | student
     accuracy: float
     precision_macro: float
     recall_macro: float
@@ -29,12 +31,46 @@ class JudgeRow(BaseModel):
     n_members: int
     n_test: int
     confusion: list[list[int]]
+    family: str | None = None  # the members' families, "+"-joined when they differ (logreg+mlp)
+    trial_id: str | None = None  # the trial a single/best_<family> row is
 
     def metrics(self) -> dict[str, float]:
         """The numbers worth logging (no confusion matrix, no NaN)."""
         keys = (*METRIC_COLUMNS, "roc_auc", "latency_ms_b1", "latency_ms_b256")
         return {k: float(getattr(self, k)) for k in keys
                 if getattr(self, k) is not None and np.isfinite(getattr(self, k))}
+
+
+def trial_family(trial) -> str | None:
+    """A trial's model family: params["family"] (every trial records it), else the family in the
+    config of its first fold model (sweeps from before families); None for a trial with neither
+    (one that failed before writing a fold model)."""
+    family = trial.params.get("family")
+    if family is None and trial.checkpoint_dir is not None:
+        paths = [p for p in trial.fold_model_paths() if p.is_file()]
+        family = load_model(paths[0])[1].family if paths else None
+    return family
+
+
+def judged_trials(ranked: Sequence) -> dict:
+    """The single trials worth a row, by row name: "single" (the best finished trial) and, when the
+    finished trials span two families or more, "best_<family>" for the best of each (a sweep of
+    one family would get its "single" row twice). `ranked`: finished trials, best first."""
+    if not ranked:
+        raise ValueError("at least one finished trial must hold, but got none")
+    best: dict[str, object] = {}
+    for trial in ranked:
+        best.setdefault(trial_family(trial), trial)
+    rows = {"single": ranked[0]}
+    if len(best) > 1:
+        rows.update((f"best_{family}", trial) for family, trial in best.items())
+    return rows
+
+
+def trial_predictor(trial, classes: list | None = None) -> EnsemblePredictor:
+    """A trial as its k fold models soft-voted, the way it was scored in the search."""
+    return EnsemblePredictor.from_files(trial.fold_model_paths(), method="soft_vote", classes=classes,
+                                        kind="single")
 
 
 def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, batch: int,
@@ -60,9 +96,10 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
 
 
 def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: np.ndarray,
-          repeats: int = 50) -> list[JudgeRow]:
-    """One row per predictor, in the dict's order (single, ensemble, student). `repeats`: timed
-    calls at batch 1; batch 256 gets a fifth of them (at least 3)."""
+          repeats: int = 50, trials: dict | None = None) -> list[JudgeRow]:
+    """One row per predictor, in the dict's order (single, best_<family>..., ensemble, student).
+    `repeats`: timed calls at batch 1; batch 256 gets a fifth of them (at least 3). `trials`: row
+    name -> the trial that row is (judged_trials()), for its trial_id."""
     if len(x_test) != len(y_test) or len(x_test) == 0:
         raise ValueError(f"as many test labels as test rows (>= 1) must hold, but got {len(x_test)} rows "
                          f"and {len(y_test)} labels")
@@ -78,16 +115,18 @@ def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: 
                              roc_auc=None if roc is None or not np.isfinite(roc) else roc,
                              latency_ms_b1=1e3 * latency[1][name], latency_ms_b256=1e3 * latency[256][name],
                              n_members=len(predictor.models), n_test=len(y_test),
-                             confusion=confusion(y_test, proba)))
+                             confusion=confusion(y_test, proba),
+                             family="+".join(sorted({c.family for c in predictor.configs})),
+                             trial_id=getattr((trials or {}).get(name), "trial_id", None)))
     return rows
 
 
-HEADER = ("model", *METRIC_COLUMNS, "ms/sample b1", "ms/sample b256", "members")
+HEADER = ("model", "family", "trial", *METRIC_COLUMNS, "ms/sample b1", "ms/sample b256", "members")
 
 
 def _cells(r: JudgeRow) -> list[str]:
-    return [r.model, *(f"{getattr(r, k):.4f}" for k in METRIC_COLUMNS), f"{r.latency_ms_b1:.3f}",
-            f"{r.latency_ms_b256:.4f}", str(r.n_members)]
+    return [r.model, r.family or "", r.trial_id or "", *(f"{getattr(r, k):.4f}" for k in METRIC_COLUMNS),
+            f"{r.latency_ms_b1:.3f}", f"{r.latency_ms_b256:.4f}", str(r.n_members)]
 
 
 def rows_table(rows: list[JudgeRow], title: str = "held-out test split"):
@@ -95,7 +134,7 @@ def rows_table(rows: list[JudgeRow], title: str = "held-out test split"):
 
     table = Table(title=title)
     for col in HEADER:
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, justify="left" if col in ("model", "family", "trial") else "right")
     for r in rows:
         table.add_row(*_cells(r))
     return table

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import torch
 
-from service.judge import JudgeRow, judge, print_rows
+from service.judge import JudgeRow, judge, judged_trials, latency_per_sample, print_rows, trial_predictor
 from service.report import write_report
 from trainers.config import DistillConfig, EnsembleConfig
 from trainers.atomic import write_atomic
-from trainers.distill import distill, distill_with_ray_train, student_model_config
+from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
 from trainers.ensemble.build import build_ensemble
+from trainers.ensemble.combine import combine
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.refit import Refitter
 from trainers.loop import pick_device
@@ -116,8 +117,23 @@ class PostSweep:
 
     def distill(self, teacher: EnsemblePredictor, teacher_dir: Path) -> tuple[EnsemblePredictor, dict]:
         cfg = self.spec.distill
-        model_cfg = student_model_config(cfg.student, teacher.configs[0])
         options = self._ray_options("distill")
+        student_cfg, sizing, extra = cfg.student, None, {}
+        if cfg.sizes:
+            # candidates on Ray tasks when distillation runs on Ray, with the CPUs/GPUs a Train worker gets
+            resources = None if options is None else {"num_cpus": options["cpus_per_worker"],
+                                                      "num_gpus": options["gpus_per_worker"]}
+            sizing = size_student(cfg, teacher.configs[0], self.x_train, self.y_train, teacher, self.spec.cv.seed,
+                                  latency=self._latency_ms, device=pick_device(),
+                                  teacher_oof=self._teacher_oof(teacher, teacher_dir), teacher_dir=teacher_dir,
+                                  ray_resources=resources)
+            student_cfg = sizing.student
+            # the rows the candidates were scored on, as dataset row ids (rows_used checks them)
+            extra["selection_rows"] = self.train_idx[sizing.validation].tolist()
+        # the chosen shape is distilled again on the whole training split (fit_rows): the validation
+        # rows were held out only to compare shapes, and the candidate itself learned from
+        # 1 - validation_fraction of them; what is chosen is the shape, not that candidate's weights
+        model_cfg = student_model_config(student_cfg, teacher.configs[0])
         if options is None:
             model, losses = distill(cfg, model_cfg, self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                     pick_device())
@@ -126,15 +142,34 @@ class PostSweep:
                                                    self.spec.cv.seed, **options)
         student = EnsemblePredictor([model], [model_cfg], method="soft_vote", classes=self.classes, kind="student")
         directory = student.save(_fresh(self.out / "student"))
-        info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None}
+        info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
+                "student": student_cfg.model_dump(mode="json"), "parameters": model_cfg.parameter_count(),
+                **({"sizing": sizing.info} if sizing else {})}
         _provenance(directory, sweep=self.sweep.name, kind="student", info=info, teacher=str(teacher_dir),
-                    fit_rows=self.train_idx.tolist())
+                    fit_rows=self.train_idx.tolist(), **extra)
         return student, info
 
-    def single(self) -> EnsemblePredictor:
-        """The best trial as its k fold models soft-voted, the way it was scored in the search."""
-        return EnsemblePredictor.from_files(self.ranked[0].fold_model_paths(), method="soft_vote",
-                                            classes=self.classes, kind="single")
+    def _latency_ms(self, predicts: dict, x: np.ndarray) -> dict[str, float]:
+        """Batch-1 milliseconds per row with the judge's timer and repeats (what the student row reports)."""
+        return {k: 1e3 * v for k, v in latency_per_sample(predicts, x, 1, self.repeats).items()}
+
+    def _teacher_oof(self, teacher: EnsemblePredictor, teacher_dir: Path) -> np.ndarray | None:
+        """The teacher's out-of-fold probabilities on the training split, to score it fairly beside
+        students that never saw the validation rows: each chosen trial's OOF block stands in for each
+        of its members, combined the teacher's way (a stacker was fitted on these very blocks, so that
+        one is mildly in-sample). None where a chosen trial has no OOF predictions on disk."""
+        try:
+            trials = read_provenance(teacher_dir)["info"]["trials"]
+            by_id = {t.trial_id: t for t in self.ranked}
+            blocks = [np.repeat(by_id[t["trial_id"]].oof()[None], t["n_members"], 0) for t in trials]
+        except (FileNotFoundError, KeyError, TypeError):
+            return None
+        if not blocks:
+            return None
+        members = np.concatenate(blocks)
+        if members.shape[:2] != (len(teacher.models), len(self.y_train)) or not np.isfinite(members).all():
+            return None
+        return combine(teacher.method, members, teacher.weights, teacher.stacker)
 
     def rows_used(self, bundles: dict[str, Path]) -> dict:
         """Row counts per use, and the check that no recorded row id is a held-out one."""
@@ -163,6 +198,8 @@ def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path) -> None:
     metrics = [Metric(f"test_{r.model}_{k}", v, now, 0) for r in rows for k, v in r.metrics().items()]
     client.log_batch(sweep.mlflow_run_id, metrics=metrics)
     client.log_dict(sweep.mlflow_run_id, {r.model: r.confusion for r in rows}, "test/confusion.json")
+    client.log_dict(sweep.mlflow_run_id, {r.model: {"family": r.family, "trial_id": r.trial_id} for r in rows},
+                    "test/models.json")
     client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
 
 
@@ -227,7 +264,8 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
         built.add("ensemble")
     else:
         ensemble, ens_info = EnsemblePredictor.load(ens_dir), read_provenance(ens_dir)["info"]
-    predictors = {"single": run.single(), "ensemble": ensemble}
+    trials = judged_trials(run.ranked)  # "single", and "best_<family>" when the sweep tried several families
+    predictors = {**{name: trial_predictor(t, run.classes) for name, t in trials.items()}, "ensemble": ensemble}
     bundles = {"ensemble": ens_dir}
     distill_info = None
     if sweep.spec.distill.enabled:
@@ -242,7 +280,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
         registered.pop("student", None)
     rows_used = run.rows_used(bundles)
 
-    rows = judge(predictors, run.x_test, run.y_test, latency_repeats)
+    rows = judge(predictors, run.x_test, run.y_test, latency_repeats, trials)
     if console is not None:
         print_rows(rows, console)
     by_name = {r.model: r for r in rows}

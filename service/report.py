@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from service.judge import JudgeRow, markdown_table
+from service.judge import JudgeRow, markdown_table, trial_family
 from trainers.atomic import write_atomic
 
 
@@ -101,14 +101,46 @@ def plot_confusion(matrix: list[list[int]], classes: list, title: str, path: Pat
     return _save(fig, path)
 
 
-def _trials_table(trials, weights: dict[str, float]) -> str:
-    lines = ["| trial | status | mean CV score | fold scores | ensemble weight | params |", "|---|---|---|---|---|---|"]
+def _trials_table(trials, weights: dict[str, float], families: dict[str, str | None]) -> str:
+    lines = ["| trial | family | status | mean CV score | fold scores | ensemble weight | params |",
+             "|---|---|---|---|---|---|---|"]
     for t in sorted(trials, key=lambda t: t.trial_id):
         folds = ", ".join(f"{s:.4f}" for s in t.fold_scores)
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(t.params.items()))
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted(t.params.items()) if k != "family")  # it has its own column
         w = f"{weights[t.trial_id]:.3f}" if t.trial_id in weights else ""
-        lines.append(f"| {t.trial_id} | {t.status} | {t.mean_score:.4f} | {folds} | {w} | {params} |")
+        lines.append(f"| {t.trial_id} | {families[t.trial_id] or ''} | {t.status} | {t.mean_score:.4f} | {folds} | "
+                     f"{w} | {params} |")
     return "\n".join(lines)
+
+
+def _members_table(info: dict, families: dict[str, str | None]) -> str:
+    """The ensemble's trials, in the order they were chosen, each with its family."""
+    lines = ["| trial | family | mean CV score | weight | models |", "|---|---|---|---|---|"]
+    for t in info.get("trials", []):
+        family = t.get("family") or families.get(t["trial_id"]) or ""
+        lines.append(f"| {t['trial_id']} | {family} | {t['mean_score']:.4f} | {t['weight']:.3f} | {t['n_members']} |")
+    return "\n".join(lines)
+
+
+def _shape(candidate: dict) -> str:
+    return f"{candidate['family']} " + ", ".join(f"{k}={v}" for k, v in candidate["shape"].items())
+
+
+def _sizing_lines(sizing: dict, fit_rows: int) -> list[str]:
+    """The student-size search: its candidates and which one was kept, and why."""
+    chosen = sizing["candidates"][sizing["chosen"]]
+    budget = "" if sizing.get("max_latency_ms") is None else f", latency budget {sizing['max_latency_ms']:g} ms/row"
+    lines = [f"Size chosen from {len(sizing['candidates'])} candidates, each distilled on {sizing['transfer_rows']} "
+             f"rows of the training split and scored on the other {sizing['validation_rows']} (no test row); "
+             f"teacher's validation accuracy {sizing['teacher_val_accuracy']:.4f} ({sizing['teacher_score']}), "
+             f"margin {sizing['margin']:g}{budget}.", "",
+             f"Chosen: **{_shape(chosen)}**: {sizing['reason']}. Then distilled again on all {fit_rows} training rows.",
+             "", "| candidate | parameters | validation accuracy | ms/sample b1 | chosen |", "|---|---|---|---|---|"]
+    for i, c in enumerate(sizing["candidates"]):
+        lines.append(f"| {_shape(c)} | {c['parameters']} | {c['val_accuracy']:.4f} | {c['latency_ms_b1']:.3f} | "
+                     f"{'yes' if i == sizing['chosen'] else ''} |")
+    return lines + [""]
 
 
 def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
@@ -118,6 +150,7 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
     out_dir.mkdir(parents=True, exist_ok=True)
     spec, metric = sweep.spec, sweep.spec.search.metric
     weights = {t["trial_id"]: t["weight"] for t in (ensemble_info or {}).get("trials", [])}
+    families = {t.trial_id: trial_family(t) for t in sweep.trials}
     parts = [f"# Sweep `{sweep.name}`", "",
              f"Search: {spec.search.algorithm}, metric `{metric}` ({spec.search.mode}), "
              f"{len(sweep.trials)} trials ({len(sweep.ranked())} finished), {spec.cv.folds}-fold CV; "
@@ -126,16 +159,20 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
     if registered:
         parts += ["Registered: " + ", ".join(f"`{v['name']}` v{v['version']}" for v in registered.values()), ""]
     parts += ["## Search", "", f"![score per trial]({plot_scores(sweep.trials, metric, set(weights), out_dir / 'scores.png')})",
-              "", _trials_table(sweep.trials, weights), ""]
+              "", _trials_table(sweep.trials, weights, families), ""]
     curves = {t.trial_id: c for t in sweep.ranked() if (c := trial_curve(t, metric)) is not None}
     parts += ["## Learning curves", ""]
     parts += [f"![learning curves]({plot_curves(curves, metric, out_dir / 'curves.png')})" if curves
               else "No per-epoch curves were recorded for these trials.", ""]
     if ensemble_info:
         parts += ["## Ensemble", "", f"selection `{ensemble_info['selection']}`, method `{ensemble_info['method']}`, "
-                  f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", ""]
+                  f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", "",
+                  _members_table(ensemble_info, families), ""]
     if distill_info:
-        parts += ["## Student", "", f"```\n{json.dumps(distill_info.get('config', {}), indent=1)}\n```", ""]
+        parts += ["## Student", ""]
+        if distill_info.get("sizing"):
+            parts += _sizing_lines(distill_info["sizing"], len(sweep.train_idx))
+        parts += [f"```\n{json.dumps(distill_info.get('config', {}), indent=1)}\n```", ""]
         if distill_info.get("losses"):
             parts += [f"![distillation loss]({plot_losses(distill_info['losses'], out_dir / 'student_loss.png')})", ""]
     parts += ["## Confusion matrices (held-out test split)", ""]

@@ -1,8 +1,15 @@
 """What a spec may ask of a shared cluster: checks applied by `raysemble submit` and the REST API.
 
-The schema already limits a spec to built-in model families, scikit-learn sets and data files,
-and forbids unknown keys everywhere (so nothing in a spec can name a runtime_env, a module or a
-command). What is left to check before a spec leaves for a cluster:
+The schema already limits a spec to the registered model families, scikit-learn sets and data
+files, and forbids unknown keys everywhere (so nothing in a spec can name a runtime_env or a
+command). The one field that names code is model.factory (family torch: the user's own network,
+"pkg.module:build"). What is left to check before a spec leaves for a cluster:
+
+- model.factory: the module must lie under one of the operator's factory_prefixes (`raysemble api
+  --allow-factory PREFIX`); none by default, so the REST API runs no user code. The CLI (`raysemble
+  submit`, whose user can already run anything on the cluster through Ray Jobs) allows any module
+  (factory_prefixes=None). The check runs in before_data, before anything imports the module (the
+  parameter budget in after_data builds the user's net, i.e. imports and calls the factory).
 
 - data.source, when a file, must resolve inside one of the allowed data roots: `..` components,
   absolute paths outside the roots, URLs (`file://`, `s3://`, any `scheme:`), percent-encoded
@@ -37,11 +44,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.spec import MAX_DEPTH, Checks, SpecError, SpecLoader, SweepSpec, loads_json, parse_spec, trial_values
 from trainers.data import Dataset
+from trainers.families import FAMILIES
 from trainers.loop import TrainConfig
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-FAMILIES = ("mlp", "cnn")
+# a module path: what --allow-factory takes and a factory's module part is made of
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 # serve fields that decide who can reach the service or how much of the cluster it takes; the rest
 # (topology, batching, health-check timing) only tune a deployment the operator already allows
 OPERATOR_SERVE_FIELDS = ("host", "port", "token", "app_name", "ingress", "min_replicas", "max_replicas",
@@ -87,18 +96,24 @@ class Budget(BaseModel):
             if values:
                 shape[key] = max(values)
         dims = {"in_features": dataset.x.shape[1], "n_classes": dataset.n_classes}
-        largest = spec.base_model_config(**dims).model_copy(update=shape).parameter_count()
+        base = spec.base_model_config(**dims)
+        # per family the space reaches; scikit-learn families have no count (their sizes are bounded
+        # by their schemas: trees, iterations, leaves)
+        counts = [base.model_copy(update={**shape, "family": f}).parameter_count() for f in spec.families()]
+        largest = max((c for c in counts if c is not None), default=0)
         got = []
         if largest > self.max_parameters:
             got.append(f"model: at most {self.max_parameters} parameters per model (budget max_parameters) "
                        f"expected, but the space's largest model has {largest}")
         if spec.distill.enabled:
-            student = spec.distill.student.model_dump()
-            student.pop("dropout")
-            count = spec.base_model_config(**dims).model_copy(update=student).parameter_count()
-            if count > self.max_parameters:
-                got.append(f"distill.student: at most {self.max_parameters} parameters per model (budget "
-                           f"max_parameters) expected, but the student has {count}")
+            for i, shape in enumerate(spec.distill.candidates()):
+                student = shape.model_dump()
+                student.pop("dropout")
+                count = base.model_copy(update=student).parameter_count()
+                if count > self.max_parameters:
+                    where = f"distill.sizes.{i}" if spec.distill.sizes else "distill.student"
+                    got.append(f"{where}: at most {self.max_parameters} parameters per model (budget "
+                               f"max_parameters) expected, but the student has {count}")
         return got
 
 
@@ -112,6 +127,9 @@ class Policy(Checks):
     storage_path: str | None = None
     budget: Budget | None = None  # None: no budget (a trusted CLI user)
     allow_serve_fields: bool = True  # False: OPERATOR_SERVE_FIELDS may not be set by the spec
+    # modules model.factory may name, as whole dotted components ("pkg" allows pkg and pkg.models,
+    # not pkgevil); () allows none (the safe default); None allows any (a trusted CLI user)
+    factory_prefixes: tuple[str, ...] | None = ()
 
     def roots(self) -> list[Path]:
         return [Path(os.path.realpath(Path(r).expanduser())) for r in self.data_roots]
@@ -120,6 +138,9 @@ class Policy(Checks):
         problems, resolved = data_source_problems(spec.data.source, self)
         if resolved:
             spec.data.source = resolved  # the path checked is the path read
+        problem = factory_problem(spec.model.factory, self.factory_prefixes)
+        if problem:
+            problems.append(problem)
         if self.tracking == "server":
             for key in ("mlflow_uri", "storage_path"):
                 value = getattr(spec.tracking, key)
@@ -153,6 +174,27 @@ def _inside(path: Path, root: Path) -> bool:
         return os.path.commonpath([str(path), str(root)]) == str(root)
     except ValueError:
         return False
+
+
+def factory_prefix_problem(prefix: object) -> str | None:
+    """Why an operator's --allow-factory value is not a module path, or None."""
+    if isinstance(prefix, str) and _MODULE.match(prefix):
+        return None
+    return (f"--allow-factory: a module path such as 'mypkg' or 'mypkg.models' expected, but got "
+            f"{str(prefix)[:120]!r}")
+
+
+def factory_problem(factory: object, prefixes: tuple[str, ...] | None) -> str | None:
+    """Why model.factory may not run here, or None. A prefix matches whole module path components,
+    so "pkg" allows "pkg:build" and "pkg.models:build" but not "pkgevil:build"."""
+    if factory is None or prefixes is None:
+        return None
+    module = str(factory).partition(":")[0]
+    if any(module == p or module.startswith(p + ".") for p in prefixes):
+        return None
+    return (f"model.factory: a module under an operator-allowed prefix ({list(prefixes)}) expected, but got "
+            f"{str(factory)[:120]!r} (the REST API runs no user code unless `raysemble api --allow-factory "
+            f"PREFIX`)")
 
 
 def data_source_problems(source: object, policy: Policy) -> tuple[list[str], str | None]:
@@ -199,9 +241,15 @@ def check(raw: object, policy: Policy) -> dict:
         if resolved:
             data["source"] = resolved
     model = raw.get("model")
-    if isinstance(model, dict) and "family" in model and model["family"] not in FAMILIES:
-        # checked here too: parse_spec lets an unknown family through as a bare pydantic error
-        problems.append(f"model.family: one of {list(FAMILIES)} expected, but got {str(model['family'])[:80]!r}")
+    if isinstance(model, dict):
+        family = model.get("family", "mlp")
+        if not isinstance(family, str) or family not in FAMILIES:  # a list is unhashable: no `in` a dict
+            # the registry's names (trainers.families), so a new family is accepted here too
+            problems.append(f"model.family: one of {sorted(FAMILIES)} expected, but got "
+                            f"{str(family)[:80]!r}")
+        problem = factory_problem(model.get("factory"), policy.factory_prefixes)
+        if problem:
+            problems.append(problem)
     tracking = raw.get("tracking")
     if policy.tracking == "server":
         if isinstance(tracking, dict):

@@ -16,13 +16,15 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from serving.config import ServeConfig
 from serving.home import Locations, locations
 from trainers.config import CVConfig, DistillConfig, EnsembleConfig, ResourcesConfig, SearchConfig
 from trainers.data import MAX_PATH_CHARS, DataConfig, DataError, Dataset, load_dataset
-from trainers.loop import MODEL_KEYS, TrainConfig, split_params
+from trainers.families import FAMILIES, get_family, known_family
+from trainers.families.scope import FAMILY_KEY, key_problem, receivers, scope_of
+from trainers.loop import split_params
 from trainers.models import MAX_CHANNELS, MAX_DEPTH as MAX_MODEL_DEPTH, MAX_HIDDEN, Activation, ModelConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -47,16 +49,21 @@ class SpecError(ValueError):
 
 
 class ModelSection(BaseModel):
-    """The model family plus its fixed shape; searched shape keys go in search.space."""
+    """The model family plus its fixed shape; searched shape keys go in search.space, and a sweep
+    over several families searches `family` there (search.space.family: {choice: [...]})."""
 
     model_config = ConfigDict(extra="forbid")
 
-    family: Literal["mlp", "cnn"] = "mlp"
+    family: StrictStr = Field("mlp", max_length=64)  # a name of trainers.families.FAMILIES
+    # family torch: "package.module:function" building the user's nn.Module (code: CLI and submit only)
+    factory: StrictStr | None = Field(None, max_length=256, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     hidden: int | None = Field(None, ge=1, le=MAX_HIDDEN)
     depth: int | None = Field(None, ge=1, le=MAX_MODEL_DEPTH)
     channels: int | None = Field(None, ge=1, le=MAX_CHANNELS)
     dropout: float | None = Field(None, ge=0.0, lt=1.0, allow_inf_nan=False)
     activation: Activation | None = None
+
+    _known_family = field_validator("family")(classmethod(lambda cls, v: known_family(v)))
 
 
 class TrackingConfig(BaseModel):
@@ -88,6 +95,13 @@ class SweepSpec(BaseModel):
         fixed = {k: v for k, v in self.model.model_dump().items() if v is not None}
         return ModelConfig.model_validate({**fixed, "in_features": in_features, "n_classes": n_classes,
                                            "image_shape": self.data.image_shape})
+
+    def families(self) -> list[str]:
+        """The families trials can train: the searched `family` dimension's values, else model.family."""
+        dim = self.search.space.get(FAMILY_KEY)
+        if dim is None:
+            return [self.model.family]
+        return list(dict.fromkeys(str(v) for v in dim.endpoints()))
 
     def locations(self) -> Locations:
         """Home, MLflow store and Tune storage of this sweep (serving.home resolves them)."""
@@ -227,68 +241,107 @@ def _guarded(where: str, check, *args) -> list[str]:
                 f"({type(err).__name__})"]
 
 
-def _hyperparameter_problem(key: str, value, base: ModelConfig) -> str | None:
-    """Why one value of a searched or fixed hyperparameter is out of its field's bounds, or None."""
+def _hyperparameter_problem(key: str, value, family: str, base: ModelConfig) -> str | None:
+    """Why one value of a searched or fixed hyperparameter is out of its field's bounds for one of the
+    families it reaches, or None."""
     try:
-        split_params({key: value}, base)
+        split_params({FAMILY_KEY: family, key: value}, base)
     except ValidationError as err:
         detail = err.errors()[0]["msg"].removeprefix("Value error, ")
         return f"{detail} (got {_show(value)})"
+    except ValueError as err:  # a family that refuses the value outright (no factory, unknown family)
+        return str(err).removeprefix("model.factory: ")
     return None
 
 
+def _family_problems(spec: SweepSpec) -> list[str]:
+    problems = []
+    dim = spec.search.space.get(FAMILY_KEY)
+    if FAMILY_KEY in spec.search.fixed:
+        problems.append(f"search.fixed.{FAMILY_KEY}: set model.family for one family, or search "
+                        f"search.space.{FAMILY_KEY}: {{choice: [...]}}, but got a fixed family")
+    if dim is not None:
+        if not hasattr(dim, "choice") and not hasattr(dim, "grid"):
+            problems.append(f"search.space.{FAMILY_KEY}: a choice or grid of family names expected, but got "
+                            f"{type(dim).__name__.lower()}")
+            return problems
+        unknown = [v for v in dim.endpoints() if not isinstance(v, str) or v not in FAMILIES]
+        if unknown:
+            problems.append(f"search.space.{FAMILY_KEY}: names of {sorted(FAMILIES)} expected, but got "
+                            f"{[_show(v) for v in unknown[:5]]}")
+        elif spec.search.algorithm == "random" and any(hasattr(d, "grid") for d in spec.search.space.values()):
+            problems.append("search.space: grid dimensions with a searched family need algorithm grid, but got "
+                            "algorithm 'random'")
+    return problems
+
+
 def _semantic_problems(spec: SweepSpec) -> list[str]:
-    """Checks that need more than one section: the space against the model, folds against the data."""
-    problems: list[str] = []
+    """Checks that need more than one section: the space against the families, folds against the data."""
+    problems = _family_problems(spec)
+    if problems:
+        return problems
     try:
         base = spec.base_model_config()
     except ValidationError as err:
         return [f"model.{line}" for line in _format_pydantic(err)]
-    known = set(MODEL_KEYS) | set(TrainConfig.model_fields)
+    families = spec.families()
     for where, mapping in (("search.space", spec.search.space), ("search.fixed", spec.search.fixed)):
         for key in mapping:
-            if key not in known:
-                problems.append(f"{where}.{key}: a hyperparameter of {sorted(known)} expected, but got {_show(key)}")
+            problem = None if key == FAMILY_KEY else key_problem(key, families)
+            if problem:
+                problems.append(f"{where}.{key}: {problem}")
     if problems:
         return problems
+    if "torch" in families and not spec.model.factory:
+        problems.append("model.factory: 'package.module:function' expected for family torch, but got none")
     for key, dim in spec.search.space.items():
-        for value in dim.endpoints():
-            problem = _hyperparameter_problem(key, value, base)
-            if problem:
-                problems.append(f"search.space.{key}: {problem}")
-                break
+        problems += _value_problems(f"search.space.{key}", key, dim.endpoints(), families, base)
     for key, value in spec.search.fixed.items():
-        problem = _hyperparameter_problem(key, value, base)
-        if problem:
-            problems.append(f"search.fixed.{key}: {problem}")
+        problems += _value_problems(f"search.fixed.{key}", key, [value], families, base)
     if problems:
         return problems
     uses_cutmix = any(v > 0 for v in trial_values(spec, "cutmix_alpha"))
     if uses_cutmix and spec.data.image_shape is None:
         problems.append("search.cutmix_alpha: cutmix needs image-shaped data (data.image_shape), "
                         "but got flat data (image_shape=None)")
-    if "cnn" in (spec.model.family, spec.distill.student.family) and spec.data.image_shape is None:
+    if "cnn" in (*families, spec.distill.student.family) and spec.data.image_shape is None:
         problems.append("model.family: family 'cnn' needs data.image_shape, but got image_shape=None")
+    not_torch = [f for f in families if not get_family(f).is_torch]
+    if spec.resources.parallelism == "ddp" and not_torch:
+        problems.append(f"resources.parallelism: 'ddp' needs torch families only, but the sweep trains {not_torch}")
     return problems
+
+
+def _value_problems(where: str, key: str, values: list, families: list[str], base: ModelConfig) -> list[str]:
+    if key == FAMILY_KEY or "torch" in receivers(key, families) and not base.factory:
+        return []
+    for family in receivers(key, families):
+        for value in values:
+            problem = _hyperparameter_problem(key, value, family, base)
+            if problem:
+                return [f"{where}: {problem}"]
+    return []
 
 
 def trial_values(spec: SweepSpec, key: str) -> list:
     """The fixed value, or the space's endpoints, of a hyperparameter as a trial's config will hold
-    it (coerced by its field: "3" epochs is 3); values the field rejects are left out, since the
-    semantic checks report those."""
-    if key in spec.search.fixed:
-        values = [spec.search.fixed[key]]
-    elif key in spec.search.space:
-        values = spec.search.space[key].endpoints()
-    else:
-        return []
+    it (coerced by its field: "3" epochs is 3), for every family it reaches; values a field rejects
+    are left out, since the semantic checks report those."""
     found = []
-    for value in values:
-        try:
-            model_cfg, train_cfg = split_params({key: value}, ModelConfig())
-        except ValidationError:
-            continue
-        found.append(getattr(model_cfg if key in MODEL_KEYS else train_cfg, key))
+    families = spec.families()
+    for where, mapping in (("fixed", spec.search.fixed), ("space", spec.search.space)):
+        for raw_key, entry in mapping.items():
+            if raw_key == FAMILY_KEY or scope_of(raw_key)[1] != key:
+                continue
+            values = [entry] if where == "fixed" else entry.endpoints()
+            for family in receivers(raw_key, families):
+                for value in values:
+                    try:
+                        model_cfg, fit_cfg = split_params({FAMILY_KEY: family, raw_key: value},
+                                                          ModelConfig(family=family))
+                    except (ValidationError, ValueError):
+                        continue
+                    found.append(getattr(fit_cfg, key) if hasattr(fit_cfg, key) else getattr(model_cfg, key, value))
     return found
 
 
@@ -398,6 +451,45 @@ def read_spec_text(text: str, source: str = "<spec>") -> object:
         raise SpecError([f"{source}: valid YAML or JSON expected, but parsing failed: {first}"]) from None
 
 
+class LocalCode(Checks):
+    """A spec from the user's own file may name their code (model.factory, family torch): it must
+    import from the spec's directory or the current one and build a network that maps the data's
+    rows to one logit per class. Those directories also go on PYTHONPATH, so the Ray this process
+    starts (its trial processes inherit the environment) imports the same module."""
+
+    def __init__(self, spec_dir: Path):
+        self.dirs = [str(Path(spec_dir).resolve()), str(Path.cwd())]
+
+    def after_data(self, spec: SweepSpec, dataset: Dataset) -> list[str]:
+        if "torch" not in spec.families():
+            return []
+        import os
+        import sys
+
+        import torch
+
+        for d in reversed(self.dirs):
+            if d not in sys.path:
+                sys.path.insert(0, d)
+        os.environ["PYTHONPATH"] = os.pathsep.join([*self.dirs, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        # one trial's values: fixed ones, else each dimension's first endpoint
+        values = {k: v.endpoints()[0] for k, v in spec.search.space.items() if k != FAMILY_KEY}
+        base = spec.base_model_config(dataset.x.shape[1], dataset.n_classes)
+        try:
+            model_cfg, _ = split_params({**values, **spec.search.fixed, FAMILY_KEY: "torch"}, base)
+            with torch.no_grad():
+                out = get_family("torch").build(model_cfg).eval()(torch.as_tensor(dataset.x[:2]))
+        except ValueError as err:
+            return [str(err) if str(err).startswith("model.factory") else f"model.factory: {err}"]
+        except Exception as err:  # noqa: BLE001 - the user's code failing is a spec problem, not a crash
+            return [f"model.factory: a factory that builds and runs expected, but {spec.model.factory} raised "
+                    f"{type(err).__name__}: {str(err)[:200]}"]
+        if tuple(out.shape) != (2, dataset.n_classes):
+            return [f"model.factory: logits of shape (rows, {dataset.n_classes}) expected, but "
+                    f"{spec.model.factory}'s network returned {tuple(out.shape)} for 2 rows"]
+        return []
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
@@ -408,4 +500,4 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError([f"{path}: a readable UTF-8 spec file expected, but reading failed "
                          f"({type(err).__name__})"]) from None
     # relative data paths are relative to the current directory, as a user typing paths expects
-    return parse_spec(read_spec_text(text, str(path)), Path.cwd())
+    return parse_spec(read_spec_text(text, str(path)), Path.cwd(), LocalCode(path.parent))

@@ -26,6 +26,7 @@ from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, write_meta,
 from trainers.atomic import atomic_file, write_atomic
 from trainers.data import holdout_split, load_dataset
 from trainers.kfold import TrialData, make_folds
+from trainers.families.scope import effective_params, scope_of
 from trainers.search import Execution, asha_rungs, param_space, run_trial, tune_config
 from trainers.space import Grid
 
@@ -152,7 +153,9 @@ class Recorder:
         curves = _fold_curves(local, self.sweep.spec.cv.folds) if local else None
         ok = error is None and curves is not None
         folds = [float(c[f"val_{metric}"][-1]) for c in curves] if ok else []
-        record = TrialRecord(trial_id, dict(config), "TERMINATED" if ok else "ERROR",
+        # the flat hyperparameters its family trained with (searchers nest or scope keys)
+        params = effective_params(dict(config), self.sweep.spec.model.family)
+        record = TrialRecord(trial_id, params, "TERMINATED" if ok else "ERROR",
                              float(np.mean(folds)) if ok else math.nan, folds,
                              int(curves[0]["epoch"][-1]) if ok else 0, local if ok else None, error)
         self.records[trial_id] = record
@@ -320,7 +323,7 @@ def summary(sweep: Sweep) -> dict:
         "mlflow_run_id": sweep.mlflow_run_id, "mlflow_uri": meta.get("mlflow_uri"),
         "storage_path": meta.get("storage_path"), "sweep_dir": str(sweep.dir), "state": meta.get("state"),
         "metric": sweep.spec.search.metric, "mode": sweep.spec.search.mode,
-        "searched": sorted(sweep.spec.search.space),
+        "searched": sorted({scope_of(k)[1] for k in sweep.spec.search.space}),
         "trials": [{"trial_id": t.trial_id, "config": t.params, "mean": t.mean_score, "folds": t.fold_scores,
                     "epochs": t.epochs, "status": t.status} for t in ranked + rest],
     }

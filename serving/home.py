@@ -60,17 +60,21 @@ class Locations:
         from mlflow.tracking._model_registry import utils as registry
         from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-        saved = registry._registry_uri, os.environ.get("MLFLOW_REGISTRY_URI")
+        names = ("MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI")
+        # MLflow's own restore unsets MLFLOW_TRACKING_URI when its fluent URI was unset, even if the
+        # user's environment set it: put the environment back as it was
+        saved, env = registry._registry_uri, {n: os.environ.get(n) for n in names}
         registry.set_registry_uri(self.registry_uri)
         try:
             with _use_tracking_uri(self.mlflow_uri):
                 yield self
         finally:
-            registry._registry_uri = saved[0]
-            if saved[1] is None:
-                os.environ.pop("MLFLOW_REGISTRY_URI", None)
-            else:
-                os.environ["MLFLOW_REGISTRY_URI"] = saved[1]
+            registry._registry_uri = saved
+            for name, value in env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     def env(self) -> dict[str, str]:
         """What a child process needs to resolve these same locations."""

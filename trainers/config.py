@@ -77,9 +77,20 @@ class SearchConfig(_Section):
     def trial_count(self) -> int:
         """Trials Tune will run: every grid combination once (algorithm grid, where choices are grid
         axes too), else num_trials samples of each combination of the grid axes."""
-        grids = [len(d.grid) if isinstance(d, Grid) else len(d.choice) for d in self.space.values()
-                 if isinstance(d, Grid) or (self.algorithm == "grid" and hasattr(d, "choice"))]
-        return math.prod(grids) if self.algorithm == "grid" else self.num_trials * math.prod(grids)
+        from trainers.families.scope import FAMILY_KEY, receivers
+
+        def axes(keys) -> int:
+            return math.prod(len(d.grid) if isinstance(d, Grid) else len(d.choice) for k, d in self.space.items()
+                             if k in keys and (isinstance(d, Grid) or (self.algorithm == "grid" and hasattr(d, "choice"))))
+
+        family = self.space.get(FAMILY_KEY)
+        if family is not None and self.algorithm == "grid":
+            names = [str(v) for v in dict.fromkeys(family.endpoints())]
+            # each family's branch is its own grid: the axes that reach it, no others
+            return sum(axes([k for k in self.space if k != FAMILY_KEY and f in receivers(k, names)]) for f in names)
+        if family is not None:
+            return self.num_trials
+        return axes(self.space) if self.algorithm == "grid" else self.num_trials * axes(self.space)
 
 
 class ResourcesConfig(_Section):
@@ -115,6 +126,24 @@ class StudentConfig(_Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     activation: Activation = "relu"
 
+    def shape(self) -> dict[str, int]:
+        """The size fields this family uses (an MLP has no channels, this CNN no depth)."""
+        size = {"depth": self.depth} if self.family == "mlp" else {"channels": self.channels}
+        return {"hidden": self.hidden, **size}
+
+
+class StudentSize(_Section):
+    """One candidate shape of distill.sizes: the fields it names replace distill.student's (family,
+    dropout and activation stay the student's: the search is over size only)."""
+
+    hidden: int | None = Field(None, ge=1, le=MAX_HIDDEN)
+    depth: int | None = Field(None, ge=1, le=MAX_DEPTH)  # MLP hidden layers
+    channels: int | None = Field(None, ge=1, le=MAX_CHANNELS)  # CNN
+
+
+MAX_STUDENT_SIZES = 16  # each candidate is a whole distillation; a wider search is what the sweep is for
+MAX_LATENCY_MS = 60_000.0  # a minute per row is no budget
+
 
 class DistillConfig(_Section):
     enabled: bool = True
@@ -125,3 +154,31 @@ class DistillConfig(_Section):
     lr: float = Field(3e-3, gt=0.0, le=10.0)
     batch_size: int = Field(64, ge=1, le=65_536)
     mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # mixup on the transfer set; teacher relabels mixed rows
+    # candidate student shapes, e.g. [{hidden: 16}, {hidden: 64}, {hidden: 128, depth: 2}]; empty: no
+    # search, `student` is the shape (distilled on the whole training split, as before sizes existed)
+    sizes: list[StudentSize] = Field(default_factory=list, max_length=MAX_STUDENT_SIZES)
+    # validation accuracy a candidate may lose against the teacher's and still count as good enough;
+    # 0.01 = one point of accuracy, about what a reshuffled split moves on a few hundred rows
+    margin: float = Field(0.01, ge=0.0, le=1.0)
+    # share of the training split (stratified; never the test rows) held out of the candidates'
+    # transfer set to score them and the teacher; 0.2 keeps 80% to learn from
+    validation_fraction: float = Field(0.2, ge=0.05, le=0.5)
+    # ms per row at batch 1, timed as the judge times the student (in the process finishing the
+    # sweep); set: the most accurate candidate under it wins instead of the smallest within `margin`
+    max_latency_ms: float | None = Field(None, gt=0.0, le=MAX_LATENCY_MS)
+
+    @model_validator(mode="after")
+    def _distinct_sizes(self):
+        shapes = [c.shape() for c in self.candidates()]
+        twice = [s for i, s in enumerate(shapes) if s in shapes[:i]]
+        if twice:
+            # a repeat would train the same student twice (fields the family ignores do not count)
+            raise ValueError(f"distinct shapes in sizes (each over student, {self.student.family}) must hold, but "
+                             f"got {twice[0]} more than once")
+        return self
+
+    def candidates(self) -> list[StudentConfig]:
+        """The shapes distillation may train: each of `sizes` over `student`, or `student` alone."""
+        if not self.sizes:
+            return [self.student]
+        return [self.student.model_copy(update=s.model_dump(exclude_none=True)) for s in self.sizes]

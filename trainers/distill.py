@@ -8,11 +8,17 @@ targets), so then the teacher runs once per batch.
 
 `distill` is the in-process function; `distill_with_ray_train` runs the very same function on
 one Ray Train worker.
+
+Sizing (distill.sizes): `size_student` distils each candidate shape on part of the training split,
+scores it and the teacher on the rest, and picks a shape by `choose_student`'s rule; the caller
+then distils the chosen shape on the whole training split.
 """
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -95,7 +101,8 @@ def distill(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.nda
 
 
 def _distill_payload(payload: dict) -> dict:
-    """What a Ray Train worker runs: rebuild the teacher from its files, then `distill`."""
+    """What a Ray worker runs (the Ray Train worker, or a sized candidate's task): rebuild the
+    teacher from its files, then `distill`."""
     from trainers.loop import pick_device
 
     device = pick_device()
@@ -109,16 +116,169 @@ def _distill_payload(payload: dict) -> dict:
     return {"state_dict": state_to_numpy(model.state_dict()), "losses": losses}
 
 
+def _teacher_files(teacher_dir: str | Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in Path(teacher_dir).iterdir() if p.is_file()}
+
+
 def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
                            teacher_dir: str | Path, seed: int = 0, **ray_options) -> tuple[nn.Module, list[float]]:
     """`distill` on one Ray Train (TorchTrainer) worker. The teacher travels as its bundle's files
     (worker nodes need not share a disk with the driver). ray_options: run_on_ray_train's
     keywords (name, storage_path, cpus_per_worker, gpus_per_worker)."""
-    files = {p.name: p.read_bytes() for p in Path(teacher_dir).iterdir() if p.is_file()}
     payload = {"cfg": cfg.model_dump(mode="json"), "model_cfg": model_cfg.model_dump(mode="json"),
                "x": np.asarray(x, dtype=np.float32), "y": np.asarray(y, dtype=np.int64), "seed": seed,
-               "teacher": files}
+               "teacher": _teacher_files(teacher_dir)}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
     model = build_model(model_cfg)
     model.load_state_dict(state_from_numpy(out["state_dict"]))
     return model.eval(), out["losses"]
+
+
+# ---- sizing: which student shape ----
+
+# (predicts: name -> predict_proba, rows) -> name -> milliseconds per row at batch 1. Supplied by the
+# caller (service.judge's timer) so the budget is checked with the clock the judged student row uses.
+LatencyFn = Callable[[dict[str, Callable[[np.ndarray], object]], np.ndarray], dict[str, float]]
+
+
+def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(transfer positions, validation positions), sorted, into the rows given (the caller passes the
+    training split only, so no test row can be drawn). Stratified, so every class is scored; a plain
+    shuffled split when some class has a single row or the share is too small to hold every class."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(y)
+    n = len(y)
+    n_val = int(np.ceil(n * fraction))
+    if n_val < 1 or n - n_val < 2:
+        raise ValueError(f"at least 1 validation row and 2 transfer rows must hold (distill.validation_fraction="
+                         f"{fraction} of {n} training rows), but got {n_val} and {n - n_val}")
+    _, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 and len(counts) <= min(n_val, n - n_val) else None
+    fit, val = train_test_split(np.arange(n), test_size=n_val, stratify=stratify, random_state=seed)
+    return np.sort(fit), np.sort(val)
+
+
+def choose_student(candidates: list[dict], teacher_accuracy: float, margin: float,
+                   max_latency_ms: float | None = None) -> tuple[int, str]:
+    """(index of the chosen candidate, why). candidates: {"parameters", "val_accuracy", "latency_ms_b1"}.
+
+    No budget: the smallest (fewest parameters) whose validation accuracy is within `margin` of the
+    teacher's; if none is, the most accurate. Budget: the most accurate under it; if none is, the
+    fastest. Ties go to the smaller model, then to the earlier candidate.
+    """
+    if not candidates:
+        raise ValueError("at least one candidate must hold, but got none")
+    order = range(len(candidates))
+
+    def best(idx):
+        return max(idx, key=lambda i: (candidates[i]["val_accuracy"], -candidates[i]["parameters"], -i))
+
+    if max_latency_ms is not None:
+        under = [i for i in order if candidates[i]["latency_ms_b1"] <= max_latency_ms]
+        if under:
+            return best(under), (f"best validation accuracy of the {len(under)} candidate(s) under the latency "
+                                 f"budget of {max_latency_ms:g} ms/row")
+        fastest = min(order, key=lambda i: (candidates[i]["latency_ms_b1"], candidates[i]["parameters"], i))
+        return fastest, (f"no candidate under the latency budget of {max_latency_ms:g} ms/row: the fastest "
+                         f"({candidates[fastest]['latency_ms_b1']:.3f} ms/row)")
+    # accuracies are counts over the same rows; the epsilon keeps float rounding of
+    # teacher - margin from excluding a candidate exactly at the margin
+    floor = teacher_accuracy - margin - 1e-9
+    within = [i for i in order if candidates[i]["val_accuracy"] >= floor]
+    if within:
+        smallest = min(within, key=lambda i: (candidates[i]["parameters"], -candidates[i]["val_accuracy"], i))
+        return smallest, (f"smallest of the {len(within)} candidate(s) within {margin:g} of the teacher's "
+                          f"validation accuracy ({teacher_accuracy:.4f})")
+    return best(order), (f"no candidate within {margin:g} of the teacher's validation accuracy "
+                         f"({teacher_accuracy:.4f}): the most accurate")
+
+
+@dataclass
+class Sizing:
+    student: StudentConfig  # the chosen shape, to distil on the whole training split
+    info: dict  # JSON-able: candidates, choice, reason, teacher's score, row counts
+    validation: np.ndarray  # positions (into the rows given) the candidates were scored on
+
+
+def _accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+    return float((np.asarray(proba).argmax(1) == np.asarray(y)).mean())
+
+
+def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.ndarray, teacher: EnsemblePredictor,
+                 seed: int = 0, *, latency: LatencyFn, device: torch.device | str = "cpu",
+                 teacher_oof: np.ndarray | None = None, teacher_dir: str | Path | None = None,
+                 ray_resources: dict | None = None) -> Sizing:
+    """Distil every shape of cfg.candidates() on the transfer rows of (x, y), the training split, and
+    choose one on its held-out validation rows (validation_split) by choose_student.
+
+    teacher_oof: the teacher's out-of-fold probabilities for every row of x. The teacher's members
+    trained on these rows, so its own predictions flatter it there (a forest gets nearly all of them
+    right and no student would be within the margin); None: its own predictions, marked in-sample.
+    ray_resources: None = in-process, one candidate after another; else {"num_cpus", "num_gpus"} per
+    candidate, each a Ray task (needs teacher_dir, the teacher's saved bundle).
+    """
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    if len(x) != len(y):
+        raise ValueError(f"as many labels as rows must hold, but got {len(x)} rows and {len(y)} labels")
+    if teacher_oof is not None and np.shape(teacher_oof)[0] != len(x):
+        raise ValueError(f"teacher_oof with one row per training row must hold, but got {np.shape(teacher_oof)[0]} "
+                         f"rows for {len(x)}")
+    shapes = cfg.candidates()
+    fit, val = validation_split(y, cfg.validation_fraction, seed)
+    model_cfgs = [student_model_config(s, like) for s in shapes]
+    if ray_resources is None:
+        models = [distill(cfg, m, x[fit], y[fit], teacher, seed, device)[0] for m in model_cfgs]
+    else:
+        if teacher_dir is None:
+            raise ValueError("candidates on Ray need the teacher's bundle directory, but got teacher_dir=None")
+        models = _candidates_on_ray(cfg, model_cfgs, x[fit], y[fit], teacher_dir, seed, ray_resources)
+    honest = teacher_oof is not None
+    teacher_acc = _accuracy(teacher_oof[val] if honest else teacher.predict_proba(x[val]), y[val])
+    # served the way the judged student is: a one-member bundle's predict_proba
+    predictors = {str(i): EnsemblePredictor([m], [c], kind="student")
+                  for i, (m, c) in enumerate(zip(models, model_cfgs))}
+    ms = latency({k: p.predict_proba for k, p in predictors.items()}, x[val])
+    candidates = [{"family": s.family, "shape": s.shape(), "parameters": c.parameter_count(),
+                   "val_accuracy": _accuracy(predictors[str(i)].predict_proba(x[val]), y[val]),
+                   "latency_ms_b1": float(ms[str(i)])}
+                  for i, (s, c) in enumerate(zip(shapes, model_cfgs))]
+    chosen, reason = choose_student(candidates, teacher_acc, cfg.margin, cfg.max_latency_ms)
+    info = {"candidates": candidates, "chosen": chosen, "reason": reason, "teacher_val_accuracy": teacher_acc,
+            "teacher_score": "out-of-fold" if honest else "in-sample (the teacher trained on these rows)",
+            "margin": cfg.margin, "max_latency_ms": cfg.max_latency_ms, "transfer_rows": len(fit),
+            "validation_rows": len(val), "ray": ray_resources is not None}
+    return Sizing(shapes[chosen], info, val)
+
+
+def _candidate_task(common: dict, model_cfg: dict) -> dict:
+    """One candidate in a Ray task: the shared payload (resolved from the object store) + its shape."""
+    return _distill_payload({**common, "model_cfg": model_cfg})
+
+
+def _candidates_on_ray(cfg: DistillConfig, model_cfgs: list[ModelConfig], x: np.ndarray, y: np.ndarray,
+                       teacher_dir: str | Path, seed: int, resources: dict) -> list[nn.Module]:
+    """One Ray task per candidate, all submitted at once so they run side by side on free CPUs.
+
+    Tasks rather than one Ray Train run each: candidates are several small independent fits, and a
+    task gets what a Train worker would here (num_cpus/num_gpus placement, retries when its
+    worker dies) without a worker group and a controller per candidate, whose start-up dominates
+    models this small (as refit.py found); the transfer set and teacher go into the object store
+    once, not once per candidate. Fractional num_cpus are fine: a task holds its share only while
+    it runs, so more candidates than CPUs queue instead of deadlocking.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
+    common = ray.put({"cfg": cfg.model_dump(mode="json"), "x": x, "y": y, "seed": seed,
+                      "teacher": _teacher_files(teacher_dir)})
+    task = ray.remote(_candidate_task).options(num_cpus=float(resources.get("num_cpus", 1.0)),
+                                               num_gpus=float(resources.get("num_gpus", 0.0)))
+    outs = ray.get([task.remote(common, m.model_dump(mode="json")) for m in model_cfgs])
+    models = []
+    for m, out in zip(model_cfgs, outs):
+        model = build_model(m)
+        model.load_state_dict(state_from_numpy(out["state_dict"]))
+        models.append(model.eval())
+    return models

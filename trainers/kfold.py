@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from trainers.checkpoint import save_model
-from trainers.loop import FoldTrainer, pick_device, split_params
+from trainers.checkpoint import load_model, save_model
+from trainers.families import Fit, get_family
+from trainers.loop import pick_device, split_params
 from trainers.metrics import score
 from trainers.models import ModelConfig
 
@@ -50,30 +51,17 @@ class TrialData:
         return self.seed * 1000 + k
 
 
-def _fold_state(trainer: FoldTrainer) -> dict:
-    state = {"opt": trainer.opt.state_dict(), "gen": trainer.generator.get_state(), "epoch": trainer.epoch}
-    if trainer.sched is not None:
-        state["sched"] = trainer.sched.state_dict()
-    return state
-
-
-def _restore(trainer: FoldTrainer, directory: Path, k: int) -> list[dict]:
-    blob = torch.load(directory / f"fold_{k}.pt", map_location=trainer.device, weights_only=True)
-    trainer.model.load_state_dict(blob["state_dict"])
-    state = torch.load(directory / f"fold_{k}.state.pt", map_location=trainer.device, weights_only=True)
-    trainer.opt.load_state_dict(state["opt"])
-    trainer.generator.set_state(state["gen"])
-    trainer.epoch = int(state["epoch"])
-    if trainer.sched is not None:
-        trainer.sched.load_state_dict(state["sched"])
+def _restore(fit: Fit, directory: Path, k: int, device) -> list[dict]:
+    model = load_model(directory / f"fold_{k}.pt", map_location=device)[0]
+    fit.restore(model, torch.load(directory / f"fold_{k}.state.pt", map_location=device, weights_only=True))
     curves = json.loads((directory / f"curves_{k}.json").read_text())
     return [dict(zip(curves, row)) for row in zip(*curves.values())]
 
 
-def _write_fold(directory: Path, k: int, trainer: FoldTrainer, model_cfg: ModelConfig, proba: np.ndarray,
+def _write_fold(directory: Path, k: int, fit: Fit, model_cfg: ModelConfig, proba: np.ndarray,
                 val_idx: np.ndarray, curve: list[dict], params: dict) -> None:
-    save_model(directory / f"fold_{k}.pt", trainer.model, model_cfg, extra={"params": params, "fold": k})
-    torch.save(_fold_state(trainer), directory / f"fold_{k}.state.pt")
+    save_model(directory / f"fold_{k}.pt", fit.model, model_cfg, extra={"params": params, "fold": k})
+    torch.save(fit.state(), directory / f"fold_{k}.state.pt")
     np.save(directory / f"oof_{k}.npy", proba)
     np.save(directory / f"val_idx_{k}.npy", val_idx)
     (directory / f"curves_{k}.json").write_text(json.dumps({key: [r[key] for r in curve] for key in curve[0]}))
@@ -91,20 +79,22 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     per-fold results across workers). Returns the last metrics."""
     device = device or pick_device()
     n_classes = int(data.base_model["n_classes"])
-    model_cfg, train_cfg = split_params(params, ModelConfig.model_validate(data.base_model))
+    model_cfg, fit_cfg = split_params(params, ModelConfig.model_validate(data.base_model))
+    family = get_family(model_cfg.family)
     trainers, curves = {}, {}
     for k in fold_ids:
         val = data.folds[k]
         train = np.setdiff1d(np.arange(len(data.y)), val)
-        trainers[k] = FoldTrainer(model_cfg, train_cfg, data.x[train], data.y[train], data.fold_seed(k), device,
-                                  data_parallel)
-        curves[k] = _restore(trainers[k], resume_from, k) if resume_from else []
-    start = min((t.epoch for t in trainers.values()), default=0)
+        trainers[k] = family.start(model_cfg, fit_cfg, data.x[train], data.y[train], data.fold_seed(k), device,
+                                   data_parallel)
+        curves[k] = _restore(trainers[k], resume_from, k, device) if resume_from else []
+    start = min((t.done for t in trainers.values()), default=0)
+    rounds = family.fit_rounds(fit_cfg)
     metrics: dict = {}
-    for epoch in range(start, train_cfg.epochs):
+    for epoch in range(start, rounds):
         local = {}
         for k, trainer in trainers.items():
-            loss = trainer.train_epoch()
+            loss = trainer.advance()
             proba = trainer.predict_proba(data.x[data.folds[k]])
             y_val = data.y[data.folds[k]]
             row = {"epoch": epoch + 1, "train_loss": loss, "val_loss": score("log_loss", y_val, proba),
@@ -120,7 +110,7 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
             "fold_scores": [merged[k][f"val_{data.metric}"] for k in sorted(merged)],
             "n_classes": n_classes,
         }
-        if not data.checkpoints_at(epoch + 1, train_cfg.epochs):
+        if not data.checkpoints_at(epoch + 1, rounds):
             report(metrics, None)
             continue
         with tempfile.TemporaryDirectory(prefix="raysemble-ckpt-") as tmp:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainers.augment import cutmix, mixup
+from trainers.families._base import Fit
 from trainers.losses import soft_target_cross_entropy
 from trainers.models import ModelConfig, build_model
 
@@ -36,25 +37,24 @@ class TrainConfig(BaseModel):
     amp: bool = True  # bf16 autocast, CUDA only
 
 
-# model-shape keys a trial may search or fix besides TrainConfig's
-MODEL_KEYS = ("hidden", "depth", "channels", "dropout", "activation")
+def split_params(params: dict, base_model: ModelConfig):
+    """Flat trial hyperparameters -> (ModelConfig, the family's fit settings), by the family named in
+    params ("family", when a sweep searches it) or the base config. Raises pydantic ValidationError."""
+    from trainers.families import get_family
+    from trainers.families.scope import effective_params
 
-
-def split_params(params: dict, base_model: ModelConfig) -> tuple[ModelConfig, TrainConfig]:
-    """Flat trial hyperparameters -> (ModelConfig, TrainConfig). Raises pydantic ValidationError."""
-    model_part = {k: v for k, v in params.items() if k in MODEL_KEYS}
-    train_part = {k: v for k, v in params.items() if k not in MODEL_KEYS}
-    model_cfg = ModelConfig.model_validate({**base_model.model_dump(), **model_part})
-    return model_cfg, TrainConfig.model_validate(train_part)
+    params = effective_params(params, base_model.family)
+    family = get_family(params.pop("family"))
+    return family.split(params, base_model.model_copy(update={"family": family.name}))
 
 
 def pick_device(prefer_cuda: bool = True) -> torch.device:
     return torch.device("cuda" if prefer_cuda and torch.cuda.is_available() else "cpu")
 
 
-class FoldTrainer:
-    """Trains one model one epoch at a time, so the k folds of a trial can advance in lockstep
-    and a per-epoch mean over folds can be reported to the scheduler."""
+class FoldTrainer(Fit):
+    """The torch families' Fit: one network trained one epoch at a time, so the k folds of a trial
+    can advance in lockstep and a per-epoch mean over folds can be reported to the scheduler."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, x_train: np.ndarray,
                  y_train: np.ndarray, seed: int, device: torch.device | str = "cpu",
@@ -68,7 +68,13 @@ class FoldTrainer:
         self.x = torch.as_tensor(x_train, dtype=torch.float32, device=self.device)
         self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
         self.model = build_model(model_cfg).to(self.device)
+        # dropout draws from torch's global RNG, shared by the folds advancing side by side: each
+        # fit keeps its own stream (seeded here, after init) and checkpoints it, so a resumed fit
+        # continues exactly
+        self.rng = self._rng_state()
         self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
+        # BatchNorm cannot train on a one-row batch
+        self.needs_pairs = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
         self.rank, self.world = data_parallel or (0, 1)
         self.net = self.model
         if self.world > 1:
@@ -103,14 +109,31 @@ class FoldTrainer:
             return mixup(xb, smooth, alpha, self.generator)
         return cutmix(xb, smooth, alpha, self.model_cfg.image_shape, self.generator)
 
+    def _rng_state(self) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return torch.cuda.get_rng_state(self.device)
+        return torch.get_rng_state()
+
     def train_epoch(self) -> float:
         """One pass over the training rows; returns the mean training loss."""
+        cuda = self.device.type == "cuda"
+        index = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
+        with torch.random.fork_rng(devices=[index] if cuda else [], device_type=self.device.type):
+            if cuda:
+                torch.cuda.set_rng_state(self.rng, self.device)
+            else:
+                torch.set_rng_state(self.rng)
+            loss = self._train_epoch()
+            self.rng = self._rng_state()
+        return loss
+
+    def _train_epoch(self) -> float:
         self.model.train()
         order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
         total, seen = 0.0, 0
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            if len(idx) < 2 * self.world and (self.model_cfg.family == "cnn" or self.world > 1):
+            if len(idx) < 2 * self.world and (self.needs_pairs or self.world > 1):
                 continue  # BatchNorm cannot train on one row; every replica needs a share
             xb, soft = self._batch_targets(self.x[idx], self.y[idx])
             # each replica takes every world-th row of the (already augmented) batch; DDP averages
@@ -134,6 +157,33 @@ class FoldTrainer:
             self.sched.step()
         self.epoch += 1
         return total / max(seen, 1)
+
+    @property
+    def rounds(self) -> int:
+        return self.cfg.epochs
+
+    @property
+    def done(self) -> int:
+        return self.epoch
+
+    def advance(self) -> float:
+        return self.train_epoch()
+
+    def state(self) -> dict:
+        state = {"opt": self.opt.state_dict(), "gen": self.generator.get_state(), "epoch": self.epoch,
+                 "rng": self.rng.cpu()}
+        if self.sched is not None:
+            state["sched"] = self.sched.state_dict()
+        return state
+
+    def restore(self, model, state: dict) -> None:
+        self.model.load_state_dict(model.state_dict())
+        self.opt.load_state_dict(state["opt"])
+        self.generator.set_state(state["gen"])
+        self.rng = state.get("rng", self.rng).cpu()
+        self.epoch = int(state["epoch"])
+        if self.sched is not None:
+            self.sched.load_state_dict(state["sched"])
 
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:

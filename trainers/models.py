@@ -5,8 +5,10 @@ import math
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 from torch import nn
+
+from trainers.space import Scalar
 
 Activation = Literal["relu", "gelu", "tanh", "silu"]
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
@@ -33,7 +35,8 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    family: Literal["mlp", "cnn"] = "mlp"  # mlp for any features, cnn needs image_shape
+    # a name in trainers.families.FAMILIES: mlp, cnn (needs image_shape), torch (factory), hist_gb, ...
+    family: StrictStr = Field("mlp", max_length=64)
     in_features: int = Field(0, ge=0, le=MAX_FEATURES)  # filled in from the data (0 = not yet known)
     n_classes: int = Field(0, ge=0, le=MAX_CLASSES)  # filled in from the data
     image_shape: ImageShape | None = None  # (C, H, W) when rows are images
@@ -42,6 +45,17 @@ class ModelConfig(BaseModel):
     channels: int = Field(16, ge=1, le=MAX_CHANNELS)  # CNN channels of the first conv block
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     activation: Activation = "relu"
+    # family torch: "package.module:function", called as function(in_features, n_classes, image_shape, **options)
+    factory: StrictStr | None = Field(None, max_length=256, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # the family's own hyperparameters (families other than mlp/cnn), checked by its Params schema
+    options: dict[str, Scalar | None] = Field(default_factory=dict, max_length=64)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from trainers.families import known_family
+
+        return known_family(v)
 
     @model_validator(mode="after")
     def _bounded_image(self) -> "ModelConfig":
@@ -52,7 +66,11 @@ class ModelConfig(BaseModel):
 
     def parameter_count(self) -> int:
         """Trainable parameters of build_model(self), computed from the shape alone (a budget check
-        must not allocate the model it is about to refuse)."""
+        must not allocate the model it is about to refuse). None where the family cannot tell."""
+        if self.family not in ("mlp", "cnn"):
+            from trainers.families import get_family
+
+            return get_family(self.family).parameter_count(self)
         k, width = self.n_classes, self.hidden
         if self.family == "mlp":
             layers = [self.in_features] + [width] * self.depth + [k]
@@ -124,12 +142,15 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
-_FAMILIES = {"mlp": MLP, "cnn": CNN}
-
-
 def build_model(cfg: ModelConfig | dict) -> nn.Module:
+    """An untrained network of a torch family (mlp, cnn, torch)."""
+    from trainers.families import get_family
+
     cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
     if cfg.in_features < 1 or cfg.n_classes < 2:
         raise ValueError(f"in_features >= 1 and n_classes >= 2 must hold, but got "
                          f"(in_features={cfg.in_features}, n_classes={cfg.n_classes})")
-    return _FAMILIES[cfg.family](cfg)
+    family = get_family(cfg.family)
+    if not family.is_torch:
+        raise ValueError(f"a torch family (mlp, cnn, torch) must hold to build a network, but got {cfg.family!r}")
+    return family.build(cfg)

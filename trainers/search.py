@@ -39,7 +39,57 @@ class Execution:
                    resources.parallelism)
 
 
+def _branches(search: SearchConfig, grid: bool) -> list[dict]:
+    """One mapping per searched family: its name and the dimensions that reach it."""
+    from trainers.families.scope import FAMILY_KEY, receivers
+
+    families = [str(v) for v in search.space[FAMILY_KEY].endpoints()]
+    out = []
+    for family in dict.fromkeys(families):
+        branch = {FAMILY_KEY: family}
+        for key, dim in search.space.items():
+            if key != FAMILY_KEY and family in receivers(key, families):
+                domain = dim.to_tune()
+                if grid and not isinstance(dim, Grid):
+                    from ray import tune
+                    domain = tune.grid_search(dim.choice)
+                branch[key] = domain
+        out.append(branch)
+    return out
+
+
+class DefineByRun:
+    """Optuna's define-by-run space for a sweep over several families: the family first, then only
+    the dimensions that reach it (a conditional space: TPE and GP model each branch's own keys).
+    A class, not a closure: Tune pickles the searcher into its experiment state."""
+
+    def __init__(self, search: SearchConfig):
+        from trainers.families.scope import FAMILY_KEY
+
+        self.search = search
+        self.families = list(dict.fromkeys(str(v) for v in search.space[FAMILY_KEY].endpoints()))
+
+    def __call__(self, trial) -> dict:
+        from trainers.families.scope import FAMILY_KEY, receivers
+
+        family = trial.suggest_categorical(FAMILY_KEY, self.families)
+        for key, dim in self.search.space.items():
+            if key != FAMILY_KEY and family in receivers(key, self.families):
+                dim.suggest(trial, key)
+        return dict(self.search.fixed)
+
+
 def param_space(search: SearchConfig) -> dict:
+    from trainers.families.scope import BRANCH_KEY, FAMILY_KEY
+
+    if FAMILY_KEY in search.space:
+        if search.algorithm in ("bayesian", "gp"):
+            return dict(search.fixed)  # the searcher holds the space (define_by_run)
+        from ray import tune
+
+        branches = _branches(search, grid=search.algorithm == "grid")
+        pick = tune.grid_search if search.algorithm == "grid" else tune.choice
+        return {BRANCH_KEY: pick(branches), **search.fixed}
     space = {key: dim.to_tune() for key, dim in search.space.items()}
     if search.algorithm == "grid":
         from ray import tune
@@ -80,7 +130,13 @@ def tune_config(search: SearchConfig):
 
         sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "bayesian"
                    else optuna.samplers.GPSampler(seed=search.seed))
-        searcher = OptunaSearch(sampler=sampler)
+        from trainers.families.scope import FAMILY_KEY
+
+        if FAMILY_KEY in search.space:
+            searcher = OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
+                                    sampler=sampler)
+        else:
+            searcher = OptunaSearch(sampler=sampler)
     elif search.algorithm == "random":
         from ray.tune.search.basic_variant import BasicVariantGenerator
         # Tune ignores max_concurrent_trials for a generator instance: the generator limits itself

@@ -21,6 +21,10 @@ class _Dim(BaseModel):
     def to_tune(self):
         raise NotImplementedError
 
+    def suggest(self, trial, name: str):
+        """This dimension asked of an Optuna trial (define-by-run searches of several families)."""
+        raise NotImplementedError
+
 
 class Choice(_Dim):
     choice: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
@@ -32,6 +36,9 @@ class Choice(_Dim):
         from ray import tune
         return tune.choice(self.choice)
 
+    def suggest(self, trial, name):
+        return trial.suggest_categorical(name, self.choice)
+
 
 class Grid(_Dim):
     grid: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
@@ -42,6 +49,9 @@ class Grid(_Dim):
     def to_tune(self):
         from ray import tune
         return tune.grid_search(self.grid)
+
+    def suggest(self, trial, name):
+        return trial.suggest_categorical(name, self.grid)
 
 
 def _ordered(low, high):
@@ -64,6 +74,9 @@ class Uniform(_Dim):
         from ray import tune
         return tune.uniform(*self.uniform)
 
+    def suggest(self, trial, name):
+        return trial.suggest_float(name, *self.uniform)
+
 
 class LogUniform(_Dim):
     loguniform: tuple[float, float]
@@ -83,6 +96,9 @@ class LogUniform(_Dim):
         from ray import tune
         return tune.loguniform(*self.loguniform)
 
+    def suggest(self, trial, name):
+        return trial.suggest_float(name, *self.loguniform, log=True)
+
 
 class RandInt(_Dim):
     randint: tuple[int, int]  # [low, high] inclusive
@@ -99,6 +115,9 @@ class RandInt(_Dim):
         from ray import tune
         low, high = self.randint
         return tune.randint(low, high + 1)  # tune's upper bound is exclusive
+
+    def suggest(self, trial, name):
+        return trial.suggest_int(name, *self.randint)
 
 
 class QUniform(_Dim):
@@ -121,6 +140,12 @@ class QUniform(_Dim):
         if all(float(v).is_integer() for v in self.quniform):
             return tune.qrandint(int(low), int(high), int(q))
         return tune.quniform(low, high, q)
+
+    def suggest(self, trial, name):
+        low, high, q = self.quniform
+        if all(float(v).is_integer() for v in self.quniform):
+            return trial.suggest_int(name, int(low), int(high), step=int(q))
+        return trial.suggest_float(name, low, high, step=q)
 
 
 DIMENSION_FORMS = ("choice", "grid", "uniform", "loguniform", "randint", "quniform")

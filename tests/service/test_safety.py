@@ -218,3 +218,132 @@ def test_serve_fields_that_open_the_service_need_the_operator():
     # batching knobs do not open anything
     batching = validate(tiny_spec("s", serve={"max_batch_size": 8}), Policy(allow_serve_fields=False))
     assert batching.serve.max_batch_size == 8
+
+
+# ---- model.factory: the one spec field that names code (issue 10) ----
+
+def _torch_spec(factory: str) -> dict:
+    return tiny_spec("f", model={"family": "torch", "factory": factory},
+                     search={"algorithm": "random", "num_trials": 1, "max_concurrent": 1,
+                             "space": {"lr": {"loguniform": [0.002, 0.01]}}, "fixed": {"epochs": 1, "width": 8}})
+
+
+def _factory_problems(factory: str, prefixes) -> list[str]:
+    try:
+        validate(_torch_spec(factory), Policy(factory_prefixes=prefixes))
+    except SpecError as e:
+        return e.problems
+    return []
+
+
+def test_a_factory_is_refused_without_an_operator_allow_list():
+    assert Policy().factory_prefixes == ()  # the safe default
+    assert _factory_problems("evil.mod:build", ()) == [
+        "model.factory: a module under an operator-allowed prefix ([]) expected, but got 'evil.mod:build' "
+        "(the REST API runs no user code unless `raysemble api --allow-factory PREFIX`)"]
+    # the raw-spec check says the same
+    with pytest.raises(SpecError) as e:
+        check(_torch_spec("evil.mod:build"), Policy())
+    assert [p.split(":")[0] for p in e.value.problems] == ["model.factory"]
+    # a factory is code whatever the family: one set beside family mlp is refused too
+    mlp = tiny_spec("f", model={"family": "mlp", "factory": "evil.mod:build"})
+    with pytest.raises(SpecError) as e:
+        validate(mlp, Policy())
+    assert e.value.problems[0].startswith("model.factory: a module under an operator-allowed prefix ([])")
+
+
+def test_a_factory_under_an_allowed_prefix_is_accepted_and_none_allows_any():
+    spec = validate(_torch_spec("pkg.models:build"), Policy(factory_prefixes=("other", "pkg")))
+    assert (spec.model.family, spec.model.factory) == ("torch", "pkg.models:build")
+    # the trusted CLI (`raysemble submit`): any module
+    assert validate(_torch_spec("anything.at.all:build"), Policy(factory_prefixes=None)).model.factory == \
+        "anything.at.all:build"
+
+
+def test_a_prefix_matches_whole_module_path_components():
+    # at the limit: the prefix itself and a module under it
+    assert _factory_problems("pkg:build", ("pkg",)) == []
+    assert _factory_problems("pkg.models.deep:build", ("pkg",)) == []
+    assert _factory_problems("pkg.models:build", ("pkg.models",)) == []
+    # one past it: a longer first component, a parent of the prefix, a sibling
+    for factory, prefix in [("pkgevil:build", "pkg"), ("pkg.modelsx:build", "pkg.models"),
+                            ("pkg:build", "pkg.models"), ("pkg.other:build", "pkg.models")]:
+        problems = _factory_problems(factory, (prefix,))
+        assert problems == [f"model.factory: a module under an operator-allowed prefix (['{prefix}']) expected, "
+                            f"but got '{factory}' (the REST API runs no user code unless `raysemble api "
+                            f"--allow-factory PREFIX`)"], (factory, prefix)
+
+
+def test_a_refused_factory_is_never_imported_even_where_the_budget_builds_models():
+    """The parameter budget builds the space's largest model, i.e. imports and calls the factory:
+    the refusal comes first, so a refused module is never imported on the API's machine."""
+    import sys
+
+    module = "tests.trainers.factory_models"
+    sys.modules.pop(module, None)
+    factory = f"{module}:build"
+    with pytest.raises(SpecError) as e:
+        validate(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.service",)))
+    assert e.value.problems[0].startswith("model.factory: ")
+    assert module not in sys.modules
+    # allowed, the budget does build it (so the assertion above could fail)
+    validate(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.trainers",)))
+    assert module in sys.modules
+
+
+def test_new_families_are_accepted_by_name_from_the_registry():
+    from trainers.families import FAMILIES
+
+    assert check(tiny_spec("h", model={"family": "hist_gb"}), Policy())["model"]["family"] == "hist_gb"
+    for bad in ("os.system", ["mlp"]):
+        with pytest.raises(SpecError) as e:
+            check(tiny_spec("h", model={"family": bad}), Policy())
+        assert e.value.problems == [f"model.family: one of {sorted(FAMILIES)} expected, but got {str(bad)!r}"]
+
+
+def test_the_api_policy_takes_the_operators_prefixes_and_never_allows_any(tmp_path):
+    from service.api import Settings
+
+    settings = Settings.build(address="http://127.0.0.1:1", token="t", home=str(tmp_path),
+                              factory_prefixes=["pkg"])
+    assert settings.policy().factory_prefixes == ("pkg",)
+    assert Settings("http://127.0.0.1:1", "t", factory_prefixes=None).policy().factory_prefixes == ()
+
+
+def test_allow_factory_takes_module_paths_only(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    monkeypatch.setenv("RAYSEMBLE_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["api", "--allow-factory", "pkg", "--allow-factory", "pkg:build",
+                                      "--allow-factory", "pkg."])
+    assert result.exit_code == 2
+    assert "--allow-factory: a module path such as 'mypkg' or 'mypkg.models' expected, but got 'pkg:build'" in \
+        result.output
+    assert "but got 'pkg.'" in result.output and "got 'pkg'" not in result.output
+
+
+def test_submit_ships_a_factory_module_found_beside_the_spec_only(tmp_path):
+    """`raysemble submit`: the factory's top-level module (a package or one file) in the spec's
+    directory or the cwd is copied into the job's working_dir, which Ray puts first on every job
+    process's PYTHONPATH; one found only on sys.path (installed) is not shipped."""
+    from service import jobs
+    from service.spec import SweepSpec
+
+    here = tmp_path / "project"
+    (here / "mynets" / "sub").mkdir(parents=True)
+    (here / "mynets" / "__init__.py").write_text("")
+    (here / "mynets" / "sub" / "nets.py").write_text("def build(*a, **k): ...\n")
+    (here / "mynets" / "__pycache__").mkdir()
+    (here / "onefile.py").write_text("def build(*a, **k): ...\n")
+    for factory, shipped in [("mynets.sub.nets:build", "mynets"), ("onefile:build", "onefile.py"),
+                             ("torch.nn:Linear", None), ("trainers.x:build", None), ("absent.mod:build", None)]:
+        spec = SweepSpec.model_validate(tiny_spec("s", model={"family": "torch", "factory": factory}))
+        job = tmp_path / f"job-{factory.split(':')[0]}"
+        job.mkdir()
+        got = jobs._ship_factory(job, spec, [tmp_path / "elsewhere", here])
+        assert got == (job / shipped if shipped else None), factory
+        assert sorted(p.name for p in job.iterdir()) == ([shipped] if shipped else []), factory
+    assert (tmp_path / "job-mynets.sub.nets" / "mynets" / "sub" / "nets.py").is_file()
+    assert not (tmp_path / "job-mynets.sub.nets" / "mynets" / "__pycache__").exists()

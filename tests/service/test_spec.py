@@ -50,7 +50,27 @@ INVALID = [
     (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
         **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
     (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
-    (_with("model", {"family": "transformer"}), "model.family", "'mlp' or 'cnn'"),
+    (_with("model", {"family": "transformer"}), "model.family", "one of ['cnn', 'extra_trees'"),
+    # several families in one sweep
+    (_with("search.space.family", {"choice": ["mlp", "transformer"]}), "search.space.family", "names of"),
+    (_with("search.space.family", {"uniform": [0, 1]}), "search.space.family", "a choice or grid of family"),
+    (_with("search.space", {"hist_gb.learning_rate": {"uniform": [0.1, 0.2]}}), "search.space.hist_gb.learning_rate",
+     "'hist_gb' is not searched"),
+    (_with("search.space", {"family": {"choice": ["logreg", "hist_gb"]}, "logreg.hidden": {"choice": [8]}}),
+     "search.space.logreg.hidden", "a hyperparameter of family 'logreg'"),
+    (_with("search.space", {"family": {"choice": ["logreg", "hist_gb"]},
+                            "hist_gb.learning_rate": {"uniform": [0.1, 2.0]}}) | {"search": {
+        "algorithm": "random", "num_trials": 2, "space": {"family": {"choice": ["logreg", "hist_gb"]},
+                                                          "hist_gb.learning_rate": {"uniform": [0.1, 2.0]}}}},
+     "search.space.hist_gb.learning_rate", "less than or equal to 1"),
+    (_with("search.fixed.family", "logreg"), "search.fixed.family", "set model.family"),
+    (_with("model", {"family": "torch"}), "model.factory", "expected for family torch"),
+    (_with("model", {"family": "torch", "factory": "no colon"}), "model.factory", "should match pattern"),
+    (_with("model", {"family": "torch", "factory": "no_such_module_xyz:build"}), "model.factory",
+     "importing 'no_such_module_xyz' failed"),
+    (_with("model", {"family": "logreg"}) | {"resources": {"executor": "ray_train", "parallelism": "ddp"},
+                                             "search": {"algorithm": "random", "num_trials": 1}},
+     "resources.parallelism", "needs torch families only"),
 ]
 
 

@@ -177,3 +177,45 @@ def test_ddp_per_fold_matches_single_process_training(home):
     assert a.status == "TERMINATED" and len(a.fold_scores) == 3
     assert np.allclose(a.fold_scores, b.fold_scores, atol=0.01), (a.fold_scores, b.fold_scores)
     assert np.abs(a.oof() - b.oof()).max() < 0.05
+
+
+def test_one_sweep_over_three_families_builds_a_mixed_ensemble_that_serves_as_pyfunc(home):
+    """Grid over families: each family's own combinations once; then a greedy ensemble over members
+    of several families (fold models and refits), judged per family, registered and loaded back."""
+    import mlflow
+
+    from service.postsweep import finish_sweep
+    from trainers.ensemble.predictor import EnsemblePredictor
+
+    spec = tiny_spec("mixed", data={"source": "sklearn:wine", "test_fraction": 0.25},
+                     search={"algorithm": "grid", "max_concurrent": 2,
+                             "space": {"family": {"grid": ["logreg", "hist_gb", "mlp"]},
+                                       "logreg.C": {"grid": [0.05, 1.0]},
+                                       "hist_gb.learning_rate": {"grid": [0.1]}},
+                             "fixed": {"epochs": 20, "hist_gb.max_iter": 40, "hist_gb.rounds": 4}},
+                     ensemble={"selection": "greedy", "top_k": 4, "method": "soft_vote"},
+                     distill={"epochs": 10})
+    sweep = _run(spec)
+    assert sorted(t.params["family"] for t in sweep.trials) == ["hist_gb", "logreg", "logreg", "mlp"]
+    assert all(t.status == "TERMINATED" for t in sweep.trials), [t.error for t in sweep.trials]
+    by_family = {t.params["family"]: t for t in sweep.trials}
+    assert by_family["hist_gb"].params == {"family": "hist_gb", "learning_rate": 0.1, "max_iter": 40, "rounds": 4}
+    assert by_family["hist_gb"].epochs == 4  # reported per block of boosting rounds
+    assert set(by_family["mlp"].params) == {"family", "epochs"}
+    result = finish_sweep(sweep, use_ray=False, latency_repeats=2)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert {"best_logreg", "best_hist_gb", "best_mlp"} <= set(rows)
+    ensemble = EnsemblePredictor.load(sweep.dir / "postsweep" / "ensemble")
+    assert rows["ensemble"]["family"] == "+".join(sorted(set(ensemble.families())))
+    x = sweep.dataset().x[sweep.test_idx]
+    with sweep.spec.locations().active():
+        served = mlflow.pyfunc.load_model(result["registered"]["ensemble"]["uri"])
+        np.testing.assert_allclose(served.predict(x, params={"output": "proba"}), ensemble.predict_proba(x), atol=1e-6)
+    # refit members: one model per chosen trial, each retrained by its own family
+    from trainers.config import EnsembleConfig
+
+    refit = finish_sweep(sweep, use_ray=True, redo=("ensemble",), latency_repeats=2,
+                         ensemble_cfg=EnsembleConfig(selection="top_k", top_k=3, members="refit"))
+    rebuilt = EnsemblePredictor.load(sweep.dir / "postsweep" / "ensemble")
+    assert len(rebuilt.models) == 3 and len(set(rebuilt.families())) >= 2
+    assert {r["model"]: r for r in refit["rows"]}["ensemble"]["accuracy"] > 0.8

@@ -15,10 +15,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local test Ray; 
 
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory):
-    """(ensemble dir, student dir): 3 members + 1 student, digits, 2 epochs each."""
+    """(ensemble dir, student dir): a mixed ensemble (3 MLPs, a logistic regression and gradient
+    boosting) + 1 student, digits, 2 epochs each: every serving test serves members of several families."""
     from serving.demo import make_bundles
 
-    return make_bundles(tmp_path_factory.mktemp("bundles"), members=3, epochs=2, hidden=32)
+    return make_bundles(tmp_path_factory.mktemp("bundles"), members=3, epochs=2, hidden=32,
+                        other_families=("logreg", "hist_gb"))
 
 
 @pytest.fixture(scope="session")

@@ -97,3 +97,20 @@ def test_a_download_without_dst_path_is_removed_when_the_process_exits(registere
     downloaded = Path(out.stdout.strip().splitlines()[-1])
     assert downloaded.is_relative_to(root)  # it was made there, and is gone with the process
     assert not downloaded.exists() and list(root.iterdir()) == []
+
+
+def test_active_puts_the_users_mlflow_environment_back(tmp_path, monkeypatch):
+    import mlflow
+    """A block pointed at a sweep's store must not unset the user's MLFLOW_TRACKING_URI afterwards
+    (MLflow's own restore does when its fluent URI was unset): later steps would use another store."""
+    import os
+
+    from serving.home import locations
+
+    mine = f"sqlite:///{tmp_path}/mine.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mine)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with locations(f"sqlite:///{tmp_path}/other.db").active() as store:
+        assert mlflow.get_tracking_uri() == store.mlflow_uri != mine
+    assert os.environ["MLFLOW_TRACKING_URI"] == mine and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == mine

@@ -148,20 +148,20 @@ def test_a_non_finite_output_that_gets_past_the_checks_is_a_clear_500_not_invali
 
 
 def test_output_values_per_row_at_the_limit_and_one_past(runners, digits_x):
-    """digits: 10 probabilities + 1 prediction + 3 votes = 14 values per row."""
+    """digits: 10 probabilities + 1 prediction + 5 votes (members) = 16 values per row."""
     x = digits_x[:2]
     v1 = {"instances": x.tolist(), "return_votes": True}
     body, headers = _triton(x.astype(np.float32), False, ["probabilities", "predictions", "votes"])
-    at = TestClient(build_api(runners, ServeConfig(max_output_values_per_row=14)))
+    at = TestClient(build_api(runners, ServeConfig(max_output_values_per_row=16)))
     assert at.post("/v1/models/ensemble/predict", json=v1).status_code == 200
     assert at.post(V2.format("ensemble"), content=body, headers=headers).status_code == 200
-    past = TestClient(build_api(runners, ServeConfig(max_output_values_per_row=13)))
+    past = TestClient(build_api(runners, ServeConfig(max_output_values_per_row=15)))
     r = past.post("/v1/models/ensemble/predict", json=v1)
     assert r.status_code == 400 and r.json() == {
-        "error": "return_votes: at most 13 output values per row (max_output_values_per_row) expected, but got 14 "
-                 "(10 probabilities + 1 predictions + 3 votes)", "field": "return_votes"}
+        "error": "return_votes: at most 15 output values per row (max_output_values_per_row) expected, but got 16 "
+                 "(10 probabilities + 1 predictions + 5 votes)", "field": "return_votes"}
     r = past.post(V2.format("ensemble"), content=body, headers=headers)
-    assert r.status_code == 400 and r.json()["error"].startswith("outputs: at most 13 output values per row")
+    assert r.status_code == 400 and r.json()["error"].startswith("outputs: at most 15 output values per row")
     assert past.post("/v1/models/ensemble/predict", json={"instances": x.tolist()}).status_code == 200  # 11
 
 

@@ -12,7 +12,7 @@ def test_predict_outside_a_replica_and_votes(bundles, digits_x):
     runner = ModelRunner("ensemble", parse_source(str(bundles[0])), 8, 0.0)
     out = asyncio.run(runner.predict(digits_x[:5].astype(np.float32), votes=True))
     np.testing.assert_allclose(out["probabilities"], runner.predictor.predict_proba(digits_x[:5]))
-    assert len(out["votes"]) == 5 and len(out["votes"][0]) == 3 and out["version"] == runner.version
+    assert len(out["votes"]) == 5 and len(out["votes"][0]) == len(runner.predictor.models) == 5 and out["version"] == runner.version
     assert asyncio.run(runner.describe())["outputs"] == ["probabilities", "predictions", "votes"]
 
 

@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from trainers.config import DistillConfig, StudentConfig
-from trainers.distill import distill, distill_with_ray_train, student_model_config
+from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.loop import FoldTrainer, TrainConfig
 from trainers.models import ModelConfig
@@ -63,3 +63,41 @@ def test_refit_with_ray_train_matches_in_process(ray_session, tmp_path):
     assert remote_cfg == local_cfg and remote_cfg.hidden == 8  # the trial's own shape, not the fold file's
     with torch.no_grad():
         np.testing.assert_allclose(remote(torch.as_tensor(x)).numpy(), local(torch.as_tensor(x)).numpy(), atol=1e-4)
+
+
+def test_student_candidates_as_ray_tasks_match_in_process(ray_session, tmp_path):
+    """distill.sizes on Ray: one task per candidate (half a CPU each: fractional shares queue, never
+    deadlock, on the session's two CPUs), the mixed-family teacher rebuilt from its files in each task.
+    Two candidates only: each new Ray worker imports torch, which dominates this test's time."""
+    from service.judge import latency_per_sample
+    from service.postsweep import torch_threads
+    from trainers.families import get_family
+
+    data = load_digits()
+    x, y = data.data[:400].astype(np.float32), data.target[:400]
+    cfg = ModelConfig(in_features=64, n_classes=10, hidden=16, image_shape=(1, 8, 8))
+    trainer = FoldTrainer(cfg, TrainConfig(epochs=2), x, y, seed=0)
+    for _ in range(2):
+        trainer.train_epoch()
+    family = get_family("logreg")
+    lr_cfg, lr_fit = family.split({"max_iter": 100}, cfg)
+    fit = family.start(lr_cfg, lr_fit, x, y, seed=0)
+    for _ in range(fit.rounds):
+        fit.advance()
+    teacher_dir = EnsemblePredictor([trainer.model, fit.model], [cfg, lr_cfg]).save(tmp_path / "teacher")
+    teacher = EnsemblePredictor.load(teacher_dir)
+    dcfg = DistillConfig(sizes=[{"hidden": 4}, {"hidden": 8, "depth": 2}], epochs=3)
+
+    def ms(predicts, rows):
+        return {k: 1e3 * v for k, v in latency_per_sample(predicts, rows, 1, 3).items()}
+
+    remote = size_student(dcfg, cfg, x, y, teacher, seed=2, latency=ms, teacher_dir=teacher_dir,
+                          ray_resources={"num_cpus": 0.5, "num_gpus": 0})
+    with torch_threads(1):
+        local = size_student(dcfg, cfg, x, y, teacher, seed=2, latency=ms)
+    assert remote.info["ray"] and not local.info["ray"]
+    assert np.array_equal(remote.validation, local.validation)
+    # same function, same seed and rows: the same students (thread counts may only reorder float sums)
+    np.testing.assert_allclose([c["val_accuracy"] for c in remote.info["candidates"]],
+                               [c["val_accuracy"] for c in local.info["candidates"]], atol=1.5 / len(local.validation))
+    assert remote.info["teacher_val_accuracy"] == local.info["teacher_val_accuracy"]

@@ -68,6 +68,6 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         classes=classes, kind="ensemble")
     info = {"selection": cfg.selection, "method": method, "members": cfg.members,
             "n_members": len(member_weights),
-            "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g),
+            "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g), "family": g[0][1].family,
                         "mean_score": float(t.mean_score)} for t, w, g in zip(chosen, trial_weights, groups)]}
     return predictor, info

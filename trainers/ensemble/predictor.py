@@ -1,4 +1,5 @@
-"""The vectorised ensemble predictor: members of one architecture run as one vmapped forward.
+"""The ensemble predictor: members of any family; torch members of one architecture run as one
+vmapped forward, the others (scikit-learn families) beside them through their family's proba().
 
 A bundle on disk is a directory:
   bundle.json  {"kind", "method", "weights", "stacker", "classes", "n_features", "members": [file, ...]}
@@ -19,6 +20,7 @@ from torch.func import functional_call, stack_module_state
 from trainers.atomic import write_atomic
 from trainers.checkpoint import load_model, save_model
 from trainers.ensemble.combine import METHODS, combine
+from trainers.families import get_family
 from trainers.models import ModelConfig, build_model
 
 
@@ -56,7 +58,7 @@ class _Group:
 
 
 class EnsemblePredictor:
-    def __init__(self, models: list[torch.nn.Module], configs: list[ModelConfig], method: str = "soft_vote",
+    def __init__(self, models: list, configs: list[ModelConfig], method: str = "soft_vote",
                  weights: list[float] | None = None, stacker: dict | None = None, classes: list | None = None,
                  kind: str = "ensemble", device: str | torch.device = "cpu"):
         if not models or len(models) != len(configs):
@@ -68,7 +70,8 @@ class EnsemblePredictor:
         if len(widths) != 2 or len({c.n_classes for c in configs}) != 1:
             raise ValueError("members must share in_features and n_classes, but got "
                              f"{sorted((c.in_features, c.n_classes) for c in configs)}")
-        self.models = [m.eval() for m in models]
+        families = [get_family(c.family) for c in configs]
+        self.models = [m.eval() if f.is_torch else m for m, f in zip(models, families)]
         self.configs, self.method, self.kind = list(configs), method, kind
         self.weights = None if weights is None else [float(w) for w in weights]
         self.stacker = stacker
@@ -76,23 +79,29 @@ class EnsemblePredictor:
         self.classes = list(classes) if classes is not None else list(range(self.n_classes))
         self.device = torch.device(device)
         keys: dict[str, list[int]] = {}
-        for i, cfg in enumerate(configs):
-            keys.setdefault(cfg.model_dump_json(), []).append(i)
+        for i, (cfg, family) in enumerate(zip(configs, families)):
+            if family.is_torch:
+                keys.setdefault(cfg.model_dump_json(), []).append(i)
         self._lock = threading.Lock()
         self._groups = [(idx, _Group([self.models[i] for i in idx]).to(self.device)) for idx in keys.values()]
+        self._others = [(i, f) for i, f in enumerate(families) if not f.is_torch]
 
     @torch.no_grad()
     def member_proba(self, x) -> np.ndarray:
         """(members, rows, classes) probabilities, in member order."""
-        xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        rows = np.asarray(x, dtype=np.float32)
+        xt = torch.as_tensor(rows, device=self.device)
         if xt.ndim != 2 or xt.shape[1] != self.n_features:
             raise ValueError(f"rows of {self.n_features} features expected, but got shape {tuple(xt.shape)}")
-        out = torch.empty(len(self.models), len(xt), self.n_classes, device=self.device)
+        out = torch.zeros(len(self.models), len(xt), self.n_classes, device=self.device)
         # functional_call swaps the parameters of one shared module: one forward at a time
         with self._lock:
             for idx, group in self._groups:
                 out[idx] = torch.softmax(group(xt).float(), -1)
-        return out.cpu().numpy().astype(np.float64)
+        out = out.cpu().numpy().astype(np.float64)
+        for i, family in self._others:
+            out[i] = family.proba(self.models[i], rows)
+        return out
 
     def predict_proba(self, x) -> np.ndarray:
         return combine(self.method, self.member_proba(x), self.weights, self.stacker)
@@ -126,6 +135,10 @@ class EnsemblePredictor:
     def from_files(cls, paths: list[str | Path], **kwargs) -> "EnsemblePredictor":
         loaded = [load_model(p) for p in paths]
         return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], **kwargs)
+
+
+    def families(self) -> list[str]:
+        return [c.family for c in self.configs]
 
 
 def loop_member_proba(models: list[torch.nn.Module], x: np.ndarray) -> np.ndarray:

@@ -8,39 +8,44 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from torch import nn
-
 from trainers.checkpoint import load_model
 from trainers.ensemble.select import TrialLike
-from trainers.loop import MODEL_KEYS, FoldTrainer, TrainConfig, pick_device, split_params
-from trainers.models import ModelConfig, build_model
+from trainers.families import get_family
+from trainers.families.scope import effective_params
+from trainers.loop import pick_device, split_params
+from trainers.models import ModelConfig
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 
 
-def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig) -> tuple[ModelConfig, TrainConfig]:
-    """The trial's (ModelConfig, TrainConfig): fixed spec values overlaid by the trial's own.
+def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig):
+    """The trial's (ModelConfig, fit settings): fixed spec values overlaid by the trial's own.
 
-    Keys that are neither model shape nor TrainConfig fields (bookkeeping a searcher may add)
-    are dropped rather than rejected: they never reached the trial's training either.
+    Keys the trial's family does not take (bookkeeping a searcher may add) are dropped rather
+    than rejected: they never reached the trial's training either.
     """
-    known = set(MODEL_KEYS) | set(TrainConfig.model_fields)
-    merged = {k: v for k, v in {**fixed, **params}.items() if k in known}
+    flat = effective_params({**fixed, **params}, fold_model_cfg.family)
+    family = get_family(flat["family"])
+    merged = {k: v for k, v in flat.items() if k == "family" or family.accepts(k)}
     return split_params(merged, fold_model_cfg)
 
 
-def refit_all(payload: dict) -> list[dict[str, np.ndarray]]:
+def refit_all(payload: dict) -> list[dict]:
     """The work itself, the same in-process and in a Ray Train worker: payload {"jobs": [{"model",
-    "train"} as dicts], "x", "y", "seed"} -> one state_dict (as numpy arrays) per job."""
+    "params"}], "x", "y", "seed"} -> one Family.dump per job (tensors as numpy arrays)."""
     device = pick_device()
-    states = []
+    dumps = []
     for job in payload["jobs"]:
-        train_cfg = TrainConfig.model_validate(job["train"])
-        trainer = FoldTrainer(ModelConfig.model_validate(job["model"]), train_cfg, payload["x"], payload["y"],
-                              seed=payload["seed"], device=device)
-        for _ in range(train_cfg.epochs):
-            trainer.train_epoch()
-        states.append(state_to_numpy(trainer.model.state_dict()))
-    return states
+        model_cfg = ModelConfig.model_validate(job["model"])
+        model_cfg, fit_cfg = split_params(job["params"], model_cfg)
+        family = get_family(model_cfg.family)
+        fit = family.start(model_cfg, fit_cfg, payload["x"], payload["y"], seed=payload["seed"], device=device)
+        for _ in range(family.fit_rounds(fit_cfg)):
+            fit.advance()
+        dump = family.dump(fit.model)
+        if "state_dict" in dump:
+            dump["state_dict"] = state_to_numpy(dump["state_dict"])
+        dumps.append(dump)
+    return dumps
 
 
 class Refitter:
@@ -51,10 +56,11 @@ class Refitter:
         # ray_options: None = in-process; else keyword arguments of run_on_ray_train (name, storage_path, ...)
         self.x, self.y, self.fixed, self.seed, self.ray_options = x_train, y_train, dict(fixed), seed, ray_options
 
-    def __call__(self, trials: Sequence[TrialLike]) -> list[tuple[nn.Module, ModelConfig]]:
+    def __call__(self, trials: Sequence[TrialLike]) -> list[tuple[object, ModelConfig]]:
         configs = [trial_configs(t.params, self.fixed, _fold_config(t.fold_model_paths())) for t in trials]
-        payload = {"jobs": [{"model": m.model_dump(mode="json"), "train": tr.model_dump(mode="json")}
-                            for m, tr in configs],
+        payload = {"jobs": [{"model": m.model_dump(mode="json"),
+                             "params": {"family": m.family, **fit.model_dump(mode="json")}}
+                            for m, fit in configs],
                    "x": np.asarray(self.x, dtype=np.float32), "y": np.asarray(self.y, dtype=np.int64),
                    "seed": self.seed}
         if self.ray_options is None:
@@ -62,10 +68,10 @@ class Refitter:
         else:
             states = run_on_ray_train(refit_all, payload, **self.ray_options)
         out = []
-        for (model_cfg, _), state in zip(configs, states):
-            model = build_model(model_cfg)
-            model.load_state_dict(state_from_numpy(state))
-            out.append((model.eval(), model_cfg))
+        for (model_cfg, _), dump in zip(configs, states):
+            if "state_dict" in dump:
+                dump = {**dump, "state_dict": state_from_numpy(dump["state_dict"])}
+            out.append((get_family(model_cfg.family).load(model_cfg, dump), model_cfg))
         return out
 
 

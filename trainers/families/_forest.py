@@ -1,0 +1,37 @@
+"""What random_forest and extra_trees share: trees added a block per round (warm_start)."""
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainers.families._sklearn import SklearnFamily
+
+
+class ForestParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    n_estimators: int = Field(200, ge=1, le=10_000)  # trees in all
+    max_depth: int | None = Field(None, ge=1, le=128)  # None = grow until leaves are pure
+    min_samples_leaf: int = Field(1, ge=1, le=100_000)
+    max_features: float = Field(1.0, gt=0.0, le=1.0)  # fraction of features per split; 1.0 = all
+    class_weight: str | None = Field(None, pattern="^balanced$")  # "balanced" for skewed classes
+    rounds: int = Field(4, ge=1, le=1000)  # reports to the scheduler: trees are added in this many blocks
+
+
+class ForestFamily(SklearnFamily):
+    Params = ForestParams
+    trusted = ("sklearn.tree._tree.Tree",)
+    estimator_class: type
+
+    def estimator(self, params: ForestParams, seed: int):
+        return self.estimator_class(
+            n_estimators=1, max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
+            max_features=params.max_features, class_weight=params.class_weight, warm_start=True,
+            n_jobs=1, random_state=seed)
+
+    def fit_rounds(self, params: ForestParams) -> int:
+        return min(params.rounds, params.n_estimators)
+
+    def grow(self, est, params: ForestParams, done: int, rounds: int) -> None:
+        est.n_estimators = math.ceil(params.n_estimators * done / rounds)

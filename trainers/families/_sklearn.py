@@ -1,0 +1,103 @@
+"""What the scikit-learn families share: fit a round at a time, probabilities over every class,
+and a skops payload loaded with an explicit list of trusted types (never a pickle)."""
+from __future__ import annotations
+
+import functools
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from trainers.families._base import Family, Fit, class_columns, train_log_loss
+
+
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    # scanning the loaded OpenMP/BLAS libraries costs ~7 ms: once per process (the families'
+    # modules imported scikit-learn, so its OpenMP runtime is loaded by now)
+    return ThreadpoolController()
+
+
+def one_thread():
+    """Trials run side by side, one CPU each: hist_gb's OpenMP loops (and BLAS) would otherwise take
+    every core of the machine, and on a busy one fitting 300 rows took 15x longer than on one thread."""
+    return _threadpools().limit(limits=1)
+
+
+class SklearnFit(Fit):
+    def __init__(self, family: "SklearnFamily", params: BaseModel, x: np.ndarray, y: np.ndarray, seed: int,
+                 n_classes: int):
+        self.family, self.params, self.n_classes = family, params, n_classes
+        self.x, self.y, self.seed = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64), seed
+        self.model = family.estimator(params, seed)
+        family.prepare(self.model, self.y)
+        self.model.raysemble_n_classes = n_classes  # proba() spreads a fold's seen classes over all
+        self.rounds, self.done = family.fit_rounds(params), 0
+
+    def advance(self) -> float:
+        self.done += 1
+        self.family.grow(self.model, self.params, self.done, self.rounds)
+        with one_thread():
+            self.model.fit(self.x, self.y)
+        return train_log_loss(self.y, self.predict_proba(self.x))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        with one_thread():
+            return self.family.proba(self.model, x)
+
+    def restore(self, model: Any, state: dict) -> None:
+        # the loaded estimator carries its warm-start state: the next round adds to it
+        self.model, self.done = model, int(state["done"])
+
+
+class SklearnFamily(Family):
+    """Subclasses give Params, estimator(), and for warm-started families grow()."""
+
+    # types beyond skops' defaults that this family's fitted estimator holds (checked on load)
+    trusted: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def estimator(self, params: BaseModel, seed: int) -> Any:
+        """An unfitted estimator (single-threaded: trials run side by side)."""
+
+    def prepare(self, est: Any, y: np.ndarray) -> None:
+        """Adjust an unfitted estimator to the rows it will see (before the first round)."""
+
+    def grow(self, est: Any, params: BaseModel, done: int, rounds: int) -> None:
+        """Before round `done` of `rounds`: set the size the estimator reaches this round (warm start)."""
+
+    def fit_rounds(self, params: BaseModel) -> int:
+        return int(getattr(params, "rounds", 1))
+
+    def split(self, flat: dict, base):
+        from trainers.models import ModelConfig
+
+        params = self.Params.model_validate(flat)
+        model_cfg = ModelConfig.model_validate({**base.model_dump(), "family": self.name,
+                                                "options": params.model_dump(mode="json")})
+        return model_cfg, params
+
+    def start(self, model_cfg, fit_cfg, x, y, seed, device="cpu", data_parallel=None) -> Fit:
+        if data_parallel and data_parallel[1] > 1:
+            raise ValueError(f"resources.parallelism 'ddp' needs a torch family, but got family {self.name!r}")
+        return SklearnFit(self, fit_cfg, x, y, seed, model_cfg.n_classes)
+
+    def proba(self, model: Any, x: np.ndarray) -> np.ndarray:
+        proba = model.predict_proba(np.asarray(x, dtype=np.float64))
+        n_classes = getattr(model, "raysemble_n_classes", None) or len(model.classes_)
+        return class_columns(proba, model.classes_, n_classes)
+
+    def dump(self, model: Any) -> dict:
+        import skops.io as sio
+
+        return {"skops": sio.dumps(model)}
+
+    def load(self, model_cfg, payload: dict) -> Any:
+        import skops.io as sio
+
+        model = sio.loads(payload["skops"], trusted=list(self.trusted))
+        model.raysemble_n_classes = model_cfg.n_classes
+        return model

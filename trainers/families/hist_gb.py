@@ -1,0 +1,43 @@
+"""hist_gb: scikit-learn's HistGradientBoostingClassifier (boosting: each tree fits the previous
+trees' errors), grown with warm_start a block of iterations per round so ASHA can stop it early."""
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from trainers.families._sklearn import SklearnFamily
+
+
+class HistGBParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    learning_rate: float = Field(0.1, gt=0.0, le=1.0)
+    max_iter: int = Field(200, ge=1, le=10_000)  # boosting iterations in all
+    max_leaf_nodes: int = Field(31, ge=2, le=4096)
+    max_depth: int | None = Field(None, ge=1, le=64)  # None = unlimited (leaf count bounds the trees)
+    min_samples_leaf: int = Field(20, ge=1, le=100_000)
+    l2_regularization: float = Field(0.0, ge=0.0, le=1e6)
+    max_features: float = Field(1.0, gt=0.0, le=1.0)  # fraction of features per split
+    rounds: int = Field(10, ge=1, le=1000)  # reports to the scheduler: max_iter is grown in this many blocks
+
+
+class HistGBFamily(SklearnFamily):
+    name = "hist_gb"
+    Params = HistGBParams
+    trusted = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+
+    def estimator(self, params: HistGBParams, seed: int) -> HistGradientBoostingClassifier:
+        # no early stopping inside: the iteration budget is the searched knob, ASHA the stopper
+        return HistGradientBoostingClassifier(
+            learning_rate=params.learning_rate, max_iter=1, max_leaf_nodes=params.max_leaf_nodes,
+            max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
+            l2_regularization=params.l2_regularization, max_features=params.max_features,
+            early_stopping=False, warm_start=True, random_state=seed)
+
+    def fit_rounds(self, params: HistGBParams) -> int:
+        return min(params.rounds, params.max_iter)
+
+    def grow(self, est, params: HistGBParams, done: int, rounds: int) -> None:
+        est.max_iter = math.ceil(params.max_iter * done / rounds)

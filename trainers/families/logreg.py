@@ -1,0 +1,26 @@
+"""logreg: standardised multinomial logistic regression (scikit-learn), fitted in one go."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from trainers.families._sklearn import SklearnFamily
+
+
+class LogRegParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    C: float = Field(1.0, gt=0.0, le=1e6)  # inverse L2 strength
+    max_iter: int = Field(2000, ge=10, le=100_000)
+    class_weight: str | None = Field(None, pattern="^balanced$")
+
+
+class LogRegFamily(SklearnFamily):
+    name = "logreg"
+    Params = LogRegParams
+
+    def estimator(self, params: LogRegParams, seed: int):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=params.C, max_iter=params.max_iter,
+                                                                  class_weight=params.class_weight))

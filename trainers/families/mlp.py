@@ -1,0 +1,22 @@
+"""mlp: a multi-layer perceptron for any numeric features."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainers.families.torchnet import BuiltinNetFamily
+from trainers.models import MAX_DEPTH, MAX_HIDDEN, MLP, Activation
+
+
+class MLPParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    hidden: int = Field(128, ge=1, le=MAX_HIDDEN)  # width of every hidden layer
+    depth: int = Field(2, ge=1, le=MAX_DEPTH)  # hidden layers
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    activation: Activation = "relu"
+
+
+class MLPFamily(BuiltinNetFamily):
+    name = "mlp"
+    Params = MLPParams
+    net = MLP

@@ -1,0 +1,71 @@
+"""What the torch families share: a network trained by the plain loop (trainers.loop.FoldTrainer),
+TrainConfig's optimisation knobs, and weights-only state dicts."""
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from trainers.families._base import Family, Fit
+
+
+class TorchFamily(Family):
+    is_torch = True
+
+    def keys(self) -> set[str]:
+        from trainers.loop import TrainConfig
+
+        return set(self.Params.model_fields) | set(TrainConfig.model_fields)
+
+    @abstractmethod
+    def build(self, model_cfg) -> nn.Module:
+        """An untrained network for this config (with a `standardize` input layer)."""
+
+    def model_update(self, model_part: dict) -> dict:
+        """ModelConfig fields these model keys set (the built-in nets keep them as top-level fields)."""
+        return self.Params.model_validate(model_part).model_dump(exclude_unset=True)
+
+    def split(self, flat: dict, base) -> tuple[object, BaseModel]:
+        from trainers.loop import TrainConfig
+        from trainers.models import ModelConfig
+
+        model_part = {k: v for k, v in flat.items() if k in self.Params.model_fields}
+        train_part = {k: v for k, v in flat.items() if k not in self.Params.model_fields}
+        update = {"family": self.name, **self.model_update(model_part)}
+        model_cfg = ModelConfig.model_validate({**base.model_dump(), **update})
+        return model_cfg, TrainConfig.model_validate(train_part)
+
+    def start(self, model_cfg, fit_cfg, x, y, seed, device="cpu", data_parallel=None) -> Fit:
+        from trainers.loop import FoldTrainer
+
+        return FoldTrainer(model_cfg, fit_cfg, x, y, seed, device, data_parallel)
+
+    @torch.no_grad()
+    def proba(self, model: nn.Module, x: np.ndarray) -> np.ndarray:
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        return torch.softmax(model.eval()(xt).float(), -1).numpy().astype(np.float64)
+
+    def dump(self, model: nn.Module) -> dict:
+        return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+    def load(self, model_cfg, payload: dict) -> nn.Module:
+        model = self.build(model_cfg)
+        state = {k: torch.as_tensor(v) for k, v in payload["state_dict"].items()}
+        model.load_state_dict(state)
+        return model.eval()
+
+
+class BuiltinNetFamily(TorchFamily):
+    """mlp and cnn: networks of trainers.models whose shape knobs are ModelConfig fields."""
+
+    net: ClassVar[type[nn.Module]]
+
+    def build(self, model_cfg) -> nn.Module:
+        return self.net(model_cfg)
+
+    def parameter_count(self, model_cfg) -> int:
+        return model_cfg.parameter_count()
