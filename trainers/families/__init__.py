@@ -6,6 +6,7 @@ from trainers.families.cnn import CNNFamily
 from trainers.families.extra_trees import ExtraTreesFamily
 from trainers.families.factory import TorchFactoryFamily
 from trainers.families.hist_gb import HistGBFamily
+from trainers.families.knn import KNNFamily
 from trainers.families.logreg import LogRegFamily
 from trainers.families.mlp import MLPFamily
 from trainers.families.random_forest import RandomForestFamily
@@ -13,7 +14,7 @@ from trainers.families.svc import SVCFamily
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     MLPFamily(), CNNFamily(), TorchFactoryFamily(),
-    HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(),
+    HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(), KNNFamily(),
 )}
 
 

@@ -1,0 +1,34 @@
+"""knn: standardised k-nearest neighbours (scikit-learn), fitted in one go. Brute-force search
+keeps the saved model to plain arrays (no tree types to trust on load)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from trainers.families._sklearn import SklearnFamily
+
+
+class KNNParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    n_neighbors: int = Field(15, ge=1, le=1000)
+    weights: Literal["uniform", "distance"] = "distance"  # distance: nearer rows vote more
+    p: int = Field(2, ge=1, le=2)  # Minkowski power: 1 = Manhattan, 2 = Euclidean
+
+
+class KNNFamily(SklearnFamily):
+    name = "knn"
+    Params = KNNParams
+
+    def estimator(self, params: KNNParams, seed: int):
+        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=params.n_neighbors,
+                                                                    weights=params.weights, p=params.p,
+                                                                    algorithm="brute"))
+
+    def prepare(self, est, y) -> None:
+        # a small fold may hold fewer rows than the neighbours asked for: use them all
+        est[-1].n_neighbors = min(est[-1].n_neighbors, len(y))
