@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, ValidationError, field_validator
 
 from serving.config import ServeConfig
 from serving.home import Locations, locations
@@ -95,6 +95,8 @@ class SweepSpec(BaseModel):
         fixed = {k: v for k, v in self.model.model_dump().items() if v is not None}
         return ModelConfig.model_validate({**fixed, "in_features": in_features, "n_classes": n_classes,
                                            "image_shape": self.data.image_shape})
+
+    _code_dirs: list[str] = PrivateAttr(default_factory=list)  # where model.factory imports from
 
     def families(self) -> list[str]:
         """The families trials can train: the searched `family` dimension's values, else model.family."""
@@ -463,15 +465,12 @@ class LocalCode(Checks):
     def after_data(self, spec: SweepSpec, dataset: Dataset) -> list[str]:
         if "torch" not in spec.families():
             return []
-        import os
-        import sys
-
         import torch
 
-        for d in reversed(self.dirs):
-            if d not in sys.path:
-                sys.path.insert(0, d)
-        os.environ["PYTHONPATH"] = os.pathsep.join([*self.dirs, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        from trainers.families.factory import add_code_dirs
+
+        add_code_dirs(self.dirs)
+        spec._code_dirs = list(self.dirs)  # kept with the sweep: resume and ensemble import it again
         # one trial's values: fixed ones, else each dimension's first endpoint
         values = {k: v.endpoints()[0] for k, v in spec.search.space.items() if k != FAMILY_KEY}
         base = spec.base_model_config(dataset.x.shape[1], dataset.n_classes)

@@ -109,6 +109,10 @@ def load_sweep(name: str) -> Sweep:
     spec = SweepSpec.model_validate_json((directory / "spec.json").read_text())
     split = np.load(directory / "split.npz")
     meta = json.loads((directory / "sweep.json").read_text())
+    if meta.get("code_dirs"):  # a family torch sweep: its factory imports from where the spec was
+        from trainers.families.factory import add_code_dirs
+
+        add_code_dirs(meta["code_dirs"])
     trials_file = directory / "trials.json"
     trials = [TrialRecord.from_json(t) for t in json.loads(trials_file.read_text())] if trials_file.exists() else []
     return Sweep(name, directory, spec, split["train_idx"], split["test_idx"], trials,

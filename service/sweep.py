@@ -78,7 +78,7 @@ def prepare(spec: SweepSpec, replace: bool = False) -> Path:
         client.log_artifact(run_id, str(directory / "split.npz"))
         write_meta(directory, name=spec.name, experiment_id=experiment_id, mlflow_run_id=run_id,
                    mlflow_uri=spec.mlflow_uri(), storage_path=tune_storage(spec), state="RUNNING",
-                   created=time.time())
+                   created=time.time(), code_dirs=spec._code_dirs)
         # written last: its presence marks a complete, resumable sweep directory; 0600: it may hold serve.token
         write_atomic(directory / "spec.json", spec.model_dump_json(indent=1), mode=0o600)
     return directory

@@ -32,6 +32,19 @@ class Standardized(nn.Module):
         return self.net(self.standardize(x))
 
 
+def add_code_dirs(dirs: list[str]) -> None:
+    """Make the user's factory module importable here and in the processes this one starts (a local
+    Ray started from here inherits PYTHONPATH): the spec's directory and where the user ran from."""
+    import os
+    import sys
+
+    for d in reversed(dirs):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    known = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    os.environ["PYTHONPATH"] = os.pathsep.join([*(d for d in dirs if d not in known), *known]).rstrip(os.pathsep)
+
+
 def resolve_factory(path: str):
     """'pkg.module:function' -> the function; ValueError naming what is missing."""
     module_name, _, attr = path.partition(":")
