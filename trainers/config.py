@@ -112,8 +112,13 @@ class ResourcesConfig(_Section):
 
 class EnsembleConfig(_Section):
     selection: Literal["top_k", "greedy"] = "top_k"
-    top_k: int = Field(5, ge=1, le=MAX_TRIALS)  # trials taken by top_k; candidate pool for greedy
+    # trials taken by top_k; greedy's candidate pool (plus the best trial of every other family searched)
+    top_k: int = Field(5, ge=1, le=MAX_TRIALS)
     greedy_rounds: int = Field(25, ge=1, le=10_000)  # greedy selection steps (with replacement)
+    # what greedy selection maximises on the OOF probabilities: "search" = the search's metric; a
+    # proper score (log_loss) rewards a member that fixes confident mistakes even when the argmax
+    # (accuracy) does not move yet, so it ties less often on small data
+    selection_metric: Literal["search", "log_loss"] = "search"
     method: Literal["hard_vote", "soft_vote", "weighted", "stacking"] = "soft_vote"
     members: Literal["folds", "refit"] = "folds"  # fold models of each trial, or one refit per trial
 

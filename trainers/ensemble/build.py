@@ -30,10 +30,27 @@ def choose_trials(ranked: Sequence[TrialLike], cfg: EnsembleConfig, y_train: np.
     """
     pool = top_k(ranked, cfg.top_k)
     if cfg.selection == "greedy" or cfg.method == "weighted":
+        pool = with_every_family(pool, ranked)
+        if cfg.selection_metric == "log_loss":
+            metric, mode = "log_loss", "min"
         weights = greedy_selection([t.oof() for t in pool], y_train, metric, cfg.greedy_rounds, mode)
         keep = np.flatnonzero(weights > 0)
         return [pool[i] for i in keep], weights[keep]
     return pool, np.full(len(pool), 1.0 / len(pool))
+
+
+def with_every_family(pool: list[TrialLike], ranked: Sequence[TrialLike]) -> list[TrialLike]:
+    """The pool plus the best trial of each family it lacks. Greedy selection can only combine what
+    the pool offers, and a search spends most trials on the family whose CV score leads (TPE does,
+    by design), so the k best are often all one family: too alike to fix each other's errors."""
+    seen = {t.params.get("family") for t in pool}
+    extra = []
+    for trial in ranked[len(pool):]:
+        family = trial.params.get("family")
+        if family not in seen:
+            seen.add(family)
+            extra.append(trial)
+    return [*pool, *extra]
 
 
 def resolved_method(cfg: EnsembleConfig) -> str:

@@ -69,3 +69,51 @@ def test_refit_members_one_per_trial_in_process(sweep, split):
     np.testing.assert_array_equal(a.predict_proba(x_test), b.predict_proba(x_test))  # seeded
     with pytest.raises(ValueError, match="members 'refit' needs a refit function"):
         _build(sweep, split, members="refit")
+
+
+class _Trial:
+    def __init__(self, trial_id, family, oof, score):
+        self.trial_id, self.params, self._oof, self.mean_score = trial_id, {"family": family}, oof, score
+
+    def oof(self):
+        return self._oof
+
+    def fold_model_paths(self):
+        return []
+
+
+def test_greedy_pool_adds_the_best_trial_of_each_missing_family_and_can_pick_it():
+    """Three near-identical MLPs lead the ranking; a logistic regression that is right exactly where
+    they are wrong is ranked last: top_k=2 alone would never see it, the pool does and greedy picks it."""
+    from trainers.ensemble.build import choose_trials, with_every_family
+
+    y = np.array([0, 1] * 10)
+    right = np.eye(2)[y] * 0.9 + 0.05
+    wrong_on_first_half = right.copy()
+    wrong_on_first_half[:6] = right[:6, ::-1]
+    mlps = [_Trial(f"mlp{i}", "mlp", wrong_on_first_half, 0.7) for i in range(3)]
+    logreg_good = np.full_like(right, 0.5)
+    logreg_good[:6] = right[:6] * 1.0
+    ranked = [*mlps, _Trial("lr1", "logreg", logreg_good, 0.3), _Trial("lr2", "logreg", logreg_good, 0.2)]
+    assert [t.trial_id for t in with_every_family(mlps[:2], ranked)] == ["mlp0", "mlp1", "lr1"]
+    chosen, weights = choose_trials(ranked, EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=4), y,
+                                    "log_loss", "min")
+    assert "lr1" in [t.trial_id for t in chosen] and abs(weights.sum() - 1) < 1e-12
+    # top_k alone keeps its k best, whatever their family
+    chosen, _ = choose_trials(ranked, EnsembleConfig(selection="top_k", top_k=2), y, "accuracy", "max")
+    assert [t.trial_id for t in chosen] == ["mlp0", "mlp1"]
+
+
+def test_selection_metric_log_loss_breaks_accuracy_ties():
+    from trainers.ensemble.build import choose_trials
+
+    y = np.array([0, 1, 0, 1])
+    confident = np.eye(2)[y] * 0.98 + 0.01
+    timid = np.eye(2)[y] * 0.2 + 0.4  # same argmax (same accuracy), far worse log loss
+    ranked = [_Trial("timid", "mlp", timid, 1.0), _Trial("confident", "mlp", confident, 1.0)]
+    by_accuracy, _ = choose_trials(ranked, EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1), y,
+                                   "accuracy", "max")
+    by_log_loss, _ = choose_trials(ranked, EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1,
+                                                          selection_metric="log_loss"), y, "accuracy", "max")
+    assert [t.trial_id for t in by_accuracy] == ["timid"]  # a tie goes to the better-ranked trial
+    assert [t.trial_id for t in by_log_loss] == ["confident"]
