@@ -138,6 +138,11 @@ class Policy(Checks):
         problems, resolved = data_source_problems(spec.data.source, self)
         if resolved:
             spec.data.source = resolved  # the path checked is the path read
+        if spec.data.test_source is not None:
+            found, resolved = data_source_problems(spec.data.test_source, self, "data.test_source")
+            problems += found
+            if resolved:
+                spec.data.test_source = resolved
         problem = factory_problem(spec.model.factory, self.factory_prefixes)
         if problem:
             problems.append(problem)
@@ -197,11 +202,10 @@ def factory_problem(factory: object, prefixes: tuple[str, ...] | None) -> str | 
             f"PREFIX`)")
 
 
-def data_source_problems(source: object, policy: Policy) -> tuple[list[str], str | None]:
-    """([problems], resolved absolute path or None) for a raw data.source value."""
+def data_source_problems(source: object, policy: Policy, where: str = "data.source") -> tuple[list[str], str | None]:
+    """([problems], resolved absolute path or None) for a raw data.source or data.test_source value."""
     if not isinstance(source, str) or source.startswith("sklearn:"):
-        return [], None  # the schema checks the type and the scikit-learn set name
-    where = "data.source"
+        return [], None  # the schema checks the type and the scikit-learn set name (test_source: refused)
     if any(ord(c) < 32 or ord(c) == 127 for c in source):
         return [f"{where}: a plain file path expected, but it contains control characters"], None
     if _PERCENT.search(source):
@@ -235,11 +239,12 @@ def check(raw: object, policy: Policy) -> dict:
     raw = copy.deepcopy(raw)
     problems: list[str] = []
     data = raw.get("data")
-    if isinstance(data, dict) and "source" in data:
-        found, resolved = data_source_problems(data["source"], policy)
-        problems += found
-        if resolved:
-            data["source"] = resolved
+    for key in ("source", "test_source"):
+        if isinstance(data, dict) and data.get(key) is not None:
+            found, resolved = data_source_problems(data[key], policy, f"data.{key}")
+            problems += found
+            if resolved:
+                data[key] = resolved
     model = raw.get("model")
     if isinstance(model, dict):
         family = model.get("family", "mlp")

@@ -302,12 +302,6 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
         problems += _value_problems(f"search.fixed.{key}", key, [value], families, base)
     if problems:
         return problems
-    uses_cutmix = any(v > 0 for v in trial_values(spec, "cutmix_alpha"))
-    if uses_cutmix and spec.data.image_shape is None:
-        problems.append("search.cutmix_alpha: cutmix needs image-shaped data (data.image_shape), "
-                        "but got flat data (image_shape=None)")
-    if "cnn" in (*families, spec.distill.student.family) and spec.data.image_shape is None:
-        problems.append("model.family: family 'cnn' needs data.image_shape, but got image_shape=None")
     not_torch = [f for f in families if not get_family(f).is_torch]
     if spec.resources.parallelism == "ddp" and not_torch:
         problems.append(f"resources.parallelism: 'ddp' needs torch families only, but the sweep trains {not_torch}")
@@ -347,17 +341,40 @@ def trial_values(spec: SweepSpec, key: str) -> list:
     return found
 
 
+def _image_problems(spec: SweepSpec) -> list[str]:
+    """Checks that need data.image_shape: run after the data, which may supply it (an idx3 header)."""
+    problems = []
+    uses_cutmix = any(v > 0 for v in trial_values(spec, "cutmix_alpha"))
+    if uses_cutmix and spec.data.image_shape is None:
+        problems.append("search.cutmix_alpha: cutmix needs image-shaped data (data.image_shape), "
+                        "but got flat data (image_shape=None)")
+    if "cnn" in (*spec.families(), spec.distill.student.family) and spec.data.image_shape is None:
+        problems.append("model.family: family 'cnn' needs data.image_shape, but got image_shape=None")
+    return problems
+
+
 def _data_problems(spec: SweepSpec, base_dir: Path, found: list) -> list[str]:
+    if spec.data.test_source is not None:
+        # absolute like data.source (_absolute): resume, jobs and later steps may run from another directory
+        spec.data.test_source = str((base_dir / spec.data.test_source).resolve())
     dataset = load_dataset(spec.data, base_dir)
     found.append(dataset)
-    n_test = int(np.ceil(len(dataset.y) * spec.data.test_fraction))
-    smallest = int(np.bincount(dataset.y).min())
-    # the held-out split removes about test_fraction of each class before folding
-    smallest_train = smallest - int(np.ceil(smallest * spec.data.test_fraction))
+    if spec.data.image_shape is None and dataset.image_shape is not None:
+        # inferred from the source (an idx3 header); kept in the spec so every model sees the images' shape
+        spec.data.image_shape = dataset.image_shape
     problems = []
-    if n_test < dataset.n_classes:
-        problems.append(f"data.test_fraction: a test split of at least one row per class ({dataset.n_classes}) "
-                        f"expected, but got {n_test} rows")
+    if dataset.n_predefined_test:
+        # data.test_source is the held-out split as it is (test_fraction unused): folds split the rest
+        smallest_train = int(np.bincount(dataset.y[:len(dataset.y) - dataset.n_predefined_test],
+                                         minlength=dataset.n_classes).min())
+    else:
+        n_test = int(np.ceil(len(dataset.y) * spec.data.test_fraction))
+        smallest = int(np.bincount(dataset.y).min())
+        # the held-out split removes about test_fraction of each class before folding
+        smallest_train = smallest - int(np.ceil(smallest * spec.data.test_fraction))
+        if n_test < dataset.n_classes:
+            problems.append(f"data.test_fraction: a test split of at least one row per class ({dataset.n_classes}) "
+                            f"expected, but got {n_test} rows")
     if spec.cv.folds > smallest_train:
         problems.append(f"cv.folds: folds <= the smallest class's training rows ({smallest_train}) must hold, "
                         f"but got folds={spec.cv.folds}")
@@ -396,6 +413,8 @@ def parse_spec(raw: object, base_dir: str | Path = ".", checks: Checks | None = 
     problems = _guarded("search", _semantic_problems, spec)
     found: list[Dataset] = []
     problems += _guarded("data.source", _data_problems, spec, Path(base_dir), found)
+    if not problems:
+        problems = _guarded("search", _image_problems, spec)
     if not problems and found:
         problems = _guarded("<spec>", checks.after_data, spec, found[0])
     if problems:
@@ -405,6 +424,8 @@ def parse_spec(raw: object, base_dir: str | Path = ".", checks: Checks | None = 
 
 def _absolute(spec: SweepSpec, base_dir: Path) -> list[str]:
     spec.data.source = str((base_dir / spec.data.source).resolve())
+    if spec.data.test_source is not None:
+        spec.data.test_source = str((base_dir / spec.data.test_source).resolve())
     return []
 
 

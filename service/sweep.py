@@ -24,7 +24,7 @@ from service import sweeplock
 from service.spec import SweepSpec
 from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, write_meta, write_trials
 from trainers.atomic import atomic_file, write_atomic
-from trainers.data import holdout_split, load_dataset
+from trainers.data import load_dataset, split_indices
 from trainers.kfold import TrialData, make_folds
 from trainers.families.scope import effective_params, scope_of
 from trainers.search import Execution, asha_rungs, param_space, run_trial, tune_config
@@ -69,7 +69,8 @@ def prepare(spec: SweepSpec, replace: bool = False) -> Path:
         if replace:
             _remove_sweep(spec, directory)
         dataset = load_dataset(spec.data)
-        train_idx, test_idx = holdout_split(dataset.y, spec.data.test_fraction, spec.data.split_seed)
+        # data.test_source's rows when the spec names one (never re-split), else a seeded stratified split
+        train_idx, test_idx = split_indices(dataset, spec.data)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_file(directory / "split.npz") as f:
             np.savez(f, train_idx=train_idx, test_idx=test_idx)

@@ -17,7 +17,7 @@ from service.postsweep import torch_threads
 from service.spec import SweepSpec
 from service.store import Sweep, TrialRecord
 from trainers.checkpoint import save_model
-from trainers.data import holdout_split, load_dataset
+from trainers.data import load_dataset, split_indices
 from trainers.loop import FoldTrainer, split_params
 from trainers.metrics import score
 
@@ -67,7 +67,7 @@ def make_fake_sweep(root: Path, spec: SweepSpec, trials=TRIALS, with_mlflow_run:
     """Train `trials` on the training split and return a Sweep over root/<name>."""
     directory = Path(root) / spec.name
     data = load_dataset(spec.data)
-    train_idx, test_idx = holdout_split(data.y, spec.data.test_fraction, spec.data.split_seed)
+    train_idx, test_idx = split_indices(data, spec.data)
     x, y = data.x[train_idx], data.y[train_idx]
     with torch_threads(1):  # as a 1-CPU trial worker; far faster on a busy shared machine
         records = [_train_trial(directory / "trials" / f"t{i}", f"t{i}", p, spec, x, y, data.n_classes)

@@ -347,3 +347,17 @@ def test_submit_ships_a_factory_module_found_beside_the_spec_only(tmp_path):
         assert sorted(p.name for p in job.iterdir()) == ([shipped] if shipped else []), factory
     assert (tmp_path / "job-mynets.sub.nets" / "mynets" / "sub" / "nets.py").is_file()
     assert not (tmp_path / "job-mynets.sub.nets" / "mynets" / "__pycache__").exists()
+
+
+def test_a_predefined_test_source_is_sandboxed_like_the_source(roots):
+    """data.test_source is read as well: every path form refused for data.source is refused for it,
+    naming data.test_source, and an accepted one is made absolute."""
+    root, outside = roots
+    policy = Policy(data_roots=[root])
+    for bad in ("../outside/set.npz", str(outside / "set.npz"), "escape.npz", "file:///etc/passwd"):
+        spec = tiny_spec("safe", data={"source": "set.npz", "test_source": bad})
+        with pytest.raises(SpecError) as e:
+            check(spec, policy)
+        assert [line.split(":")[0] for line in e.value.problems] == ["data.test_source"], e.value.problems
+    spec = tiny_spec("safe", data={"source": "set.npz", "test_source": "inside.npz"})
+    assert check(spec, policy)["data"]["test_source"] == str((root / "set.npz").resolve())

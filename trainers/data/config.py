@@ -1,0 +1,69 @@
+"""The spec's `data` section: where the rows come from and how the held-out split is made."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from trainers.models import ImageShape, image_shape_problem
+
+SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
+FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")  # single-file tabular sources
+MAX_PATH_CHARS = 4096  # data.source, data.test_source
+MAX_NAME_CHARS = 256  # data.target
+DEFAULT_TARGET = "target"
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    # What a source is, decided by what is on disk when it is loaded (a relative path is relative to the
+    # spec file's directory):
+    #   sklearn:<name>                          scikit-learn's bundled set (digits, iris, wine, breast_cancer)
+    #   data/set.csv | .parquet | .pq | .npz    one file; `target` is the label column (NPZ: the label
+    #                                           array, features under "X")
+    #   data/shards/                            a directory of *.parquet shards, read as one table with the
+    #                                           rules of one Parquet file (same columns in every shard)
+    #   data/train-images-idx3-ubyte[.gz]       IDX (MNIST format): the images file; its labels are the file
+    #                                           beside it with "images-idx3" -> "labels-idx1" in the name;
+    #                                           image_shape is inferred as (1, rows, cols), checked if given
+    #   data/images/                            root/<class>/*.png|jpg|jpeg, class = subfolder name (sorted);
+    #                                           image_shape [C, H, W] is required (C 1: grayscale, 3: RGB);
+    #                                           each image is resized to cover H x W and center-cropped
+    # IDX files and image directories carry their own labels: `target` stays unset for them.
+    # strict: bytes are never decoded into a path
+    source: StrictStr = Field(min_length=1, max_length=MAX_PATH_CHARS)
+    # A predefined test set of the same kind as `source` (say t10k-images-idx3-ubyte.gz, or an image directory
+    # with the same class subfolders): the held-out split IS these rows, never re-split, and test_fraction
+    # and split_seed are ignored. Its features must match source's, and its labels must be among source's
+    # classes (the union of classes is source's).
+    test_source: StrictStr | None = Field(None, min_length=1, max_length=MAX_PATH_CHARS)
+    # target column (CSV/Parquet) or array name (NPZ, features under "X")
+    target: StrictStr = Field(DEFAULT_TARGET, min_length=1, max_length=MAX_NAME_CHARS)
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # held out, never seen by search; unused with test_source
+    image_shape: ImageShape | None = None  # (C, H, W) for rows that are images
+    split_seed: int = Field(0, ge=0, le=2**32 - 1)  # seed of the held-out split
+
+    @field_validator("image_shape")
+    @classmethod
+    def _bounded_image(cls, v):
+        problem = image_shape_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v.startswith("sklearn:"):
+            if v.split(":", 1)[1] not in SKLEARN_SETS:
+                raise ValueError(f"one of {['sklearn:' + s for s in SKLEARN_SETS]} expected, but got {v!r}")
+        elif "://" in v:
+            raise ValueError(f"a local file path or 'sklearn:<name>' expected, but got URL {v!r}")
+        # any other path: its kind (file suffix, IDX name, directory contents) is checked when it is loaded
+        return v
+
+    @field_validator("test_source")
+    @classmethod
+    def _local_test_source(cls, v: str | None) -> str | None:
+        if v is not None and (v.startswith("sklearn:") or "://" in v):
+            raise ValueError(f"a local file or directory path expected, but got {v!r}")
+        return v

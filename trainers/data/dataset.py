@@ -1,0 +1,137 @@
+"""One in-memory Dataset from a DataConfig: the source's rows, then data.test_source's rows if given."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from trainers.data import idx, images, tabular
+from trainers.data.common import DataError, Rows, shown
+from trainers.data.config import DEFAULT_TARGET, FILE_SUFFIXES, DataConfig
+
+
+KINDS = {"table": "tabular", "idx": "IDX", "images": "image directory"}  # Rows.kind as errors name it
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x: np.ndarray  # float32 (n, features)
+    y: np.ndarray  # int64 class indices 0..k-1
+    classes: list  # original label of each class index
+    feature_names: list[str]
+    # the last n_predefined_test rows are data.test_source's: the held-out split itself (split_indices)
+    n_predefined_test: int = 0
+    # (C, H, W): data.image_shape, or what the source itself says (an idx3 header) when that is unset
+    image_shape: tuple[int, int, int] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_dataset(cfg: DataConfig, base_dir: str | Path = ".") -> Dataset:
+    train = _rows(cfg.source, cfg, Path(base_dir), "data.source")
+    classes, y = np.unique(train.labels, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"data.target: at least 2 classes expected, but got {len(classes)}")
+    x, y, n_test = train.x.astype(np.float32, copy=False), y.astype(np.int64), 0
+    if cfg.test_source is not None:
+        test = _rows(cfg.test_source, cfg, Path(base_dir), "data.test_source")
+        y_test = _test_labels(train, test, classes)
+        x, y = np.concatenate([x, test.x.astype(np.float32, copy=False)]), np.concatenate([y, y_test])
+        n_test = len(y_test)
+    image_shape = cfg.image_shape if cfg.image_shape is not None else train.image_shape
+    if image_shape is not None and int(np.prod(image_shape)) != x.shape[1]:
+        raise DataError(f"data.image_shape: C*H*W must equal the feature count {x.shape[1]}, "
+                        f"but got {list(image_shape)} = {int(np.prod(image_shape))}")
+    return Dataset(x, y, [_plain(c) for c in classes], train.feature_names, n_test,
+                   tuple(int(d) for d in image_shape) if image_shape is not None else None)
+
+
+def holdout_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train_idx, test_idx), both sorted."""
+    idx_ = np.arange(len(y))
+    train_idx, test_idx = train_test_split(idx_, test_size=test_fraction, stratify=y, random_state=seed)
+    return np.sort(train_idx), np.sort(test_idx)
+
+
+def split_indices(dataset: Dataset, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out split (train_idx, test_idx), both sorted: data.test_source's rows when there are
+    some (never re-split), else a stratified test_fraction of the rows drawn with split_seed."""
+    if dataset.n_predefined_test:
+        n_train = len(dataset.y) - dataset.n_predefined_test
+        return np.arange(n_train), np.arange(n_train, len(dataset.y))
+    return holdout_split(dataset.y, cfg.test_fraction, cfg.split_seed)
+
+
+def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str) -> Rows:
+    if source.startswith("sklearn:"):
+        return tabular.load_sklearn(source.split(":", 1)[1])
+    path = Path(source)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.exists():
+        raise DataError(f"{field}: an existing file or directory expected, but {str(path)!r} does not exist")
+    if path.is_dir():
+        if _has_parquet(path):
+            return tabular.load_parquet_dir(path, cfg.target, field)
+        _no_target(cfg, "an image directory (classes are its subfolders)")
+        return images.load_image_dir(path, cfg.image_shape, field)
+    if path.name.lower().endswith(FILE_SUFFIXES):
+        return tabular.load_file(path, cfg.target, field)
+    if idx.is_idx(path):
+        _no_target(cfg, "IDX files (labels are the matching labels-idx1 file)")
+        return idx.load_idx(path, cfg.image_shape, field)
+    raise DataError(f"{field}: a {'/'.join(FILE_SUFFIXES)} file, an IDX images file (*-images-idx3-ubyte[.gz]), "
+                    f"a directory of *.parquet shards or an image directory root/<class>/*.png expected, "
+                    f"but got file {shown(path.name)}")
+
+
+def _has_parquet(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return any(e.name.lower().endswith(tabular.PARQUET_SUFFIXES) and not e.name.startswith((".", "_"))
+                   and e.is_file() for e in entries)
+
+
+def _no_target(cfg: DataConfig, kind: str) -> None:
+    if cfg.target != DEFAULT_TARGET:
+        raise DataError(f"data.target: unset for {kind} expected, but got {cfg.target!r}")
+
+
+def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
+    """test's labels as indices into train's classes; a DataError naming data.test_source otherwise."""
+    import pandas as pd
+
+    if test.kind != train.kind:
+        raise DataError(f"data.test_source: a source of data.source's kind ({KINDS[train.kind]}) expected, but "
+                        f"got {KINDS[test.kind]}")
+    if test.x.shape[1] != train.x.shape[1]:
+        raise DataError(f"data.test_source: {train.x.shape[1]} features like data.source expected, but got "
+                        f"{test.x.shape[1]}")
+    if test.feature_names != train.feature_names:
+        diff = [n[:40] for n in test.feature_names if n not in set(train.feature_names)][:5]
+        raise DataError(f"data.test_source: data.source's feature columns in the same order expected, but got "
+                        f"different ones{f' (not in data.source: {diff})' if diff else ' (reordered)'}")
+    if train.image_shape is not None and test.image_shape is not None and test.image_shape != train.image_shape:
+        raise DataError(f"data.test_source: image shape {list(train.image_shape)} like data.source expected, "
+                        f"but got {list(test.image_shape)}")
+    if len(test.labels) == 0:
+        raise DataError("data.test_source: at least one row expected, but got 0")
+    try:
+        codes = pd.Index(classes).get_indexer(test.labels)
+    except (TypeError, ValueError):  # labels pandas cannot compare with the classes: no match
+        codes = np.full(len(test.labels), -1)
+    unknown = codes < 0
+    if unknown.any():
+        # class folder names are paths, shown; labels read from inside a file are not
+        names = (f" (classes {[str(v)[:40] for v in np.unique(test.labels[unknown])[:5]]})"
+                 if test.kind == "images" else "")
+        raise DataError(f"data.test_source: labels among data.source's {len(classes)} classes expected, but "
+                        f"{int(unknown.sum())} rows have a label data.source lacks{names}")
+    return codes.astype(np.int64)
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v

@@ -1,0 +1,122 @@
+"""Tabular sources: scikit-learn's bundled sets, a CSV / Parquet / NPZ file, a directory of Parquet shards."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from trainers.data.common import DataError, Rows, inside, no_missing, shown
+
+MAX_PARQUET_SHARDS = 10_000  # *.parquet files in one shard directory
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def load_sklearn(name: str) -> Rows:
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    names = [str(n) for n in getattr(bunch, "feature_names", [f"x{i}" for i in range(bunch.data.shape[1])])]
+    return Rows(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), names, "table")
+
+
+def load_file(path: Path, target: str, field: str) -> Rows:
+    """A single .csv / .parquet / .pq / .npz file."""
+    if path.suffix.lower() == ".npz":
+        return _load_npz(path, target, field)
+
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, never a crash
+        # only the parser's own wording (line and field counts) is shown: other readers' messages
+        # (decoders, Arrow) can quote the file's bytes
+        why = str(err).splitlines()[0][:200] if isinstance(err, pd.errors.ParserError) else type(err).__name__
+        raise DataError(f"{field}: a readable {path.suffix} file expected, but reading "
+                        f"{path.name} failed ({why})") from None
+    return _frame_rows(frame, target, path.name, field)
+
+
+def load_parquet_dir(path: Path, target: str, field: str) -> Rows:
+    """Every top-level *.parquet / *.pq shard of a directory, in name order, as one table. Names starting
+    with "." or "_" are skipped (Spark's _SUCCESS, .crc files: Arrow's own rule); other files are ignored;
+    a subdirectory is an error (a partitioned layout would silently lose its partition columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    shards, home = [], Path(os.path.realpath(path))
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if entry.is_dir():
+            raise DataError(f"{field}: a flat directory of Parquet shards expected, but got subdirectory "
+                            f"{shown(entry.name)}")
+        if entry.suffix.lower() in PARQUET_SUFFIXES:
+            inside(entry, home, field)
+            shards.append(entry)
+            if len(shards) > MAX_PARQUET_SHARDS:
+                raise DataError(f"{field}: at most {MAX_PARQUET_SHARDS} Parquet shards expected, but "
+                                f"{path.name} has more")
+    tables = []
+    for shard in shards:
+        try:
+            tables.append(pq.read_table(shard))
+        except Exception as err:  # noqa: BLE001 - Arrow's message can quote the file's bytes: its type only
+            raise DataError(f"{field}: readable Parquet shards expected, but reading {shown(shard.name)} "
+                            f"failed ({type(err).__name__})") from None
+        if not tables[-1].schema.equals(tables[0].schema):
+            # names and types only, never values
+            raise DataError(f"{field}: every shard with the columns of {shown(shards[0].name)} expected, but "
+                            f"{shown(shard.name)} has {_columns(tables[-1].schema)} instead of "
+                            f"{_columns(tables[0].schema)}")
+    if not tables:
+        raise DataError(f"{field}: at least one *.parquet shard expected, but {path.name} has none")
+    return _frame_rows(pa.concat_tables(tables).to_pandas(), target, f"{path.name}/*.parquet", field)
+
+
+def _columns(schema) -> list[str]:
+    return [f"{str(f.name)[:40]}: {f.type}" for f in list(schema)[:20]]
+
+
+def _load_npz(path: Path, target: str, field: str) -> Rows:
+    with np.load(path, allow_pickle=False) as arrays:
+        for key in ("X", target):
+            if key not in arrays:
+                raise DataError(f"data.target: NPZ arrays 'X' and {target!r} expected, "
+                                f"but {path.name} has {sorted(arrays.files)}")
+        x, labels = arrays["X"], arrays[target]
+    if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"{field}: numeric array 'X' of shape (rows, ...) expected, "
+                        f"but got dtype {x.dtype} shape {x.shape}")
+    x = x.reshape(len(x), -1).astype(np.float64)
+    if labels.ndim != 1 or len(labels) != len(x):
+        raise DataError(f"data.target: {len(x)} labels expected (one per row of X), but got shape "
+                        f"{labels.shape}")
+    names = [f"x{i}" for i in range(x.shape[1])]
+    no_missing(x, names, field)
+    return Rows(x, labels, names, "table")
+
+
+def _frame_rows(frame, target: str, name: str, field: str) -> Rows:
+    import pandas as pd
+
+    if target not in frame.columns:
+        raise DataError(f"data.target: a column of {name} expected, but got {target!r} "
+                        f"(columns: {[str(c)[:40] for c in list(frame.columns)[:20]]})")
+    labels = frame[target]
+    if labels.isna().any():
+        raise DataError(f"data.target: no missing labels expected, but column {target!r} has "
+                        f"{int(labels.isna().sum())} missing")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError(f"{field}: at least one feature column expected, but {name} has only {target!r}")
+    for col in features.columns:
+        if not pd.api.types.is_numeric_dtype(features[col]) or pd.api.types.is_bool_dtype(features[col]):
+            # the column and its dtype only: a value from the file is never echoed
+            raise DataError(f"{field}: numeric feature columns expected, but column {str(col)[:80]!r} has "
+                            f"dtype {features[col].dtype}")
+    x = features.to_numpy(dtype=np.float64)
+    names = [str(c) for c in features.columns]
+    no_missing(x, names, field)
+    return Rows(x, labels.to_numpy(), names, "table")
