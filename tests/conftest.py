@@ -12,6 +12,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a test Ray is local and pr
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
+import torch  # noqa: E402
+
+# in-process training in tests: two intra-op threads on two shared cores only fight (each step ~100x
+# slower under load); trial processes set their own thread count
+torch.set_num_threads(1)
+
 
 def tiny_spec(name: str, **sections) -> dict:
     """A spec small enough for a 2-core machine; sections override whole keys."""

@@ -1,4 +1,11 @@
-"""The plain-PyTorch train/eval loop. Runs with or without Ray, on CPU or CUDA (bf16 autocast)."""
+"""The plain-PyTorch train/eval loop. Runs with or without Ray, on CPU or CUDA.
+
+On CUDA: bf16 autocast, channels_last for conv nets, and the training rows on the GPU when they fit
+(a quarter of its free memory), else in pinned host memory with each batch copied without blocking.
+There is no DataLoader: the rows are in memory already, batches are index gathers, and the
+augmentations run on the device from the trial's one seeded generator (workers would each need
+their own stream of draws, and a seed would no longer fix the batches).
+"""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,15 +13,17 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trainers.augment import cutmix, mixup
+from trainers.augment import cutmix, hflip, mixup, random_crop
 from trainers.families._base import Fit
 from trainers.losses import soft_target_cross_entropy
 from trainers.models import ModelConfig, build_model
 
 
 MAX_EPOCHS = 10_000
+MAX_CROP_PADDING = 64
+RESIDENT_SHARE = 0.25  # training rows stay on the GPU when they take at most this share of its free memory
 
 
 class TrainConfig(BaseModel):
@@ -34,7 +43,16 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # torch's own CrossEntropyLoss smoothing
     mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off
     cutmix_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off; image-shaped data only
+    # image-shaped data only: shift by up to this many pixels (zero padding, then a random H x W crop); 0 = off
+    crop_padding: int = Field(0, ge=0, le=MAX_CROP_PADDING)
+    hflip: float = Field(0.0, ge=0.0, le=1.0)  # image-shaped data only: mirror probability; true = 0.5, false = 0
     amp: bool = True  # bf16 autocast, CUDA only
+
+    @field_validator("hflip", mode="before")
+    @classmethod
+    def _flip_flag(cls, v):
+        # the usual flag: true flips half the images (a probability of 1 would only mirror the data set)
+        return {True: 0.5, False: 0.0}[v] if isinstance(v, bool) else v
 
 
 def split_params(params: dict, base_model: ModelConfig):
@@ -52,6 +70,27 @@ def pick_device(prefer_cuda: bool = True) -> torch.device:
     return torch.device("cuda" if prefer_cuda and torch.cuda.is_available() else "cpu")
 
 
+def rows_stay_on_device(nbytes: int, device: torch.device, free_bytes: int | None = None) -> bool:
+    """Whether training rows of nbytes live on the device (CPU: always; CUDA: within RESIDENT_SHARE
+    of its free memory, leaving the rest to activations); else they wait in pinned host memory."""
+    if device.type != "cuda":
+        return True
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    return nbytes <= RESIDENT_SHARE * free_bytes
+
+
+def augmentation_problem(cfg: TrainConfig, image_shape: tuple[int, int, int] | None) -> str | None:
+    """Why these augmentation knobs cannot run on rows of this shape, or None."""
+    on = [k for k in ("crop_padding", "hflip", "cutmix_alpha") if getattr(cfg, k) > 0]
+    if on and image_shape is None:
+        return f"{on[0]}: image-shaped data (data.image_shape) expected, but got flat data (image_shape=None)"
+    if cfg.crop_padding and image_shape is not None and cfg.crop_padding >= min(image_shape[1:]):
+        return (f"crop_padding: < min(H, W) = {min(image_shape[1:])} expected, "
+                f"but got crop_padding={cfg.crop_padding}")
+    return None
+
+
 class FoldTrainer(Fit):
     """The torch families' Fit: one network trained one epoch at a time, so the k folds of a trial
     can advance in lockstep and a per-epoch mean over folds can be reported to the scheduler."""
@@ -62,12 +101,24 @@ class FoldTrainer(Fit):
         """data_parallel=(rank, world): this process is one replica of a DistributedDataParallel
         model (the process group must exist); each step trains on its share of the same batch."""
         self.cfg, self.model_cfg = train_cfg, model_cfg
+        problem = augmentation_problem(train_cfg, model_cfg.image_shape)
+        if problem:
+            raise ValueError(problem)
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # parameter init and dropout; the generator drives data order
-        self.x = torch.as_tensor(x_train, dtype=torch.float32, device=self.device)
-        self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.device)
+        x_train = np.asarray(x_train, dtype=np.float32)
+        # where the rows live between batches: the device, or pinned host memory for large sets
+        self.store = self.device if rows_stay_on_device(x_train.nbytes, self.device) else torch.device("cpu")
+        self.x = torch.as_tensor(x_train, device=self.store)
+        self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.store)
+        if self.store != self.device:
+            self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
         self.model = build_model(model_cfg).to(self.device)
+        if self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+            # NHWC lets cuDNN use tensor-core kernels under bf16; the flat rows are reshaped to NCHW
+            # inside the model and the first conv converts them (its weight is channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)
         # dropout draws from torch's global RNG, shared by the folds advancing side by side: each
         # fit keeps its own stream (seeded here, after init) and checkpoints it, so a resumed fit
         # continues exactly
@@ -109,6 +160,22 @@ class FoldTrainer(Fit):
             return mixup(xb, smooth, alpha, self.generator)
         return cutmix(xb, smooth, alpha, self.model_cfg.image_shape, self.generator)
 
+    def _augment(self, xb: torch.Tensor) -> torch.Tensor:
+        """Random crop, then flip, of each image row; draws only for the knobs that are on."""
+        cfg, shape = self.cfg, self.model_cfg.image_shape
+        if cfg.crop_padding > 0:
+            xb = random_crop(xb, shape, cfg.crop_padding, self.generator)
+        if cfg.hflip > 0:
+            xb = hflip(xb, shape, cfg.hflip, self.generator)
+        return xb
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.store == self.device:
+            return t
+        # the gather is a fresh (pageable) tensor: pin it so the copy runs without blocking the host,
+        # which gathers the next batch meanwhile (the caching host allocator keeps it alive until copied)
+        return t.pin_memory().to(self.device, non_blocking=True)
+
     def _rng_state(self) -> torch.Tensor:
         if self.device.type == "cuda":
             return torch.cuda.get_rng_state(self.device)
@@ -129,34 +196,37 @@ class FoldTrainer(Fit):
 
     def _train_epoch(self) -> float:
         self.model.train()
-        order = torch.randperm(len(self.x), generator=self.generator).to(self.device)
-        total, seen = 0.0, 0
+        order = torch.randperm(len(self.x), generator=self.generator).to(self.store)
+        losses, sizes = [], []
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
             if len(idx) < 2 * self.world and (self.needs_pairs or self.world > 1):
                 continue  # BatchNorm cannot train on one row; every replica needs a share
-            xb, soft = self._batch_targets(self.x[idx], self.y[idx])
+            xb, yb = self._to_device(self.x[idx]), self._to_device(self.y[idx])
+            xb, soft = self._batch_targets(self._augment(xb), yb)
             # each replica takes every world-th row of the (already augmented) batch; DDP averages
             # the gradients, which equals the full batch's mean loss for equal shares
             share = slice(self.rank, len(idx) - len(idx) % self.world, self.world)
-            xb, idx = xb[share], idx[share]
+            xb, yb = xb[share], yb[share]
             soft = None if soft is None else soft[share]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.net(xb)
             logits = logits.float()
             if soft is None:
-                loss = F.cross_entropy(logits, self.y[idx], label_smoothing=self.cfg.label_smoothing)
+                loss = F.cross_entropy(logits, yb, label_smoothing=self.cfg.label_smoothing)
             else:
                 loss = soft_target_cross_entropy(logits, soft)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            # kept on the device: reading each loss would make the host wait for every step
+            losses.append(loss.detach())
+            sizes.append(len(yb))
         if self.sched is not None:
             self.sched.step()
         self.epoch += 1
-        return total / max(seen, 1)
+        values = torch.stack(losses).tolist() if losses else []
+        return sum(v * n for v, n in zip(values, sizes)) / max(sum(sizes), 1)
 
     @property
     def rounds(self) -> int:
@@ -188,10 +258,10 @@ class FoldTrainer(Fit):
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         self.model.eval()
-        xt = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))  # on the host: one batch at a time goes over
         out = []
         for start in range(0, len(xt), batch_size):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(xt[start:start + batch_size])
+                logits = self.model(xt[start:start + batch_size].to(self.device))
             out.append(torch.softmax(logits.float(), -1).cpu())
         return torch.cat(out).numpy().astype(np.float64)

@@ -35,7 +35,7 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    # a name in trainers.families.FAMILIES: mlp, cnn (needs image_shape), torch (factory), hist_gb, ...
+    # a name in trainers.families.FAMILIES: mlp, cnn and resnet (need image_shape), torch (factory), hist_gb, ...
     family: StrictStr = Field("mlp", max_length=64)
     in_features: int = Field(0, ge=0, le=MAX_FEATURES)  # filled in from the data (0 = not yet known)
     n_classes: int = Field(0, ge=0, le=MAX_CLASSES)  # filled in from the data
@@ -83,21 +83,51 @@ class ModelConfig(BaseModel):
 
 
 class Standardize(nn.Module):
-    """(x - mean) / scale with buffers fitted on the training fold only."""
+    """(x - mean) / scale with buffers fitted on the training fold only: one mean and scale per feature,
+    or, for image rows (channels=C), one per channel over all its pixels. Per-pixel scaling of images
+    would blow up noise in near-constant border pixels and tie the model to where objects sit; per
+    channel is what augmentations (crops, flips) leave unchanged. Rows arrive and leave flat."""
 
-    def __init__(self, in_features: int):
+    def __init__(self, in_features: int, channels: int | None = None):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(in_features))
-        self.register_buffer("scale", torch.ones(in_features))
+        stats = channels or in_features
+        if in_features % stats:
+            raise ValueError(f"in_features divisible by channels must hold, but got "
+                             f"(in_features={in_features}, channels={channels})")
+        self.in_features = in_features
+        self.register_buffer("mean", torch.zeros(stats))
+        self.register_buffer("scale", torch.ones(stats))
+
+    def _per_feature(self, x: torch.Tensor) -> bool:
+        return self.mean.shape[-1] == x.shape[-1]
+
+    def _grouped(self, x: torch.Tensor) -> torch.Tensor:
+        # flat C*H*W rows are channel-major: (rows, C, H*W)
+        return x.reshape(x.shape[0], self.mean.shape[-1], -1)
 
     def fit(self, x: torch.Tensor) -> "Standardize":
-        self.mean.copy_(x.mean(0))
+        if self._per_feature(x):
+            mean, std = x.mean(0), x.std(0, unbiased=False)
+        else:
+            mean, std = self._grouped(x).mean((0, 2)), self._grouped(x).std((0, 2), unbiased=False)
+        self.mean.copy_(mean)
         # constant features (digits has border pixels that are always 0) must not divide by 0
-        self.scale.copy_(x.std(0, unbiased=False).clamp_min(1e-6))
+        self.scale.copy_(std.clamp_min(1e-6))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.scale
+        if self._per_feature(x):
+            return (x - self.mean) / self.scale
+        return ((self._grouped(x) - self.mean[:, None]) / self.scale[:, None]).reshape(x.shape)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a cnn saved before per-channel scaling holds per-pixel buffers: keep them, so the old
+        # checkpoint loads and predicts exactly as it did
+        stored = state_dict.get(prefix + "mean")
+        if stored is not None and tuple(stored.shape) == (self.in_features,) != tuple(self.mean.shape):
+            self.mean = torch.zeros(self.in_features, device=self.mean.device)
+            self.scale = torch.ones(self.in_features, device=self.scale.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class MLP(nn.Module):
@@ -127,7 +157,7 @@ class CNN(nn.Module):
         c, h, w = self.image_shape
         act = _ACTIVATIONS[cfg.activation]
         ch = cfg.channels
-        self.standardize = Standardize(cfg.in_features)
+        self.standardize = Standardize(cfg.in_features, channels=c)
         self.features = nn.Sequential(
             nn.Conv2d(c, ch, 3, padding=1), nn.BatchNorm2d(ch), act(),
             nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.BatchNorm2d(2 * ch), act(),
@@ -142,8 +172,72 @@ class CNN(nn.Module):
         return self.head(self.features(x))
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convs and a shortcut (He et al. 2016); a 1x1 conv shortcut where the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)  # BatchNorm follows: no bias
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        # the residual branch starts as zero (Goyal et al. 2017): each block begins as the identity,
+        # which trains deeper stacks stably at higher learning rates
+        nn.init.zeros_(self.bn2.weight)
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def _resnet_stages(width: int, stages: int) -> list[tuple[int, int, int]]:
+    """(c_in, c_out, first stride) of each stage: channels double and H, W halve after the first."""
+    return [(width * 2 ** max(s - 1, 0), width * 2 ** s, 1 if s == 0 else 2) for s in range(stages)]
+
+
+class ResNet(nn.Module):
+    """A small ResNet for 28-64 px images (CIFAR-style: a 3x3 stem, no max-pool, `stages` stages of
+    `depth` BasicBlocks, global average pooling, a linear head). Rows arrive flat and are reshaped to
+    image_shape; width=16, depth=3, stages=3 is He et al.'s ResNet-20."""
+
+    def __init__(self, in_features: int, n_classes: int, image_shape: tuple[int, int, int] | None,
+                 width: int, depth: int, stages: int, dropout: float = 0.0):
+        super().__init__()
+        if image_shape is None:
+            raise ValueError("family 'resnet' needs data.image_shape, but got image_shape=None")
+        self.image_shape = tuple(image_shape)
+        c = self.image_shape[0]
+        self.standardize = Standardize(in_features, channels=c)
+        self.stem = nn.Sequential(nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        blocks: list[nn.Module] = []
+        for c_in, c_out, stride in _resnet_stages(width, stages):
+            blocks += [BasicBlock(c_in, c_out, stride)] + [BasicBlock(c_out, c_out, 1) for _ in range(depth - 1)]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(width * 2 ** (stages - 1), n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.standardize(x).reshape(-1, *self.image_shape)
+        return self.head(self.blocks(self.stem(x)))
+
+
+def resnet_parameter_count(image_shape: tuple[int, int, int], n_classes: int, width: int, depth: int,
+                           stages: int) -> int:
+    """Trainable parameters of ResNet(...), from the shape alone (a BatchNorm has 2 per channel)."""
+    total = image_shape[0] * width * 9 + 2 * width  # stem
+    for c_in, c_out, stride in _resnet_stages(width, stages):
+        for block in range(depth):
+            cin = c_in if block == 0 else c_out
+            total += cin * c_out * 9 + c_out * c_out * 9 + 4 * c_out
+            if block == 0 and (stride != 1 or c_in != c_out):
+                total += c_in * c_out + 2 * c_out
+    return total + width * 2 ** (stages - 1) * n_classes + n_classes
+
+
 def build_model(cfg: ModelConfig | dict) -> nn.Module:
-    """An untrained network of a torch family (mlp, cnn, torch)."""
+    """An untrained network of a torch family (mlp, cnn, resnet, torch)."""
     from trainers.families import get_family
 
     cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
@@ -152,5 +246,5 @@ def build_model(cfg: ModelConfig | dict) -> nn.Module:
                          f"(in_features={cfg.in_features}, n_classes={cfg.n_classes})")
     family = get_family(cfg.family)
     if not family.is_torch:
-        raise ValueError(f"a torch family (mlp, cnn, torch) must hold to build a network, but got {cfg.family!r}")
+        raise ValueError(f"a torch family (mlp, cnn, resnet, torch) must hold to build a network, but got {cfg.family!r}")
     return family.build(cfg)

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from trainers.augment import cutmix, mixup
+import torch.nn.functional as F
+
+from trainers.augment import cutmix, hflip, mixup, random_crop
 
 
 def _batch(n=8, c=1, h=4, w=4, classes=3):
@@ -46,3 +48,76 @@ def test_cutmix_rejects_rows_that_are_not_the_image_shape():
     x, y = _batch()
     with pytest.raises(ValueError, match=r"rows of 64 features \(image_shape=\(1, 8, 8\)\) expected"):
         cutmix(x, y, 1.0, (1, 8, 8), torch.Generator())
+
+
+# ---- random crop and horizontal flip -------------------------------------------------------------
+
+SHAPE = (3, 5, 7)  # several channels, H != W: a mix-up of axes or channels shows
+
+
+def _images(n=40, shape=SHAPE, low=1.0):
+    # strictly positive, distinct values: zero padding and misplaced pixels are visible
+    return torch.rand(n, shape[0] * shape[1] * shape[2], generator=torch.Generator().manual_seed(5)) + low
+
+
+def _windows(img: torch.Tensor, padding: int, mode: str) -> list[torch.Tensor]:
+    """Every H x W window of one padded image (C, H, W)."""
+    _, h, w = img.shape
+    padded = F.pad(img[None], (padding,) * 4, mode="constant" if mode == "zeros" else "reflect")[0]
+    return [padded[:, i:i + h, j:j + w] for i in range(2 * padding + 1) for j in range(2 * padding + 1)]
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_random_crop_is_a_window_of_the_padded_image_per_row(mode):
+    x, p = _images(), 2
+    x0 = x.clone()
+    out = random_crop(x, SHAPE, p, torch.Generator().manual_seed(0), mode=mode)
+    assert out.shape == x.shape and torch.equal(x, x0)  # input untouched
+    offsets = set()
+    for row, img in zip(out.reshape(-1, *SHAPE), x.reshape(-1, *SHAPE)):
+        found = [k for k, win in enumerate(_windows(img, p, mode)) if torch.equal(win, row)]
+        assert found, "a row is no window of its own padded image"
+        offsets.add(found[0])
+    # offsets are drawn per row (one offset for the batch would give a single value)
+    assert len(offsets) > 5
+    if mode == "reflect":
+        assert (out > 0).all()  # mirrored borders, never zeros
+
+
+def test_random_crop_is_seeded_and_zero_padding_off_is_a_copy():
+    x = _images()
+    a = random_crop(x, SHAPE, 1, torch.Generator().manual_seed(4))
+    b = random_crop(x, SHAPE, 1, torch.Generator().manual_seed(4))
+    c = random_crop(x, SHAPE, 1, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    same = random_crop(x, SHAPE, 0, torch.Generator())
+    assert torch.equal(same, x) and same.data_ptr() != x.data_ptr()
+
+
+def test_hflip_mirrors_whole_rows_with_probability_p():
+    x = _images(n=400)
+    imgs = x.reshape(-1, *SHAPE)
+    out = hflip(x, SHAPE, 0.3, torch.Generator().manual_seed(0)).reshape(-1, *SHAPE)
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, imgs)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, imgs)])
+    assert bool((flipped ^ kept).all())  # every row is itself or its mirror (all channels, along W)
+    assert 0.22 < flipped.float().mean() < 0.38
+    assert torch.equal(hflip(x, SHAPE, 0.0, torch.Generator()), x)
+    assert torch.equal(hflip(x, SHAPE, 1.0, torch.Generator()).reshape(-1, *SHAPE), imgs.flip(-1))
+    again = hflip(x, SHAPE, 0.3, torch.Generator().manual_seed(0)).reshape(-1, *SHAPE)
+    assert torch.equal(out, again)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x, g: random_crop(x, (1, 8, 8), 1, g), r"rows of 64 features \(image_shape=\(1, 8, 8\)\) expected, but got shape \(8, 16\)"),
+    (lambda x, g: hflip(x, (1, 8, 8), 0.5, g), r"rows of 64 features \(image_shape=\(1, 8, 8\)\) expected"),
+    (lambda x, g: random_crop(x, (1, 4, 4), -1, g), r"padding >= 0 must hold, but got padding=-1"),
+    (lambda x, g: random_crop(x, (1, 4, 4), 4, g, mode="reflect"),
+     r"padding < min\(H, W\) = 4 must hold for reflect padding, but got padding=4"),
+    (lambda x, g: random_crop(x, (1, 4, 4), 1, g, mode="wrap"), r"mode one of \['zeros', 'reflect'\] expected, but got 'wrap'"),
+    (lambda x, g: hflip(x, (1, 4, 4), 1.5, g), r"0 <= p <= 1 must hold, but got p=1.5"),
+])
+def test_crop_and_flip_refuse_bad_arguments(call, message):
+    x, _ = _batch()
+    with pytest.raises(ValueError, match=message):
+        call(x, torch.Generator())

@@ -29,6 +29,7 @@ N_CLASSES, MISSING = 10, 3  # digits; the class a fold lacks (a middle one, so c
 SMALL: dict[str, dict] = {
     "mlp": {"hidden": 16, "depth": 1, "epochs": 3, "batch_size": 64, "lr": 0.02},
     "cnn": {"channels": 4, "hidden": 16, "epochs": 3, "batch_size": 64, "lr": 0.02},
+    "resnet": {"width": 4, "depth": 1, "stages": 2, "epochs": 3, "batch_size": 32, "lr": 0.02},
     "torch": {"width": 8, "epochs": 3, "batch_size": 64, "lr": 0.02},
     # max_features < 1 draws features from an rng the estimator carries: resume must keep it
     "hist_gb": {"max_iter": 6, "rounds": 3, "max_leaf_nodes": 8, "max_features": 0.5},

@@ -10,10 +10,11 @@ from trainers.families.knn import KNNFamily
 from trainers.families.logreg import LogRegFamily
 from trainers.families.mlp import MLPFamily
 from trainers.families.random_forest import RandomForestFamily
+from trainers.families.resnet import ResNetFamily
 from trainers.families.svc import SVCFamily
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    MLPFamily(), CNNFamily(), TorchFactoryFamily(),
+    MLPFamily(), CNNFamily(), ResNetFamily(), TorchFactoryFamily(),
     HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(), KNNFamily(),
 )}
 
