@@ -344,12 +344,18 @@ def trial_values(spec: SweepSpec, key: str) -> list:
 def _image_problems(spec: SweepSpec) -> list[str]:
     """Checks that need data.image_shape: run after the data, which may supply it (an idx3 header)."""
     problems = []
-    uses_cutmix = any(v > 0 for v in trial_values(spec, "cutmix_alpha"))
-    if uses_cutmix and spec.data.image_shape is None:
-        problems.append("search.cutmix_alpha: cutmix needs image-shaped data (data.image_shape), "
-                        "but got flat data (image_shape=None)")
-    if "cnn" in (*spec.families(), spec.distill.student.family) and spec.data.image_shape is None:
-        problems.append("model.family: family 'cnn' needs data.image_shape, but got image_shape=None")
+    shape = spec.data.image_shape
+    for key, what in (("cutmix_alpha", "cutmix"), ("crop_padding", "random crop"), ("hflip", "horizontal flip")):
+        if shape is None and any(v > 0 for v in trial_values(spec, key)):
+            problems.append(f"search.{key}: {what} needs image-shaped data (data.image_shape), "
+                            "but got flat data (image_shape=None)")
+    padding = max(trial_values(spec, "crop_padding"), default=0)
+    if shape is not None and padding >= min(shape[1:]):
+        problems.append(f"search.crop_padding: < min(H, W) = {min(shape[1:])} expected, but got {padding}")
+    image_families = [f for f in ("cnn", "resnet") if f in (*spec.families(), spec.distill.student.family)]
+    if image_families and shape is None:
+        problems.append(f"model.family: family {image_families[0]!r} needs data.image_shape, but got "
+                        "image_shape=None")
     return problems
 
 
