@@ -45,8 +45,7 @@ class SklearnFit(Fit):
         return train_log_loss(self.y, self.predict_proba(self.x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        with one_thread():
-            return self.family.proba(self.model, x)
+        return self.family.proba(self.model, x)
 
     def restore(self, model: Any, state: dict) -> None:
         # the loaded estimator carries its warm-start state: the next round adds to it
@@ -86,7 +85,10 @@ class SklearnFamily(Family):
         return SklearnFit(self, fit_cfg, x, y, seed, model_cfg.n_classes)
 
     def proba(self, model: Any, x: np.ndarray) -> np.ndarray:
-        proba = model.predict_proba(np.asarray(x, dtype=np.float64))
+        # one thread here too: the predictor, the judge, the distillation teacher and serving replicas
+        # call this in processes where torch's and OpenMP's thread pools would fight over few cores
+        with one_thread():
+            proba = model.predict_proba(np.asarray(x, dtype=np.float64))
         n_classes = getattr(model, "raysemble_n_classes", None) or len(model.classes_)
         return class_columns(proba, model.classes_, n_classes)
 

@@ -52,3 +52,17 @@ def test_wrong_width_is_named(mixed):
     models, configs = mixed
     with pytest.raises(ValueError, match=r"rows of 64 features expected, but got shape \(2, 3\)"):
         EnsemblePredictor(models, configs).predict_proba(np.zeros((2, 3)))
+
+
+def test_chunked_forward_and_looped_conv_groups_equal_the_plain_loop(mixed, monkeypatch):
+    """Rows go through each group in chunks (bounded activation memory); conv groups on CPU run
+    member by member instead of vmapped. Neither may change a probability."""
+    import trainers.ensemble.predictor as predictor_module
+
+    models, configs = mixed
+    x = np.random.default_rng(1).normal(size=(37, 64)).astype(np.float32)
+    expected = loop_member_proba(models, x)
+    monkeypatch.setattr(predictor_module, "PREDICT_CHUNK_ROWS", 8)  # 37 rows: 5 chunks, the last partial
+    predictor = EnsemblePredictor(models, configs)
+    assert any(group.looped is not None for _, group in predictor._groups)  # the two cnns
+    np.testing.assert_allclose(predictor.member_proba(x), expected, atol=1e-5)
