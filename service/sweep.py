@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -204,9 +205,22 @@ class SweepCallback(tune.Callback):
         self.progress.update(trials, None, finished=self.recorder.records)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.recorder.record(trial.trial_id, trial.config, trial.last_result or {}, None,
-                             str(getattr(trial, "error_message", None) or "trial failed"))
+        self.recorder.record(trial.trial_id, trial.config, trial.last_result or {}, None, trial_error(trial))
         self.progress.update(trials, None, finished=self.recorder.records)
+
+
+def trial_error(trial) -> str:
+    """The exception that ended a trial, one line ("ValueError: ..."). Tune has written it to the trial's
+    local error file when it calls on_trial_error (its storage copy may not be synced yet)."""
+    try:
+        text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        text = ""
+    last = text.rsplit("Failure #", 1)[-1]
+    lines = [line.strip() for line in last.splitlines() if line.strip() and not line.startswith((" ", "\t"))]
+    # the traceback's last unindented line names the exception; Ray wraps it in its own lines first
+    found = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", line)]
+    return (found[-1] if found else "trial failed (Tune recorded no error)")[:500]
 
 
 def run_sweep(spec: SweepSpec, progress, resume: bool = False) -> Sweep:

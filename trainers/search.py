@@ -221,7 +221,10 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
         run_config=ray.train.RunConfig(
             # the trial id is stable across Tune restores, so a restarted trial continues this run
             name=f"trial-{trial_id}", storage_path=execution.train_storage,
-            failure_config=ray.train.FailureConfig(max_failures=execution.max_failures),
+            # controller_failure_limit: worker-group start-up failures (placement, process group set-up)
+            # are retried without limit by default, so a trial that can never start never ended
+            failure_config=ray.train.FailureConfig(max_failures=execution.max_failures,
+                                                   controller_failure_limit=execution.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             callbacks=[TuneReportCallback()]),
     )

@@ -219,3 +219,15 @@ def test_one_sweep_over_three_families_builds_a_mixed_ensemble_that_serves_as_py
     rebuilt = EnsemblePredictor.load(sweep.dir / "postsweep" / "ensemble")
     assert len(rebuilt.models) == 3 and len(set(rebuilt.families())) >= 2
     assert {r["model"]: r for r in refit["rows"]}["ensemble"]["accuracy"] > 0.8
+
+
+def test_a_failing_trial_is_recorded_with_its_exception_and_the_sweep_fails(home):
+    """The error a trial died of reaches trials.json and the summary (not a bare "trial failed")."""
+    spec = tiny_spec("broken", model={"family": "torch", "factory": "tests.trainers.factory_models:too_few_logits"},
+                     search={"algorithm": "random", "num_trials": 1, "max_failures": 0,
+                             "fixed": {"epochs": 2}})
+    sweep = _run(spec)
+    (trial,) = sweep.trials
+    assert trial.status == "ERROR" and "out of bounds" in trial.error, trial.error
+    assert trial.error.split(":")[0].endswith(("IndexError", "RuntimeError")), trial.error
+    assert json.loads((sweep.dir / "sweep.json").read_text())["state"] == "FAILED"
