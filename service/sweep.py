@@ -124,6 +124,8 @@ def _trainable(sweep: Sweep, data: TrialData):
                                     str(sweep.dir / "attempts.jsonl"))
     if execution.executor == "in_trial":
         resources = {"CPU": spec.resources.trial_cpus}
+        if spec.resources.gpus_per_worker > 0:  # the trial process itself trains: it holds the GPU
+            resources["GPU"] = spec.resources.gpus_per_worker
     else:
         # the trial only drives a Ray Train run; its workers hold the real resources
         resources = {"CPU": 0.01}

@@ -103,6 +103,9 @@ class ResourcesConfig(_Section):
     # ray_train only: "folds" spreads the k folds over the workers; "ddp" trains each fold on
     # all workers at once (DistributedDataParallel), for models too big for one worker
     parallelism: Literal["folds", "ddp"] = "folds"
+    # a node Ray says has a GPU but where torch sees no CUDA (a misconfigured image, a simulated
+    # cluster): "error" fails the trial naming the node; "cpu" trains there on CPU (tests use it)
+    cuda_missing: Literal["error", "cpu"] = "error"
 
     def resolved_executor(self) -> str:
         if self.executor != "auto":

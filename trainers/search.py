@@ -29,6 +29,7 @@ class Execution:
     # train such a trial again, only replay its final result
     finished_file: str = ""
     parallelism: str = "folds"  # folds | ddp (ray_train only)
+    cuda_missing: str = "error"  # error | cpu: a GPU-typed node where torch sees no CUDA
 
     @classmethod
     def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
@@ -36,7 +37,7 @@ class Execution:
         finished_file = str(Path(attempts_log).with_name("finished.json")) if attempts_log else ""
         return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
                    resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file,
-                   resources.parallelism)
+                   resources.parallelism, resources.cuda_missing)
 
 
 def _branches(search: SearchConfig, grid: bool) -> list[dict]:
@@ -156,7 +157,7 @@ def _log_attempt(path: str, trial_id: str, kind: str) -> None:
     if path and Path(path).parent.is_dir():
         with open(path, "a") as f:  # one short O_APPEND write per line: safe across processes
             f.write(json.dumps({"trial_id": trial_id, "kind": kind, "pid": os.getpid(), "time": time.time(),
-                                "node_id": _node_id()}) + "\n")
+                                "node_id": _node_id(), "resources": _assigned()}) + "\n")
 
 
 def _node_id() -> str | None:
@@ -166,11 +167,35 @@ def _node_id() -> str | None:
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
+def _assigned() -> dict:
+    """Resources Ray reserved for this process (what a trial attempt actually held)."""
+    import ray
+
+    return ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
+
+
 def _finished(path: str, trial_id: str) -> dict | None:
     try:
         return json.loads(Path(path).read_text()).get(trial_id) if path else None
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def training_device(execution: Execution):
+    """Where this process trains: CUDA only when the trial reserved a GPU (Ray then sets
+    CUDA_VISIBLE_DEVICES); a reserved GPU that torch cannot see is an error naming the node, or CPU
+    with resources.cuda_missing: cpu. Never a silent CPU run where a GPU was asked for."""
+    import torch
+
+    if execution.gpus_per_worker <= 0:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if execution.cuda_missing == "cpu":
+        return torch.device("cpu")
+    raise RuntimeError(f"resources.gpus_per_worker: CUDA in the training process expected, but node {_node_id()} "
+                       f"has a GPU resource and torch sees no CUDA device (resources.cuda_missing: cpu trains "
+                       f"on CPU there)")
 
 
 def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
@@ -195,7 +220,7 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
         checkpoint = tune.get_checkpoint()
         with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
             train_folds(data, config, list(range(len(data.folds))), report,
-                        resume_from=Path(resume) if resume else None)
+                        resume_from=Path(resume) if resume else None, device=training_device(execution))
         return
     _run_with_ray_train(config, data, execution, trial_id)
 
@@ -214,7 +239,8 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
         resources["GPU"] = execution.gpus_per_worker
     trainer = TorchTrainer(
         _train_worker,
-        train_loop_config={"params": config, "data": data, "parallelism": execution.parallelism},
+        train_loop_config={"params": config, "data": data, "parallelism": execution.parallelism,
+                           "execution": execution},
         scaling_config=ray.train.ScalingConfig(num_workers=execution.workers,
                                                use_gpu=execution.gpus_per_worker > 0,
                                                resources_per_worker=resources),
@@ -261,7 +287,9 @@ def _train_worker(cfg: dict) -> None:
 
     import ray.train.torch as rt
 
-    device = rt.get_device() if torch.cuda.is_available() else torch.device("cpu")
+    device = training_device(cfg["execution"])
+    if device.type == "cuda":
+        device = rt.get_device()  # the GPU Ray Train assigned to this worker
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
         train_folds(data, cfg["params"], fold_ids, report, gather,
