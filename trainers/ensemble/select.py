@@ -57,8 +57,11 @@ def greedy_selection(oof_probs_list: Sequence[np.ndarray], y: np.ndarray, metric
     of the chosen multiset. Like auto-sklearn, all rounds are kept (no back-off to the best
     prefix): with replacement the late rounds mostly re-add good members, smoothing weights.
 
-    Ties go to the lowest candidate index; callers pass candidates ranked best first, so a tie
-    goes to the better single trial. A metric that is undefined (NaN) counts as worst.
+    Ties on `metric` go to the candidate whose addition gives the lower log loss, then to the lowest
+    index (callers pass candidates ranked best first). Accuracy ties constantly on small data, and a
+    tie kept going to the best single trial, so the ensemble stayed that one trial; the log loss
+    prefers the member that fixes confident mistakes the argmax does not show yet. A metric that is
+    undefined (NaN) counts as worst.
     Returns weights of shape (candidates,), summing to 1.
     """
     if rounds < 1:
@@ -72,8 +75,14 @@ def greedy_selection(oof_probs_list: Sequence[np.ndarray], y: np.ndarray, metric
     counts = np.zeros(len(probs), dtype=np.int64)
     total = np.zeros(probs.shape[1:])
     for r in range(rounds):
-        gains = np.array([sign * score(metric, y, (total + cand) / (r + 1)) for cand in probs])
-        best = int(np.argmax(np.nan_to_num(gains, nan=-np.inf)))  # argmax: first of equals
+        gains = np.nan_to_num(np.array([sign * score(metric, y, (total + cand) / (r + 1)) for cand in probs]),
+                              nan=-np.inf)
+        tied = np.flatnonzero(gains >= gains.max() - 1e-12)
+        if len(tied) > 1 and metric != "log_loss":
+            losses = [score("log_loss", y, (total + probs[i]) / (r + 1)) for i in tied]
+            best = int(tied[int(np.argmin(np.nan_to_num(losses, nan=np.inf)))])  # argmin: first of equals
+        else:
+            best = int(tied[0])
         counts[best] += 1
         total += probs[best]
     return counts / counts.sum()

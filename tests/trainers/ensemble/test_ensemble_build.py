@@ -104,16 +104,20 @@ def test_greedy_pool_adds_the_best_trial_of_each_missing_family_and_can_pick_it(
     assert [t.trial_id for t in chosen] == ["mlp0", "mlp1"]
 
 
-def test_selection_metric_log_loss_breaks_accuracy_ties():
+def test_accuracy_ties_go_to_the_lower_log_loss_then_to_the_better_ranked_trial():
     from trainers.ensemble.build import choose_trials
 
     y = np.array([0, 1, 0, 1])
     confident = np.eye(2)[y] * 0.98 + 0.01
     timid = np.eye(2)[y] * 0.2 + 0.4  # same argmax (same accuracy), far worse log loss
-    ranked = [_Trial("timid", "mlp", timid, 1.0), _Trial("confident", "mlp", confident, 1.0)]
-    by_accuracy, _ = choose_trials(ranked, EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1), y,
-                                   "accuracy", "max")
-    by_log_loss, _ = choose_trials(ranked, EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1,
-                                                          selection_metric="log_loss"), y, "accuracy", "max")
-    assert [t.trial_id for t in by_accuracy] == ["timid"]  # a tie goes to the better-ranked trial
+    cfg = EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1)
+    chosen, _ = choose_trials([_Trial("timid", "mlp", timid, 1.0), _Trial("confident", "mlp", confident, 1.0)],
+                              cfg, y, "accuracy", "max")
+    assert [t.trial_id for t in chosen] == ["confident"]  # was "timid": ties went to the first-ranked
+    chosen, _ = choose_trials([_Trial("a", "mlp", timid, 1.0), _Trial("b", "mlp", timid.copy(), 1.0)],
+                              cfg, y, "accuracy", "max")
+    assert [t.trial_id for t in chosen] == ["a"]  # a full tie: the better-ranked trial
+    by_log_loss, _ = choose_trials([_Trial("timid", "mlp", timid, 1.0), _Trial("confident", "mlp", confident, 1.0)],
+                                   EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1,
+                                                  selection_metric="log_loss"), y, "accuracy", "max")
     assert [t.trial_id for t in by_log_loss] == ["confident"]
