@@ -303,8 +303,44 @@ def _semantic_problems(spec: SweepSpec) -> list[str]:
     if problems:
         return problems
     not_torch = [f for f in families if not get_family(f).is_torch]
+    if spec.data.stream is True:
+        problems += _stream_problems(spec, not_torch)
     if spec.resources.parallelism == "ddp" and not_torch:
         problems.append(f"resources.parallelism: 'ddp' needs torch families only, but the sweep trains {not_torch}")
+    return problems
+
+
+def streams(spec: SweepSpec) -> bool:
+    """Whether the sweep's trials read their rows through Ray Data (data.stream, or "auto" and a large
+    Parquet source in a sweep that can stream)."""
+    if spec.data.stream != "auto":
+        return spec.data.stream
+    from trainers.stream import STREAM_ABOVE_BYTES
+
+    not_torch = [f for f in spec.families() if not get_family(f).is_torch]
+    if not _is_parquet(spec.data.source) or _stream_problems(spec, not_torch):
+        return False
+    path = Path(spec.data.source)
+    files = list(path.glob("*.parquet")) + list(path.glob("*.pq")) if path.is_dir() else [path]
+    return sum(f.stat().st_size for f in files) > STREAM_ABOVE_BYTES
+
+
+def _is_parquet(source: str) -> bool:
+    return not source.startswith("sklearn:") and (source.lower().endswith((".parquet", ".pq")) or
+                                                  Path(source).is_dir() and not any(Path(source).glob("*/")))
+
+
+def _stream_problems(spec: SweepSpec, not_torch: list[str]) -> list[str]:
+    problems = []
+    source = spec.data.source
+    if not _is_parquet(source):
+        problems.append(f"data.stream: a Parquet source (a .parquet file or a directory of shards) expected, but "
+                        f"got {_show(source)}")
+    if not_torch:
+        problems.append(f"data.stream: torch families only (rows arrive in batches), but the sweep trains {not_torch}")
+    if spec.resources.executor == "in_trial" or spec.resources.workers_per_trial != 1:
+        problems.append(f"data.stream: executor ray_train (or auto) with workers_per_trial 1 expected, but got "
+                        f"executor={spec.resources.executor!r}, workers_per_trial={spec.resources.workers_per_trial}")
     return problems
 
 

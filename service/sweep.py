@@ -22,7 +22,7 @@ from ray import tune  # noqa: E402
 
 from service import tracking
 from service import sweeplock
-from service.spec import SweepSpec
+from service.spec import SweepSpec, streams
 from service.store import Sweep, TrialRecord, load_sweep, sweep_dir, write_meta, write_trials
 from trainers.atomic import atomic_file, write_atomic
 from trainers.data import load_dataset, split_indices
@@ -111,21 +111,46 @@ def _trial_data(sweep: Sweep) -> TrialData:
     dataset = sweep.dataset()
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
     cv = sweep.spec.cv
-    return TrialData(x=x, y=y, folds=make_folds(y, cv.folds, cv.stratified, cv.seed),
+    folds = make_folds(y, cv.folds, cv.stratified, cv.seed)
+    stream = None
+    if streams(sweep.spec):
+        from trainers.stream import plan_for
+
+        # trials read the rows through Ray Data; the folds are the ones computed here, from the labels.
+        # data.test_source's rows come after the source's and are never streamed
+        stream = plan_for(_parquet_paths(sweep.spec.data.source), sweep.spec.data.target, dataset.classes,
+                          sweep.train_idx, folds, len(dataset.y) - dataset.n_predefined_test, seed=cv.seed)
+    return TrialData(x=None if stream else x, y=y, folds=folds,
                      base_model=sweep.spec.base_model_config(x.shape[1], dataset.n_classes).model_dump(mode="json"),
                      metric=sweep.spec.search.metric, seed=cv.seed,
                      checkpoint_every=sweep.spec.search.checkpoint_every,
-                     checkpoint_epochs=asha_rungs(sweep.spec.search))
+                     checkpoint_epochs=asha_rungs(sweep.spec.search), stream=stream)
+
+
+def _parquet_paths(source: str) -> list[str]:
+    from trainers.data.tabular import parquet_shards
+
+    path = Path(source)
+    return [str(p) for p in parquet_shards(path)] if path.is_dir() else [str(path)]
 
 
 def _trainable(sweep: Sweep, data: TrialData):
     spec = sweep.spec
     execution = Execution.from_spec(spec.resources, spec.search, _under(tune_storage(spec), spec.name, "train"),
                                     str(sweep.dir / "attempts.jsonl"))
+    streamed = data.stream is not None
+    if streamed:
+        execution.executor = "ray_train"  # get_dataset_shard feeds Ray Train workers
     if execution.executor == "in_trial":
         resources = {"CPU": spec.resources.trial_cpus}
         if spec.resources.gpus_per_worker > 0:  # the trial process itself trains: it holds the GPU
             resources["GPU"] = spec.resources.gpus_per_worker
+    elif streamed:
+        from trainers.stream import STREAM_TASK_CPUS
+
+        # the trial drives a Ray Train run and holds a second bundle for the Ray Data tasks that read
+        # the stream (trainers.stream.DATA_BUNDLE)
+        resources = tune.PlacementGroupFactory([{"CPU": 0.01}, {"CPU": STREAM_TASK_CPUS}])
     else:
         # the trial only drives a Ray Train run; its workers hold the real resources
         resources = {"CPU": 0.01}

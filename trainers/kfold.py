@@ -10,7 +10,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from trainers.families import Fit, get_family
 from trainers.loop import pick_device, split_params
 from trainers.metrics import score
 from trainers.models import ModelConfig
+
+if TYPE_CHECKING:
+    from trainers.stream import StreamPlan
 
 
 def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int) -> list[np.ndarray]:
@@ -43,6 +46,8 @@ class TrialData:
     # last checkpoint is then its last result) and at the last epoch
     checkpoint_every: int = 1
     checkpoint_epochs: tuple[int, ...] = ()
+    # set when the rows stream through Ray Data (x is then None: no trial holds a copy)
+    stream: "StreamPlan | None" = None
 
     def checkpoints_at(self, epoch: int, last: int) -> bool:
         return epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last

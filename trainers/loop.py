@@ -8,7 +8,7 @@ their own stream of draws, and a seed would no longer fix the batches).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Iterable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -123,7 +123,8 @@ class FoldTrainer(Fit):
         # fit keeps its own stream (seeded here, after init) and checkpoints it, so a resumed fit
         # continues exactly
         self.rng = self._rng_state()
-        self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
+        if len(self.x):  # streamed rows: the caller fits it from moments (Standardize.fit_moments)
+            self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
         # BatchNorm cannot train on a one-row batch
         self.needs_pairs = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
         self.rank, self.world = data_parallel or (0, 1)
@@ -170,7 +171,7 @@ class FoldTrainer(Fit):
         return xb
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
-        if self.store == self.device:
+        if t.device == self.device:
             return t
         # the gather is a fresh (pageable) tensor: pin it so the copy runs without blocking the host,
         # which gathers the next batch meanwhile (the caching host allocator keeps it alive until copied)
@@ -181,8 +182,9 @@ class FoldTrainer(Fit):
             return torch.cuda.get_rng_state(self.device)
         return torch.get_rng_state()
 
-    def train_epoch(self) -> float:
-        """One pass over the training rows; returns the mean training loss."""
+    def train_epoch(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None) -> float:
+        """One pass over the training rows (in memory, or the given (x, y) batches of a stream);
+        returns the mean training loss."""
         cuda = self.device.type == "cuda"
         index = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
         with torch.random.fork_rng(devices=[index] if cuda else [], device_type=self.device.type):
@@ -190,23 +192,27 @@ class FoldTrainer(Fit):
                 torch.cuda.set_rng_state(self.rng, self.device)
             else:
                 torch.set_rng_state(self.rng)
-            loss = self._train_epoch()
+            loss = self._train_epoch(self._batches() if batches is None else batches)
             self.rng = self._rng_state()
         return loss
 
-    def _train_epoch(self) -> float:
-        self.model.train()
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(self.x), generator=self.generator).to(self.store)
-        losses, sizes = [], []
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            if len(idx) < 2 * self.world and (self.needs_pairs or self.world > 1):
+            yield self.x[idx], self.y[idx]
+
+    def _train_epoch(self, batches) -> float:
+        self.model.train()
+        losses, sizes = [], []
+        for xb, yb in batches:
+            if len(yb) < 2 * self.world and (self.needs_pairs or self.world > 1):
                 continue  # BatchNorm cannot train on one row; every replica needs a share
-            xb, yb = self._to_device(self.x[idx]), self._to_device(self.y[idx])
+            xb, yb = self._to_device(xb), self._to_device(yb)
             xb, soft = self._batch_targets(self._augment(xb), yb)
             # each replica takes every world-th row of the (already augmented) batch; DDP averages
             # the gradients, which equals the full batch's mean loss for equal shares
-            share = slice(self.rank, len(idx) - len(idx) % self.world, self.world)
+            share = slice(self.rank, len(yb) - len(yb) % self.world, self.world)
             xb, yb = xb[share], yb[share]
             soft = None if soft is None else soft[share]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):

@@ -115,6 +115,17 @@ class Standardize(nn.Module):
         self.scale.copy_(std.clamp_min(1e-6))
         return self
 
+    def fit_moments(self, count: int, total: torch.Tensor, squares: torch.Tensor) -> "Standardize":
+        """The same fit from per-feature sums over rows that streamed past (sum of x, sum of x**2,
+        row count): what fit() computes, without the rows in memory."""
+        if self.mean.shape[-1] != self.in_features:  # per channel: each channel's pixels pooled
+            count = count * (self.in_features // self.mean.shape[-1])
+            total, squares = total.reshape(self.mean.shape[-1], -1).sum(1), squares.reshape(self.mean.shape[-1], -1).sum(1)
+        mean = total / max(count, 1)
+        self.mean.copy_(mean)
+        self.scale.copy_((squares / max(count, 1) - mean ** 2).clamp_min(0).sqrt().clamp_min(1e-6))
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._per_feature(x):
             return (x - self.mean) / self.scale

@@ -237,8 +237,14 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
     resources = {"CPU": execution.cpus_per_worker}
     if execution.gpus_per_worker:
         resources["GPU"] = execution.gpus_per_worker
+    datasets = {}
+    if data.stream is not None:
+        from trainers.stream import ray_dataset
+
+        datasets = {"train": ray_dataset(data.stream)}
     trainer = TorchTrainer(
         _train_worker,
+        datasets=datasets,
         train_loop_config={"params": config, "data": data, "parallelism": execution.parallelism,
                            "execution": execution},
         scaling_config=ray.train.ScalingConfig(num_workers=execution.workers,
@@ -290,6 +296,12 @@ def _train_worker(cfg: dict) -> None:
     device = training_device(cfg["execution"])
     if device.type == "cuda":
         device = rt.get_device()  # the GPU Ray Train assigned to this worker
+    if data.stream is not None:
+        from trainers.stream import train_folds_streamed
+
+        # a restarted worker trains the trial again from the stream (no mid-trial resume yet)
+        train_folds_streamed(ray.train.get_dataset_shard("train"), data, cfg["params"], report, device)
+        return
     checkpoint = ray.train.get_checkpoint()
     with checkpoint.as_directory() if checkpoint else contextlib.nullcontext() as resume:
         train_folds(data, cfg["params"], fold_ids, report, gather,

@@ -1,6 +1,8 @@
 """The spec's `data` section: where the rows come from and how the held-out split is made."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from trainers.models import ImageShape, image_shape_problem
@@ -41,6 +43,11 @@ class DataConfig(BaseModel):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # held out, never seen by search; unused with test_source
     image_shape: ImageShape | None = None  # (C, H, W) for rows that are images
     split_seed: int = Field(0, ge=0, le=2**32 - 1)  # seed of the held-out split
+    # Parquet sources (a file or a shard directory): trials read the training rows in batches through
+    # Ray Data (each trial's Ray Train worker streams its shard) instead of every trial holding a copy;
+    # torch families, executor ray_train with one worker per trial. "auto": stream when the source's
+    # files are larger than trainers.stream.STREAM_ABOVE_BYTES and the sweep can stream
+    stream: bool | Literal["auto"] = "auto"
 
     @field_validator("image_shape")
     @classmethod

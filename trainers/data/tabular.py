@@ -42,9 +42,11 @@ def load_parquet_dir(path: Path, target: str, field: str) -> Rows:
     """Every top-level *.parquet / *.pq shard of a directory, in name order, as one table. Names starting
     with "." or "_" are skipped (Spark's _SUCCESS, .crc files: Arrow's own rule); other files are ignored;
     a subdirectory is an error (a partitioned layout would silently lose its partition columns)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    return _load_shards(path, parquet_shards(path, field), target, field)
 
+
+def parquet_shards(path: Path, field: str = "data.source") -> list[Path]:
+    """The shard files of a Parquet directory, in the order they are read (name order)."""
     shards, home = [], Path(os.path.realpath(path))
     for entry in sorted(path.iterdir()):
         if entry.name.startswith((".", "_")):
@@ -58,6 +60,13 @@ def load_parquet_dir(path: Path, target: str, field: str) -> Rows:
             if len(shards) > MAX_PARQUET_SHARDS:
                 raise DataError(f"{field}: at most {MAX_PARQUET_SHARDS} Parquet shards expected, but "
                                 f"{path.name} has more")
+    return shards
+
+
+def _load_shards(path: Path, shards: list[Path], target: str, field: str) -> Rows:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tables = []
     for shard in shards:
         try:
