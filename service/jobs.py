@@ -334,12 +334,15 @@ def trials(metadata: dict) -> list[dict] | None:
     out = []
     for trial_id in list(records) + [t for t in tried if t not in records]:
         rec = records.get(trial_id, {})
-        runs = tried.get(trial_id, [])
+        # a "worker" line is one of a ray_train attempt's workers, not an attempt of its own
+        runs = [a for a in tried.get(trial_id, []) if a.get("kind") != "worker"]
+        workers = [a for a in tried.get(trial_id, []) if a.get("kind") == "worker"]
         out.append({"trial_id": trial_id, "status": rec.get("status", "RUNNING"), "params": rec.get("params"),
                     "mean": _finite(rec.get("mean_score")), "folds": rec.get("fold_scores"),
                     "epochs": rec.get("epochs"), "error": rec.get("error"),
                     "mlflow_run_id": rec.get("mlflow_run_id"), "attempts": len(runs),
-                    "node_ids": [a["node_id"] for a in runs if a.get("node_id")]})
+                    "node_ids": [a["node_id"] for a in runs if a.get("node_id")],
+                    "worker_node_ids": [a["node_id"] for a in workers if a.get("node_id")]})
     return out
 
 
@@ -456,9 +459,14 @@ def list_sweeps(client) -> list[dict]:
 
 
 def status(client, sweep_id: str) -> dict:
+    from service.scaling import cluster_scaling
+
     job = get_job(client, sweep_id)
     deploys = [d for d in raysemble_jobs(client, "deploy") if d.metadata.get(PARENT) == sweep_id]
-    return describe(job, deploys)
+    out = describe(job, deploys)
+    # while it runs, what the cluster waits for (its trials may be among it) and is launching
+    out["scaling"] = cluster_scaling(client) if out["state"] in ("PENDING", "RUNNING") else None
+    return out
 
 
 def sweep_trials(client, sweep_id: str) -> dict:

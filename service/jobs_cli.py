@@ -119,6 +119,10 @@ def status_cmd(sweep_id: str, address: str | None, as_json: bool) -> int:
              f"best      {_fmt_best(s['best'])}" + (f" {s['best']['metric']}" if s["best"] else ""),
              f"mlflow    run {s['mlflow_run_id'] or '-'} (experiment {s['experiment_id'] or '-'}) at "
              f"{s['mlflow_uri'] or 'the cluster default'}"]
+    from service.scaling import describe_scaling
+
+    if scaling := describe_scaling(s.get("scaling")):
+        lines.append(f"cluster   {scaling}")
     if s["source"] is None:
         lines.append("          (the sweep's directory and MLflow store are not readable from here: job state only)")
     for kind, reg in (s.get("registered") or {}).items():

@@ -6,7 +6,7 @@ Layout under $RAYSEMBLE_HOME (default ./.raysemble):
   sweeps/<name>/sweep.json     MLflow ids, storage path, state
   sweeps/<name>/trials.json    one record per finished or failed trial
   sweeps/<name>/trials/<id>/   that trial's fold models, OOF probabilities and curves (local copy)
-  sweeps/<name>/attempts.jsonl one line per trial start
+  sweeps/<name>/attempts.jsonl one line per trial start (kind train, or replay) and per Ray Train worker start (worker)
   sweeps/<name>/driver.lock    flock of the process driving the sweep (service.sweeplock)
   tune/<name>/                 Ray Tune's experiment (default storage_path)
 """

@@ -39,6 +39,9 @@ class SearchConfig(_Section):
     grace_period: int = Field(5, ge=1, le=MAX_EPOCHS)  # ASHA: epochs before a trial can be stopped
     reduction_factor: int = Field(3, ge=2, le=100)  # ASHA
     max_failures: int = Field(2, ge=0, le=MAX_RETRIES)  # retries of a trial whose worker or process dies
+    # ray_train trials: a Train run that has not ended this long after its workers' final report is
+    # hung: its stacks go to the trial's log and the attempt fails (and is retried); null: wait for ever
+    hang_timeout_s: float | None = Field(300.0, gt=0, le=7 * 24 * 3600)
     # epochs between trial checkpoints (a retried trial loses at most this many); ASHA's rungs
     # and the last epoch always checkpoint
     checkpoint_every: int = Field(5, ge=1, le=MAX_EPOCHS)

@@ -31,8 +31,11 @@ def run_on_ray_train(fn: Callable[[dict], Any], payload: dict, *, name: str, sto
     if not ray.is_initialized():
         raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker > 0 else {})}
+    from trainers.torch_backend import CudaAwareTorchConfig
+
     trainer = TorchTrainer(
         _entry,
+        torch_config=CudaAwareTorchConfig(),
         train_loop_config={"fn": fn, "payload": ray.put(payload)},
         scaling_config=ScalingConfig(num_workers=1, use_gpu=gpus_per_worker > 0, resources_per_worker=resources),
         run_config=RunConfig(name=name, storage_path=_storage(storage_path)),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainers.config import ResourcesConfig, SearchConfig
 from trainers.kfold import TrialData, train_folds
+from trainers.loop import split_params
 from trainers.space import Grid
 
 
@@ -30,6 +31,7 @@ class Execution:
     finished_file: str = ""
     parallelism: str = "folds"  # folds | ddp (ray_train only)
     cuda_missing: str = "error"  # error | cpu: a GPU-typed node where torch sees no CUDA
+    hang_timeout_s: float | None = 300.0  # ray_train: see SearchConfig.hang_timeout_s
 
     @classmethod
     def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
@@ -37,7 +39,7 @@ class Execution:
         finished_file = str(Path(attempts_log).with_name("finished.json")) if attempts_log else ""
         return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
                    resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file,
-                   resources.parallelism, resources.cuda_missing)
+                   resources.parallelism, resources.cuda_missing, search.hang_timeout_s)
 
 
 def _branches(search: SearchConfig, grid: bool) -> list[dict]:
@@ -227,8 +229,12 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
 
 def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, trial_id: str) -> None:
     import ray.train
+    from ray import tune
     from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from trainers.families import get_family
+    from trainers.models import ModelConfig
+    from trainers.train_reports import ReportForwarder, forward_reports, new_report_queue
 
     # Train's controller consumes reports on its health-check tick (2 s by default) and a worker's
     # next report waits for that: 2 s per epoch dwarfs small models. Ray Train propagates this
@@ -242,11 +248,15 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
         from trainers.stream import ray_dataset
 
         datasets = {"train": ray_dataset(data.stream)}
+    from trainers.torch_backend import CudaAwareTorchConfig
+
+    reports = new_report_queue()  # Train's controller -> this thread (trainers.train_reports)
     trainer = TorchTrainer(
         _train_worker,
+        torch_config=CudaAwareTorchConfig(),
         datasets=datasets,
         train_loop_config={"params": config, "data": data, "parallelism": execution.parallelism,
-                           "execution": execution},
+                           "execution": execution, "trial_id": trial_id},
         scaling_config=ray.train.ScalingConfig(num_workers=execution.workers,
                                                use_gpu=execution.gpus_per_worker > 0,
                                                resources_per_worker=resources),
@@ -258,9 +268,11 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
             failure_config=ray.train.FailureConfig(max_failures=execution.max_failures,
                                                    controller_failure_limit=execution.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
-            callbacks=[TuneReportCallback()]),
+            callbacks=[ReportForwarder(reports)]),
     )
-    trainer.fit()
+    model_cfg, fit_cfg = split_params(config, ModelConfig.model_validate(data.base_model))
+    forward_reports(trainer.fit, reports, tune.report, get_family(model_cfg.family).fit_rounds(fit_cfg),
+                    execution.hang_timeout_s)
 
 
 def _train_worker(cfg: dict) -> None:
@@ -293,6 +305,9 @@ def _train_worker(cfg: dict) -> None:
 
     import ray.train.torch as rt
 
+    # each worker's own line (node, resources held): where the training of a ray_train trial ran.
+    # Written where the worker runs: on a cluster without a shared filesystem only local workers' lines
+    _log_attempt(cfg["execution"].attempts_log, cfg["trial_id"], "worker")
     device = training_device(cfg["execution"])
     if device.type == "cuda":
         device = rt.get_device()  # the GPU Ray Train assigned to this worker

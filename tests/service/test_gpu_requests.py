@@ -53,3 +53,33 @@ def test_cuda_missing_cpu_trains_on_cpu_holding_the_gpu(gpu_node, home):
     assert trial.status == "TERMINATED", trial.error
     attempts = [json.loads(line) for line in (sweep.dir / "attempts.jsonl").read_text().splitlines()]
     assert attempts and all(a["kind"] == "train" and a["resources"].get("GPU") == 1.0 for a in attempts), attempts
+
+
+@pytest.mark.parametrize("cuda_missing", ["cpu", "error"])
+def test_ray_train_trials_on_a_gpu_node_without_cuda_use_gloo_and_end(gpu_node, home, cuda_missing):
+    """Ray Train would pick NCCL from the GPU reservation alone and fail in process-group set-up; the
+    backend follows the workers' CUDA, so the trial trains on CPU (cuda_missing: cpu) or fails naming
+    the node, and the sweep ends either way."""
+    import json
+
+    sweep = run_sweep(parse_spec(_spec(f"rt-{cuda_missing}", executor="ray_train", cuda_missing=cuda_missing)),
+                      Silent())
+    (trial,) = sweep.trials
+    if cuda_missing == "cpu":
+        assert trial.status == "TERMINATED", trial.error
+        assert 0.0 < trial.mean_score <= 1.0
+    else:
+        assert trial.status == "ERROR"
+        assert "resources.gpus_per_worker: CUDA in the training process expected" in trial.error, trial.error
+        assert "NCCL" not in trial.error and "nccl" not in trial.error
+    attempts = [json.loads(line) for line in (sweep.dir / "attempts.jsonl").read_text().splitlines()]
+    assert attempts and [a["kind"] for a in attempts] == ["train", "worker"], attempts
+    assert attempts[1]["resources"].get("GPU") == 1.0 and attempts[0]["resources"].get("GPU") is None  # the worker held it
+
+
+def test_backend_is_nccl_only_when_every_worker_sees_cuda():
+    from trainers.torch_backend import backend_for
+
+    assert backend_for([True, True]) == "nccl"
+    assert backend_for([True, False]) == "gloo"
+    assert backend_for([False]) == "gloo"

@@ -5,11 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,48 +13,20 @@ import yaml
 
 from service import jobs
 from tests.conftest import tiny_spec
+from tests.service.jobhelpers import attempts_of, cli, last_json, started, wait_for, write_spec
 from tests.service.raycluster import LocalCluster, free_port
 
-RAYSEMBLE = str(Path(sys.executable).parent / "raysemble")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = LocalCluster(num_cpus=1)
-    c.tmp = tmp_path_factory.mktemp("jobs")
-    try:
-        c.start_head()
-        c.worker = c.add_worker()
+    with started(LocalCluster(num_cpus=1), tmp_path_factory.mktemp("jobs"), workers=1) as c:
+        c.worker = c.workers[0]
         yield c
-    finally:
-        c.shutdown()
-    assert c.leftovers() == []
-
-
-def cli(cluster, *args, timeout=300, **env) -> subprocess.CompletedProcess:
-    full = cluster.client_env(RAYSEMBLE_HOME=str(cluster.tmp / "home"),
-                              MLFLOW_TRACKING_URI=f"sqlite:///{cluster.tmp}/mlflow.db", **env)
-    return subprocess.run([RAYSEMBLE, *args], env=full, capture_output=True, text=True, timeout=timeout,
-                          cwd=cluster.tmp)
-
-
-def last_json(proc: subprocess.CompletedProcess):
-    assert proc.stdout.strip(), proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def write_spec(cluster, name: str, **sections) -> Path:
-    path = cluster.tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(tiny_spec(name, **sections)))
-    return path
 
 
 def job_ids(cluster) -> list[str]:
     return sorted(j.submission_id for j in jobs.connect(cluster.address, cluster.token).list_jobs())
-
-
-def attempts_of(cluster, name: str) -> list[dict]:
-    return jobs.attempts(cluster.tmp / "home" / "sweeps" / name)
 
 
 def test_bad_input_exits_2_and_launches_nothing(cluster):
@@ -125,22 +93,12 @@ def test_cli_submit_follows_to_success_on_a_two_node_cluster(cluster, pipeline):
     assert job_ids(cluster) == before
 
 
-def _wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(what)
-
-
 def test_cancel_stops_a_running_sweep(cluster):
     spec = write_spec(cluster, "to-cancel", search={"algorithm": "random", "num_trials": 4, "max_concurrent": 2,
                                                     "space": {"lr": {"loguniform": [0.002, 0.01]}},
                                                     "fixed": {"epochs": 200, "hidden": 16}})
     sweep_id = last_json(cli(cluster, "submit", str(spec), "--json", RAYSEMBLE_JOB_COMMAND="sweep"))["id"]
-    _wait_for(lambda: attempts_of(cluster, "to-cancel"), 180, "a trial to start")
+    wait_for(lambda: attempts_of(cluster, "to-cancel"), 180, "a trial to start")
     proc = cli(cluster, "cancel", sweep_id, "--json")
     assert proc.returncode == 0, proc.stderr
     assert last_json(proc) == {"id": sweep_id, "stopped": True, "state": "STOPPED"}
@@ -199,7 +157,7 @@ def test_a_worker_node_lost_mid_sweep_costs_only_its_trials(cluster):
                                                     "space": {"lr": {"loguniform": [0.002, 0.01]}},
                                                     "fixed": {"epochs": 30, "hidden": 16, "batch_size": 16}})
     sweep_id = last_json(cli(cluster, "submit", str(spec), "--json", RAYSEMBLE_JOB_COMMAND="sweep"))["id"]
-    on_worker = _wait_for(lambda: [a for a in attempts_of(cluster, "node-loss") if a["node_id"] == worker_id],
+    on_worker = wait_for(lambda: [a for a in attempts_of(cluster, "node-loss") if a["node_id"] == worker_id],
                           180, "a trial to start on the worker node")
     cluster.kill(cluster.worker)
     client = jobs.connect(cluster.address, cluster.token)
