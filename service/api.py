@@ -5,6 +5,7 @@
     GET    /sweeps/{id}          state, trials done/total, best so far, MLflow run, registered models
     GET    /sweeps/{id}/trials   every trial with its score, attempts and the nodes it ran on
     DELETE /sweeps/{id}          cancel (202)
+    POST   /sweeps/{id}/resume   continue a cancelled or failed sweep as a new job (202)
     POST   /sweeps/{id}/deploy   serve the sweep's registered models (202 {"id": deploy job})
     GET    /healthz              no auth
     GET    /openapi.json         this API's OpenAPI document (no auth; it holds no secrets)
@@ -222,6 +223,11 @@ def create_app(settings: Settings) -> FastAPI:
                                                                    **_errors(404, 422, *_CLUSTER)})
     def cancel_sweep(sweep_id: str) -> dict:
         return JSONResponse(call(jobs.cancel, sweep_id), status_code=202)
+
+    @api.post("/sweeps/{sweep_id}/resume", status_code=202,
+              responses={202: {"description": "resume job submitted"}, **_errors(404, 409, 422, *_CLUSTER)})
+    def resume_sweep(sweep_id: str) -> dict:
+        return JSONResponse(call(jobs.resume, sweep_id), status_code=202)
 
     @api.post("/sweeps/{sweep_id}/deploy", status_code=202,
               responses={202: {"description": "deploy job submitted"}, **_errors(404, 409, 422, *_CLUSTER)})

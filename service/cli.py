@@ -114,11 +114,19 @@ def sweep(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"),
 
 
 @app.command()
-def resume(name: str = typer.Argument(..., help="sweep name"),
+def resume(name: str = typer.Argument(..., help="sweep name (or, with --address, its id)"),
            spec: Optional[Path] = typer.Option(None, "--spec", help="must equal the stored spec"),
            ray_address: Optional[str] = typer.Option(None, "--ray-address"),
-           as_json: bool = typer.Option(False, "--json")):
-    """Continue a sweep whose driver died, without redoing finished trials."""
+           as_json: bool = typer.Option(False, "--json"),
+           address: Optional[str] = typer.Option(None, "--address", help="a sweep submitted to this cluster (its "
+                                                 "Ray dashboard URL): resumed there as a new Ray Job"),
+           follow: bool = typer.Option(False, "--follow", help="with --address: stream the job's logs until it ends"),
+           finish: bool = typer.Option(False, "--finish", help="then ensemble, distill and register, as `raysemble "
+                                       "run` does (a submitted `run` sweep resumes with this)")):
+    """Continue a sweep whose driver died or was cancelled, without redoing finished trials."""
+    if address is not None:
+        from service.jobs_cli import resume_cmd
+        raise typer.Exit(resume_cmd(name, address, as_json, follow))
     from service.store import SweepNotFound, load_sweep
     from service.sweep import SpecChanged, check_same_spec
 
@@ -132,10 +140,13 @@ def resume(name: str = typer.Argument(..., help="sweep name"),
         except SpecChanged as e:
             _invalid(str(e))
     with _driving(name, "raysemble resume"):
-        _, result, _ = _sweep(stored, ray_address, as_json, resume=True)
+        sweep_obj, result, _ = _sweep(stored, ray_address, as_json, resume=True)
+        succeeded = result["state"] == "SUCCEEDED"
+        if finish and succeeded:  # _finish exits EXIT_FAILED itself when a post-sweep step fails
+            result = {**_finish(sweep_obj, ("ensemble", "distill"), as_json), "sweep_summary": result}
     if as_json:
         _emit_json(result)
-    raise typer.Exit(EXIT_OK if result["state"] == "SUCCEEDED" else EXIT_FAILED)
+    raise typer.Exit(EXIT_OK if succeeded else EXIT_FAILED)
 
 
 # ---- cluster: Ray Jobs and the REST control plane (logic in service/jobs_cli.py) ----

@@ -1,6 +1,7 @@
 """The entrypoint of raysemble's Ray Jobs, run on the cluster inside the job's working dir.
 
     python -m service.jobrun pipeline --command run|sweep spec.json
+    python -m service.jobrun resume --command run|sweep SWEEP_NAME
     python -m service.jobrun deploy SWEEP_NAME
 
 Sets the cluster-side defaults the submitter could not know (RAYSEMBLE_HOME = ~/.raysemble of the
@@ -40,6 +41,14 @@ def pipeline(command: str, spec: str) -> int:
     return 1  # not reached
 
 
+def resume(command: str, name: str) -> int:
+    """Continue the sweep (`raysemble resume`); a `run` sweep then ensembles, distils and registers."""
+    args = ["resume", name, "--json"] + (["--finish"] if command == "run" else [])
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "service.cli", *args])
+    return 1  # not reached
+
+
 def deploy(name: str) -> int:
     import ray
 
@@ -71,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec")
     d = sub.add_parser("deploy")
     d.add_argument("name")
+    r = sub.add_parser("resume")
+    r.add_argument("--command", choices=COMMANDS, required=True)
+    r.add_argument("name")
     args = parser.parse_args(argv)
     if args.what == "pipeline":
         args.spec = os.path.abspath(args.spec)
     _defaults()
     if args.what == "pipeline":
         return pipeline(args.command, args.spec)
+    if args.what == "resume":
+        return resume(args.command, args.name)
     return deploy(args.name)
 
 

@@ -455,15 +455,21 @@ def _seconds(ms: int | None) -> float | None:
 
 
 def list_sweeps(client) -> list[dict]:
-    return [describe(j) for j in raysemble_jobs(client)]
+    resumed: dict[str, object] = {}
+    for j in raysemble_jobs(client, "resume"):  # oldest first: the last one wins
+        resumed[j.metadata.get(PARENT)] = j
+    return [{**describe(resumed.get(j.submission_id, j)), "id": j.submission_id} for j in raysemble_jobs(client)]
 
 
 def status(client, sweep_id: str) -> dict:
     from service.scaling import cluster_scaling
 
-    job = get_job(client, sweep_id)
+    first = get_job(client, sweep_id)
+    job = current_job(client, first)
     deploys = [d for d in raysemble_jobs(client, "deploy") if d.metadata.get(PARENT) == sweep_id]
     out = describe(job, deploys)
+    out["id"] = sweep_id
+    out["jobs"] = [first.submission_id] + [j.submission_id for j in resume_jobs(client, sweep_id)]
     # while it runs, what the cluster waits for (its trials may be among it) and is launching
     out["scaling"] = cluster_scaling(client) if out["state"] in ("PENDING", "RUNNING") else None
     return out
@@ -481,7 +487,8 @@ def wait(client, sweep_id: str, timeout_s: float, poll_s: float = 1.0, kind: str
     """Poll until the job is terminal (or timeout); returns the last state."""
     deadline = time.monotonic() + timeout_s
     while True:
-        state = str(get_job(client, sweep_id, kind).status.value)
+        job = get_job(client, sweep_id, kind)
+        state = str((current_job(client, job) if kind == "sweep" else job).status.value)
         if state in TERMINAL or time.monotonic() >= deadline:
             return state
         time.sleep(poll_s)
@@ -490,15 +497,17 @@ def wait(client, sweep_id: str, timeout_s: float, poll_s: float = 1.0, kind: str
 # ----------------------------------------------------------------------------- logs, cancel, deploy
 
 def logs(client, sweep_id: str) -> str:
-    get_job(client, sweep_id)
-    return _call(client.get_job_logs, sweep_id)
+    """The output of every job of the sweep (the first, then each resume), in order."""
+    first = get_job(client, sweep_id)
+    parts = [_call(client.get_job_logs, j.submission_id) for j in [first, *resume_jobs(client, sweep_id)]]
+    return "".join(parts)
 
 
 def follow(client, sweep_id: str) -> Iterator[str]:
-    """Log chunks as the job writes them, until it ends."""
-    get_job(client, sweep_id)
+    """Log chunks as the job now driving the sweep writes them, until it ends."""
+    job = current_job(client, get_job(client, sweep_id))
     loop = asyncio.new_event_loop()
-    stream = client.tail_job_logs(sweep_id).__aiter__()
+    stream = client.tail_job_logs(job.submission_id).__aiter__()
     try:
         while True:
             try:
@@ -514,10 +523,54 @@ def follow(client, sweep_id: str) -> Iterator[str]:
 
 
 def cancel(client, sweep_id: str) -> dict:
-    job = get_job(client, sweep_id)
+    job = current_job(client, get_job(client, sweep_id))
     state = str(job.status.value)
-    stopped = False if state in TERMINAL else bool(_call(client.stop_job, sweep_id))
-    return {"id": sweep_id, "stopped": stopped, "state": state if not stopped else "STOPPING"}
+    stopped = False if state in TERMINAL else bool(_call(client.stop_job, job.submission_id))
+    return {"id": sweep_id, "job": job.submission_id, "stopped": stopped, "state": state if not stopped else "STOPPING"}
+
+
+def resume_jobs(client, sweep_id: str) -> list:
+    """The jobs that resumed a sweep, oldest first."""
+    return [j for j in raysemble_jobs(client, "resume") if j.metadata.get(PARENT) == sweep_id]
+
+
+def current_job(client, job):
+    """The job now driving a sweep: its last resume, else the one that submitted it."""
+    resumed = resume_jobs(client, job.submission_id)
+    return resumed[-1] if resumed else job
+
+
+def sweep_id_of(name_or_id: str, client) -> str:
+    """A sweep id from `raysemble list`, or the name it was submitted under."""
+    check_id(name_or_id)
+    known = {j.submission_id for j in raysemble_jobs(client)}
+    return name_or_id if name_or_id in known else new_id(name_or_id)
+
+
+def resume(client, sweep_id: str) -> dict:
+    """Continue a stopped or failed submitted sweep as a new Ray Job (`raysemble resume NAME` on the
+    cluster, the sweep dir and Tune's experiment state read where the first job wrote them): finished
+    trials are not trained again. Its command (run: then ensemble, distill, register) is the first job's."""
+    first = get_job(client, sweep_id)
+    job = current_job(client, first)
+    state = str(job.status.value)
+    if state not in TERMINAL:
+        raise Conflict(f"ID: a sweep that has ended expected for resume, but {sweep_id} is {state} "
+                       f"(job {job.submission_id}); cancel it first")
+    meta = first.metadata
+    sweep_state = progress(meta)["sweep_state"]
+    if state == "SUCCEEDED" and sweep_state in (None, "SUCCEEDED"):
+        raise Conflict(f"ID: a stopped or failed sweep expected for resume, but {sweep_id} SUCCEEDED")
+    resume_id = f"{sweep_id}-resume{len(resume_jobs(client, sweep_id)) + 1}"
+    command = meta.get(COMMAND) or "run"
+    entrypoint = shlex.join(["python", "-m", "service.jobrun", "resume", "--command", command, meta[SWEEP]])
+    home = meta.get(HOME)
+    env = _env(home if home != DEFAULT_CLUSTER_HOME else None, meta.get(MLFLOW) or None)
+    with tempfile.TemporaryDirectory(prefix="raysemble-resume-") as tmp:
+        runtime_env = {"working_dir": str(_package(Path(tmp), None)), "env_vars": env}
+        _call(lambda: client.submit_job(entrypoint=entrypoint, submission_id=resume_id, runtime_env=runtime_env,
+                                        metadata={**meta, KIND: "resume", PARENT: sweep_id}))
+    return {"id": sweep_id, "job": resume_id, "name": meta[SWEEP], "command": command}
 
 
 def deploy(client, sweep_id: str) -> dict:

@@ -145,6 +145,20 @@ def logs_cmd(sweep_id: str, address: str | None, follow: bool) -> int:
     return EXIT_OK
 
 
+def resume_cmd(name: str, address: str | None, as_json: bool, follow: bool) -> int:
+    try:
+        client = _client(address)
+        result = jobs.resume(client, jobs.sweep_id_of(name, client))
+    except jobs.JobsError as e:
+        return _error(str(e))
+    if as_json and not follow:
+        _json(result)
+    else:
+        err.print(f"resumed sweep [bold]{result['id']}[/bold] as job {result['job']} ({result['command']}); "
+                  f"follow it with `raysemble logs {result['id']} --follow`", highlight=False)
+    return _follow(client, result["id"]) if follow else EXIT_OK
+
+
 def cancel_cmd(sweep_id: str, address: str | None, wait_s: float, as_json: bool) -> int:
     try:
         client = _client(address)

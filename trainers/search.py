@@ -155,11 +155,12 @@ def tune_config(search: SearchConfig):
                            reuse_actors=True)
 
 
-def _log_attempt(path: str, trial_id: str, kind: str) -> None:
+def _log_attempt(path: str, trial_id: str, kind: str, resumed: bool | None = None) -> None:
+    """resumed: whether this start continues from a checkpoint (None where it does not apply)."""
     if path and Path(path).parent.is_dir():
         with open(path, "a") as f:  # one short O_APPEND write per line: safe across processes
             f.write(json.dumps({"trial_id": trial_id, "kind": kind, "pid": os.getpid(), "time": time.time(),
-                                "node_id": _node_id(), "resources": _assigned()}) + "\n")
+                                "node_id": _node_id(), "resources": _assigned(), "resumed": resumed}) + "\n")
 
 
 def _node_id() -> str | None:
@@ -214,8 +215,9 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
         _log_attempt(execution.attempts_log, trial_id, "replay")
         tune.report(done["metrics"], checkpoint=Checkpoint.from_directory(done["checkpoint_dir"]))
         return
-    _log_attempt(execution.attempts_log, trial_id, "train")
-    if execution.executor == "in_trial":
+    in_trial = execution.executor == "in_trial"
+    _log_attempt(execution.attempts_log, trial_id, "train", tune.get_checkpoint() is not None if in_trial else None)
+    if in_trial:
         def report(metrics, directory):
             tune.report(metrics, checkpoint=Checkpoint.from_directory(str(directory)) if directory else None)
 
@@ -307,7 +309,7 @@ def _train_worker(cfg: dict) -> None:
 
     # each worker's own line (node, resources held): where the training of a ray_train trial ran.
     # Written where the worker runs: on a cluster without a shared filesystem only local workers' lines
-    _log_attempt(cfg["execution"].attempts_log, cfg["trial_id"], "worker")
+    _log_attempt(cfg["execution"].attempts_log, cfg["trial_id"], "worker", ray.train.get_checkpoint() is not None)
     device = training_device(cfg["execution"])
     if device.type == "cuda":
         device = rt.get_device()  # the GPU Ray Train assigned to this worker

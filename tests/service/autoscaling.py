@@ -6,6 +6,7 @@ it would cloud instances. `ray.cluster_utils.AutoscalingCluster` and `ray up` wi
 not usable here (the wheel lacks fake_multi_node/example.yaml, and both call `ray stop --force`), so
 the head is a `ray start --head --block --autoscaling-config=...` of our own, in its own process
 group and temp dir; everything it launched is stopped by killing its process tree (LocalCluster).
+Each launched node gets a temp dir of its own under the head's (tests/service/fakeprovider.py).
 
 Sizes are shrunk to fit 2 cores: every node type keeps its GPUs but gets NODE_CPUS logical CPUs, and
 at most MAX_PER_TYPE nodes; min_workers and the cluster-wide max_workers are kept (capped).
@@ -19,7 +20,8 @@ import yaml
 
 from tests.service.raycluster import LocalCluster, free_port
 
-CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_YAML = REPO / "cluster.yaml"
 HEAD_TYPE = "ray.head.default"  # the fake provider's name for the head
 HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"  # the fake provider's head id
 NODE_CPUS = 1  # logical CPUs of every launched node
@@ -40,7 +42,8 @@ def fake_node_types(cluster_yaml: Path = CLUSTER_YAML) -> dict:
     return types
 
 
-def autoscaling_config(gcs_address: str, head_cpus: int, cluster_yaml: Path = CLUSTER_YAML) -> dict:
+def autoscaling_config(gcs_address: str, head_cpus: int, node_temp_root: str,
+                       cluster_yaml: Path = CLUSTER_YAML) -> dict:
     real = yaml.safe_load(cluster_yaml.read_text())
     types = fake_node_types(cluster_yaml)
     types[HEAD_TYPE] = {"resources": {"CPU": head_cpus}, "node_config": {}, "max_workers": 0}
@@ -49,8 +52,8 @@ def autoscaling_config(gcs_address: str, head_cpus: int, cluster_yaml: Path = CL
         "max_workers": min(real["max_workers"], sum(t["max_workers"] for t in types.values())),
         "upscaling_speed": real.get("upscaling_speed", 1.0),
         "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
-        "provider": {"type": "external",
-                     "module": "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider",
+        "provider": {"type": "external", "module": "tests.service.fakeprovider.SeparateTempFakeProvider",
+                     "node_temp_root": node_temp_root,
                      "gcs_address": gcs_address, "head_node_id": HEAD_NODE_ID, "launch_multiple": True,
                      "use_node_id_as_ip": True, "disable_node_updaters": True,
                      "disable_launch_config_check": True},
@@ -71,9 +74,12 @@ class AutoscalingCluster(LocalCluster):
         super().__init__(num_cpus=head_cpus, token=token)
         self.env.update({"RAY_FAKE_CLUSTER": "1", "RAY_enable_autoscaler_v2": "1",
                          "RAY_CLOUD_INSTANCE_ID": HEAD_NODE_ID, "RAY_OVERRIDE_NODE_ID_FOR_TESTING": HEAD_NODE_ID,
-                         "AUTOSCALER_UPDATE_INTERVAL_S": "1"})
+                         "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+                         # the head's autoscaler imports the provider from tests/service/fakeprovider.py
+                         "PYTHONPATH": str(REPO)})
         self.config_path = Path(self.temp) / "autoscaling.yaml"
-        self.config_path.write_text(json.dumps(autoscaling_config(f"127.0.0.1:{self.gcs_port}", head_cpus)))
+        self.config_path.write_text(json.dumps(autoscaling_config(f"127.0.0.1:{self.gcs_port}", head_cpus,
+                                                                  self.temp)))
 
     def start_head(self, timeout_s: float = 120) -> None:
         self._start(["--head", f"--port={self.gcs_port}", f"--temp-dir={self.temp}",
@@ -82,24 +88,21 @@ class AutoscalingCluster(LocalCluster):
                      f"--autoscaling-config={self.config_path}"], "head")
         self.wait_for_nodes(1, timeout_s)
 
-    def nodes_by_type(self) -> dict[str, list[str]]:
-        """Alive nodes' ids by node type (the head under HEAD_TYPE)."""
-        import httpx
+    def kill_node(self, node_id: str) -> int:
+        """Kill a launched node as a reclaimed instance dies: every process of it (its raylet, workers,
+        agents: they carry the node id the fake provider gave them). Returns how many were killed."""
+        import psutil
 
-        r = httpx.get(f"{self.address}/api/v0/nodes", params={"limit": 100, "detail": True},
-                      headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
-        r.raise_for_status()
-        found: dict[str, list[str]] = {}
-        for node in r.json()["data"]["result"]["result"]:
-            if node["state"] != "ALIVE":
+        victims = []
+        for p in psutil.process_iter(["pid"]):
+            try:
+                if p.environ().get("RAY_OVERRIDE_NODE_ID_FOR_TESTING") == node_id:
+                    victims.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            kind = HEAD_TYPE if node["is_head_node"] else (node.get("labels") or {}).get("ray.io/node-group") \
-                or _type_of(node)
-            found.setdefault(kind, []).append(node["node_id"])
-        return found
-
-
-def _type_of(node: dict) -> str:
-    resources = node.get("resources_total") or {}
-    return "gpu" if resources.get("GPU") else "cpu"
-
+        for p in victims:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        return len(victims)

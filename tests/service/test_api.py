@@ -224,6 +224,14 @@ def test_a_file_inside_the_data_root_is_accepted_and_delete_cancels(api):
     assert stored["data"]["source"] == str((api.tmp / "data" / "set.npz").resolve())
 
 
+def test_resume_of_a_finished_or_unknown_sweep_is_4xx(api, yaml_sweep):
+    sweep_id, _ = yaml_sweep
+    r = api.request("POST", f"/sweeps/{sweep_id}/resume")
+    assert r.status_code == 409 and "a stopped or failed sweep expected for resume" in r.text, r.text
+    r = api.request("POST", "/sweeps/no-such-sweep-000000/resume")
+    assert r.status_code == 404, r.text
+
+
 def test_a_restarted_api_still_lists_every_sweep(api, yaml_sweep):
     listed = {s["id"]: s for s in api.request("GET", "/sweeps").json()["sweeps"]}
     assert len(listed) == 2

@@ -31,10 +31,11 @@ def gpu_nodes(cluster, alive_only: bool = True) -> set[str]:
     return {n["node_id"] for n in nodes(cluster, alive_only) if (n.get("resources_total") or {}).get("GPU")}
 
 
-def gpu_spec(cluster, name: str, executor: str):
+def gpu_spec(cluster, name: str, executor: str, trials: int = 2, **fixed):
     return write_spec(cluster, name,
-                      search={"algorithm": "random", "num_trials": 2, "max_concurrent": 2, "max_failures": 1,
-                              "space": {"lr": {"loguniform": [0.002, 0.01]}}, "fixed": {"epochs": 2, "hidden": 16}},
+                      search={"algorithm": "random", "num_trials": trials, "max_concurrent": 2, "max_failures": 1,
+                              "checkpoint_every": 1, "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                              "fixed": {"epochs": 2, "hidden": 16, **fixed}},
                       resources={"executor": executor, "cpus_per_worker": 0.5, "gpus_per_worker": 1,
                                  "cuda_missing": "cpu"})
 
@@ -81,6 +82,46 @@ def test_gpu_sweeps_scale_up_from_zero_train_on_gpu_nodes_and_scale_down(cluster
     # idle GPU nodes go back: none alive a little after the idle timeout
     wait_for(lambda: not gpu_nodes(cluster), 60 + IDLE_TIMEOUT_MINUTES * 60, "GPU nodes to be removed when idle")
     assert "scaling up" not in cli(cluster, "status", submitted["in_trial"][1]).stdout
+
+
+EPOCHS = 150  # long enough (seconds) that both sweeps are mid-trial at once
+
+
+def test_a_gpu_node_lost_mid_trial_is_replaced_and_its_trials_resume_from_checkpoints(cluster):
+    """The node a trial trains on dies (every process of it killed, as a reclaimed spot instance): the
+    autoscaler brings another GPU node, the trial continues there from its last checkpoint (Tune's
+    retry for in_trial, Ray Train's worker-group restart for ray_train), and each sweep ends with
+    every trial recorded exactly once."""
+    wait_for(lambda: not gpu_nodes(cluster), 120, "no GPU node left from earlier tests")
+    client = jobs.connect(cluster.address, cluster.token)
+    submitted = {}
+    for executor in ("in_trial", "ray_train"):
+        name = f"loss-{executor.replace('_', '-')}"
+        proc = cli(cluster, "submit", str(gpu_spec(cluster, name, executor, trials=1, epochs=EPOCHS, batch_size=16)),
+                   "--json", RAYSEMBLE_JOB_COMMAND="sweep")
+        submitted[executor] = (name, last_json(proc)["id"], "train" if executor == "in_trial" else "worker")
+
+    def training_lines():
+        return {ex: [a for a in attempts_of(cluster, name) if a["kind"] == kind]
+                for ex, (name, _, kind) in submitted.items()}
+
+    def checkpointed():  # Tune's (in_trial) or Ray Train's (ray_train) checkpoint of the running trial
+        return all(any((cluster.tmp / "home" / "tune" / name).rglob("checkpoint_*")) for name, _, _ in submitted.values())
+
+    wait_for(lambda: all(training_lines().values()) and checkpointed(), 240, "both sweeps training, checkpointed")
+    victims = {lines[0]["node_id"] for lines in training_lines().values()}
+    assert victims <= gpu_nodes(cluster), (victims, gpu_nodes(cluster))
+    for node_id in victims:
+        assert cluster.kill_node(node_id) > 0
+    for executor, (name, sweep_id, kind) in submitted.items():
+        assert jobs.wait(client, sweep_id, timeout_s=400, poll_s=1) == "SUCCEEDED", \
+            cli(cluster, "logs", sweep_id).stdout[-3000:]
+        (trial,) = jobs.sweep_trials(client, sweep_id)["trials"]  # exactly once
+        assert trial["status"] == "TERMINATED" and trial["epochs"] == EPOCHS, trial
+        lines = training_lines()[executor]
+        assert len(lines) >= 2 and lines[0]["node_id"] in victims, lines
+        assert lines[-1]["node_id"] not in victims and lines[-1]["node_id"] in gpu_nodes(cluster, alive_only=False)
+        assert lines[-1]["resumed"] is True and lines[0]["resumed"] is False, lines
 
 
 def test_status_text_is_parsed_from_rays_format():

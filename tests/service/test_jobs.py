@@ -101,7 +101,7 @@ def test_cancel_stops_a_running_sweep(cluster):
     wait_for(lambda: attempts_of(cluster, "to-cancel"), 180, "a trial to start")
     proc = cli(cluster, "cancel", sweep_id, "--json")
     assert proc.returncode == 0, proc.stderr
-    assert last_json(proc) == {"id": sweep_id, "stopped": True, "state": "STOPPED"}
+    assert last_json(proc) == {"id": sweep_id, "job": sweep_id, "stopped": True, "state": "STOPPED"}
     status = last_json(cli(cluster, "status", sweep_id, "--json"))
     assert status["state"] == "STOPPED" and status["trials_done"] < 4
     # the sweep itself ends STOPPED too (its driver records it on SIGTERM; status settles it otherwise)
@@ -110,6 +110,30 @@ def test_cancel_stops_a_running_sweep(cluster):
     assert on_disk["state"] == "STOPPED" and on_disk["finished"]
     again = last_json(cli(cluster, "cancel", sweep_id, "--json"))
     assert again["stopped"] is False and again["state"] == "STOPPED"
+
+
+def test_a_cancelled_sweep_resumes_on_the_cluster_without_retraining_finished_trials(cluster):
+    spec = write_spec(cluster, "to-resume", search={"algorithm": "random", "num_trials": 3, "max_concurrent": 1,
+                                                    "checkpoint_every": 1, "space": {"lr": {"loguniform": [0.002, 0.01]}},
+                                                    "fixed": {"epochs": 40, "hidden": 16}})
+    sweep_id = last_json(cli(cluster, "submit", str(spec), "--json", RAYSEMBLE_JOB_COMMAND="sweep"))["id"]
+    client = jobs.connect(cluster.address, cluster.token)
+    wait_for(lambda: (jobs.status(client, sweep_id)["trials_done"] or 0) >= 1, 240, "a first trial to finish")
+    assert last_json(cli(cluster, "cancel", sweep_id, "--json"))["state"] == "STOPPED"
+    finished = {t["trial_id"] for t in jobs.sweep_trials(client, sweep_id)["trials"] if t["status"] == "TERMINATED"}
+    assert finished
+
+    proc = cli(cluster, "resume", "to-resume", "--address", cluster.address, "--json")  # by name
+    assert proc.returncode == 0, proc.stderr
+    resumed = last_json(proc)
+    assert resumed == {"id": sweep_id, "job": f"{sweep_id}-resume1", "name": "to-resume", "command": "sweep"}
+    assert jobs.wait(client, sweep_id, timeout_s=400, poll_s=1) == "SUCCEEDED", cli(cluster, "logs", sweep_id).stdout[-3000:]
+    status = last_json(cli(cluster, "status", sweep_id, "--json"))
+    assert status["trials_done"] == 3 and status["jobs"] == [sweep_id, f"{sweep_id}-resume1"], status
+    trained = [a["trial_id"] for a in attempts_of(cluster, "to-resume") if a["kind"] == "train"]
+    assert all(trained.count(t) == 1 for t in finished), trained  # finished before the cancel: never again
+    again = cli(cluster, "resume", sweep_id, "--address", cluster.address)
+    assert again.returncode == 2 and "a stopped or failed sweep expected for resume" in again.stderr
 
 
 def test_simultaneous_submissions_of_one_name_make_exactly_one_job(cluster):
