@@ -99,8 +99,10 @@ class Preset:
         with neither: a short schedule has no epochs to spare for shifted images,
         and trials that differ in flips differ in their errors too, which the ensemble wants."""
         if not self.full:
+            # hflip as a grid: half the trials with flips, half without, whatever the random draws (4
+            # random draws once gave four trials without flips, which err alike)
             return ({"lr": {"loguniform": [1.5e-3, 6e-3]}, "dropout": {"uniform": [0.1, 0.4]},
-                     "weight_decay": {"loguniform": [1e-5, 1e-3]}, "hflip": {"choice": [0.0, 0.5]}},
+                     "weight_decay": {"loguniform": [1e-5, 1e-3]}, "hflip": {"grid": [0.0, 0.5]}},
                     {"epochs": self.epochs, "batch_size": self.batch_size, "channels": 8, "hidden": 128})
         fixed = {"epochs": self.epochs, "batch_size": self.batch_size, "crop_padding": 2, "hflip": 0.5}
         return ({"family": {"choice": ["cnn", "resnet"]},
@@ -174,7 +176,9 @@ def sweep_spec(p: Preset, source: Path, test_source: Path) -> dict:
         "data": {"source": str(source), "test_source": str(test_source)},  # image_shape from the IDX header
         "cv": {"folds": p.folds, "stratified": True, "seed": 0},
         "model": {"family": "cnn"},
-        "search": {"algorithm": "random", "num_trials": p.trials, "max_concurrent": p.max_concurrent,
+        # random draws per grid point: the CPU preset's hflip grid has 2 points (trials stays the total)
+        "search": {"algorithm": "random", "num_trials": p.trials if p.full else max(1, p.trials // 2),
+                   "max_concurrent": p.max_concurrent,
                    "metric": "accuracy", "seed": 0,
                    "checkpoint_every": p.epochs,  # the last epoch only: nothing to resume in a bench
                    "space": space, "fixed": fixed},

@@ -62,7 +62,9 @@ def plain_loop() -> tuple[float, float]:
     return time.perf_counter() - start, study.best_value
 
 
-def raysemble_sweep(executor: str) -> tuple[float, float]:
+def raysemble_sweep(executor: str) -> tuple[float, float, list[float]]:
+    """(wall s, best CV score, per trial: seconds from its trial process starting to its Ray Train worker
+    starting — the Train run's start-up; empty for in_trial)."""
     from service.progress import Silent
     from service.spec import parse_spec
     from service.sweep import run_sweep
@@ -70,7 +72,15 @@ def raysemble_sweep(executor: str) -> tuple[float, float]:
     spec = parse_spec(spec_dict(f"bench-{executor}-{int(time.time())}", executor))
     start = time.perf_counter()
     sweep = run_sweep(spec, Silent())
-    return time.perf_counter() - start, sweep.ranked()[0].mean_score
+    return time.perf_counter() - start, sweep.ranked()[0].mean_score, train_startups(sweep.dir / "attempts.jsonl")
+
+
+def train_startups(attempts_log: Path) -> list[float]:
+    import json
+
+    lines = [json.loads(line) for line in attempts_log.read_text().splitlines()]
+    started = {a["trial_id"]: a["time"] for a in lines if a["kind"] == "train"}
+    return [a["time"] - started[a["trial_id"]] for a in lines if a["kind"] == "worker" and a["trial_id"] in started]
 
 
 def main() -> None:
@@ -88,9 +98,16 @@ def main() -> None:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         for path in args.paths.split(","):
-            wall, best = raysemble_sweep(path)
+            wall, best, startups = raysemble_sweep(path)
             print(f"raysemble sweep, {path:<10} path:   {wall:7.1f} s   best CV accuracy {best:.4f}   "
                   f"ratio {wall / base:.2f}x", flush=True)
+            if startups:
+                startups.sort()
+                print(f"  Ray Train start-up per trial (trial process -> worker running): median "
+                      f"{startups[len(startups) // 2]:.1f} s, min {startups[0]:.1f} s, max {startups[-1]:.1f} s "
+                      f"over {len(startups)} trials; per-epoch cost of the plain loop: "
+                      f"{base / (8 * FIXED['epochs'] / 2):.3f} s (8 trials x {FIXED['epochs']} epochs, 2 at a time)",
+                      flush=True)
     finally:
         ray.shutdown()
 

@@ -100,7 +100,8 @@ class ResourcesConfig(_Section):
     workers_per_trial: int = Field(1, ge=1, le=256)  # Ray Train workers; each trains a share of the folds
     cpus_per_worker: float = Field(1.0, gt=0, le=MAX_CPUS)
     gpus_per_worker: float = Field(0.0, ge=0, le=MAX_GPUS)
-    # auto: in_trial for 1 CPU worker without GPU (no worker-group start-up), else ray_train
+    # auto: in_trial for one worker per trial, GPU or not (no worker-group start-up per trial: Tune
+    # reuses trial processes, and the trial process reserves the GPU itself), else ray_train
     executor: Literal["auto", "ray_train", "in_trial"] = "auto"
     trial_cpus: float = Field(1.0, gt=0, le=MAX_CPUS)  # CPUs of the in_trial path's trial process
     # ray_train only: "folds" spreads the k folds over the workers; "ddp" trains each fold on
@@ -113,7 +114,7 @@ class ResourcesConfig(_Section):
     def resolved_executor(self) -> str:
         if self.executor != "auto":
             return self.executor
-        return "in_trial" if self.workers_per_trial == 1 and self.gpus_per_worker == 0 else "ray_train"
+        return "in_trial" if self.workers_per_trial == 1 else "ray_train"
 
 
 class EnsembleConfig(_Section):
