@@ -465,11 +465,12 @@ def status(client, sweep_id: str) -> dict:
     from service.scaling import cluster_scaling
 
     first = get_job(client, sweep_id)
-    job = current_job(client, first)
-    deploys = [d for d in raysemble_jobs(client, "deploy") if d.metadata.get(PARENT) == sweep_id]
-    out = describe(job, deploys)
+    children = [j for j in raysemble_jobs(client, None) if j.metadata.get(PARENT) == sweep_id]  # one read
+    resumed = [j for j in children if j.metadata[KIND] == "resume"]
+    deploys = [j for j in children if j.metadata[KIND] == "deploy"]
+    out = describe(resumed[-1] if resumed else first, deploys)
     out["id"] = sweep_id
-    out["jobs"] = [first.submission_id] + [j.submission_id for j in resume_jobs(client, sweep_id)]
+    out["jobs"] = [first.submission_id] + [j.submission_id for j in resumed]
     # while it runs, what the cluster waits for (its trials may be among it) and is launching
     out["scaling"] = cluster_scaling(client) if out["state"] in ("PENDING", "RUNNING") else None
     return out
@@ -552,7 +553,8 @@ def resume(client, sweep_id: str) -> dict:
     cluster, the sweep dir and Tune's experiment state read where the first job wrote them): finished
     trials are not trained again. Its command (run: then ensemble, distill, register) is the first job's."""
     first = get_job(client, sweep_id)
-    job = current_job(client, first)
+    resumed = resume_jobs(client, sweep_id)
+    job = resumed[-1] if resumed else first
     state = str(job.status.value)
     if state not in TERMINAL:
         raise Conflict(f"ID: a sweep that has ended expected for resume, but {sweep_id} is {state} "
@@ -561,7 +563,7 @@ def resume(client, sweep_id: str) -> dict:
     sweep_state = progress(meta)["sweep_state"]
     if state == "SUCCEEDED" and sweep_state in (None, "SUCCEEDED"):
         raise Conflict(f"ID: a stopped or failed sweep expected for resume, but {sweep_id} SUCCEEDED")
-    resume_id = f"{sweep_id}-resume{len(resume_jobs(client, sweep_id)) + 1}"
+    resume_id = f"{sweep_id}-resume{len(resumed) + 1}"
     command = meta.get(COMMAND) or "run"
     entrypoint = shlex.join(["python", "-m", "service.jobrun", "resume", "--command", command, meta[SWEEP]])
     home = meta.get(HOME)
