@@ -46,7 +46,9 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
                  teacher: EnsemblePredictor, seed: int, device: torch.device | str = "cpu"):
-        self.cfg, self.teacher, self.device = cfg, teacher, torch.device(device)
+        self.cfg, self.device = cfg, torch.device(device)
+        # the teacher labels every row (and every mixed batch) where the student trains: on a GPU, not the CPU
+        self.teacher = teacher.on(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # init and dropout; the generator drives order and mixup
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)

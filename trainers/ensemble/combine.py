@@ -15,6 +15,8 @@ def _weights(n_members: int, weights) -> np.ndarray:
 
 def soft_vote(member_probs: np.ndarray, weights=None) -> np.ndarray:
     """(Weighted) mean of member probabilities."""
+    if len(member_probs) == 1 and weights is None:  # a student: a copy, not a weighted sum of one
+        return member_probs[0].copy()
     return np.einsum("m,mnc->nc", _weights(len(member_probs), weights), member_probs)
 
 

@@ -66,3 +66,35 @@ def test_chunked_forward_and_looped_conv_groups_equal_the_plain_loop(mixed, monk
     predictor = EnsemblePredictor(models, configs)
     assert any(group.looped is not None for _, group in predictor._groups)  # the two cnns
     np.testing.assert_allclose(predictor.member_proba(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("members,in_order", [([1], True), ([1, 4], True), ([0, 2, 3], True), ([0, 1, 2], False)],
+                         ids=["student", "one-group", "groups-in-order", "interleaved"])
+def test_members_in_either_order_equal_the_plain_loop(mixed, members, in_order):
+    """A bundle whose groups already list the members in order (a student, one architecture, the
+    usual ensemble) skips the scatter into a zero array; interleaved architectures (mlp, cnn, mlp)
+    are scattered back. Same probabilities and shapes either way."""
+    models, configs = mixed
+    chosen, chosen_configs = [models[i] for i in members], [configs[i] for i in members]
+    x = np.random.default_rng(2).normal(size=(9, 64)).astype(np.float32)
+    predictor = EnsemblePredictor(chosen, chosen_configs)
+    assert predictor._in_order == in_order
+    np.testing.assert_allclose(predictor.member_proba(x), loop_member_proba(chosen, x), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(predictor.predict_proba(x), loop_member_proba(chosen, x).mean(0), atol=1e-6, rtol=0)
+    assert predictor.member_proba(x[:0]).shape == (len(members), 0, 10)
+
+
+def test_on_another_device_is_a_copy_and_the_original_stays(mixed):
+    """The distiller moves its teacher to the student's device; the caller's predictor must stay put
+    (the judge times it on the CPU). No GPU here: the meta device stands in for one."""
+    models, configs = mixed
+    predictor = EnsemblePredictor(models, configs)
+    assert predictor.on("cpu") is predictor
+    moved = predictor.on("meta")
+    assert moved.device.type == "meta" and not {id(m) for m in moved.models} & {id(m) for m in models}
+    tensors = [t for _, g in moved._groups for t in ([*g.params.values(), *g.buffers.values()] if g.single is None
+                                                      else [*g.single.parameters(), *g.single.buffers()])]
+    assert tensors and all(t.device.type == "meta" for t in tensors)
+    assert all(p.device.type == "cpu" for m in predictor.models for p in m.parameters())
+    x = np.random.default_rng(3).normal(size=(4, 64)).astype(np.float32)
+    np.testing.assert_allclose(predictor.member_proba(x), loop_member_proba(models, x), atol=1e-6, rtol=0)
