@@ -6,6 +6,7 @@ probabilities and their row positions in the training split) and curves_k.json.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -52,8 +53,19 @@ class TrialData:
     def checkpoints_at(self, epoch: int, last: int) -> bool:
         return epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last
 
-    def fold_seed(self, k: int) -> int:
-        return self.seed * 1000 + k
+    def fold_seed(self, k: int, params: dict) -> int:
+        """Seed of fold k of the trial with these hyperparameters (see derived_seed)."""
+        return derived_seed(self.seed, params, k)
+
+
+def derived_seed(seed: int, params: dict, *salt) -> int:
+    """The sweep's cv.seed, a trial's hyperparameters and a salt (the fold) hashed into one seed
+    below 2**31 (numpy's and scikit-learn's range). Deterministic: a resumed trial, a rerun sweep and
+    a refit draw the same. Different between trials: with the sweep's one seed for all of them, fold
+    k of every trial started from the same weights and saw its batches in the same order, so trials
+    erred alike and ensembles of them gained little over the best one."""
+    text = json.dumps([seed, params, *salt], sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFF_FFFF
 
 
 def _restore(fit: Fit, directory: Path, k: int, device) -> list[dict]:
@@ -90,7 +102,7 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     for k in fold_ids:
         val = data.folds[k]
         train = np.setdiff1d(np.arange(len(data.y)), val)
-        trainers[k] = family.start(model_cfg, fit_cfg, data.x[train], data.y[train], data.fold_seed(k), device,
+        trainers[k] = family.start(model_cfg, fit_cfg, data.x[train], data.y[train], data.fold_seed(k, params), device,
                                    data_parallel)
         curves[k] = _restore(trainers[k], resume_from, k, device) if resume_from else []
     start = min((t.done for t in trainers.values()), default=0)

@@ -171,13 +171,13 @@ def train_folds_streamed(shard, data, params: dict, report, device) -> dict:
         raise ValueError(f"data.stream needs a torch family (rows arrive in batches), but got {family.name!r}")
     n_features = int(model_cfg.in_features)
     empty_x, empty_y = np.zeros((0, n_features), np.float32), np.zeros(0, np.int64)
-    fits = [family.start(model_cfg, train_cfg, empty_x, empty_y, data.fold_seed(k), device) for k in range(n_folds)]
+    fits = [family.start(model_cfg, train_cfg, empty_x, empty_y, data.fold_seed(k, params), device) for k in range(n_folds)]
     for fit, (count, total, squares) in zip(fits, _moments(shard, n_folds, n_features, plan.batch_rows)):
         fit.model.standardize.fit_moments(count, total.to(fit.device), squares.to(fit.device))
     curves: list[list[dict]] = [[] for _ in range(n_folds)]
     metrics: dict = {}
     for epoch in range(train_cfg.epochs):
-        losses = [fit.train_epoch(_outside(shard, k, train_cfg.batch_size, plan.seed * 10_007 + epoch * 101 + k))
+        losses = [fit.train_epoch(_outside(shard, k, train_cfg.batch_size, data.fold_seed(k, params) + epoch))
                   for k, fit in enumerate(fits)]
         oof = [([], [], []) for _ in range(n_folds)]  # per fold: probabilities, labels, positions
         for batch in shard.iter_batches(batch_size=plan.batch_rows, batch_format="numpy"):

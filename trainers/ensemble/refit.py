@@ -12,6 +12,7 @@ from trainers.checkpoint import load_model
 from trainers.ensemble.select import TrialLike
 from trainers.families import get_family
 from trainers.families.scope import effective_params
+from trainers.kfold import derived_seed
 from trainers.loop import pick_device, split_params
 from trainers.models import ModelConfig
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
@@ -31,14 +32,14 @@ def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig):
 
 def refit_all(payload: dict) -> list[dict]:
     """The work itself, the same in-process and in a Ray Train worker: payload {"jobs": [{"model",
-    "params"}], "x", "y", "seed"} -> one Family.dump per job (tensors as numpy arrays)."""
+    "params", "seed"}], "x", "y"} -> one Family.dump per job (tensors as numpy arrays)."""
     device = pick_device()
     dumps = []
     for job in payload["jobs"]:
         model_cfg = ModelConfig.model_validate(job["model"])
         model_cfg, fit_cfg = split_params(job["params"], model_cfg)
         family = get_family(model_cfg.family)
-        fit = family.start(model_cfg, fit_cfg, payload["x"], payload["y"], seed=payload["seed"], device=device)
+        fit = family.start(model_cfg, fit_cfg, payload["x"], payload["y"], seed=job["seed"], device=device)
         for _ in range(family.fit_rounds(fit_cfg)):
             fit.advance()
         dump = family.dump(fit.model)
@@ -58,11 +59,13 @@ class Refitter:
 
     def __call__(self, trials: Sequence[TrialLike]) -> list[tuple[object, ModelConfig]]:
         configs = [trial_configs(t.params, self.fixed, _fold_config(t.fold_model_paths())) for t in trials]
+        # each trial's own seed, as its folds had (trainers.kfold.derived_seed): refits of different
+        # trials must not all start from the same weights either
         payload = {"jobs": [{"model": m.model_dump(mode="json"),
-                             "params": {"family": m.family, **fit.model_dump(mode="json")}}
-                            for m, fit in configs],
-                   "x": np.asarray(self.x, dtype=np.float32), "y": np.asarray(self.y, dtype=np.int64),
-                   "seed": self.seed}
+                             "params": {"family": m.family, **fit.model_dump(mode="json")},
+                             "seed": derived_seed(self.seed, t.params, "refit")}
+                            for t, (m, fit) in zip(trials, configs)],
+                   "x": np.asarray(self.x, dtype=np.float32), "y": np.asarray(self.y, dtype=np.int64)}
         if self.ray_options is None:
             states = refit_all(payload)
         else:
