@@ -13,8 +13,9 @@ under a temporary RAYSEMBLE_HOME (removed at the end unless --keep-home).
 
 Presets:
   default (CPU, 2 cores, aim under 45 minutes): the two-conv cnn family (channels 8, hidden 128), 3 folds,
-    4 random trials over lr / dropout / weight decay / horizontal flip (on or off), 10 epochs; no random crop
-    (measured: at 10 epochs it cost this net 1.5 points, bench/fashion_mnist.md); greedy ensemble of the fold
+    4 random trials over lr / dropout / weight decay in a range that 10 epochs reward, no augmentation
+    (measured: at 10 epochs random crop and flips cost this net 0.5-1.5 points, bench/fashion_mnist.md); each
+    trial seeds its folds from its own hyperparameters (trainers.kfold.derived_seed); greedy ensemble of the fold
     models; a cnn student (channels 8, hidden 64) distilled for 10 epochs; peer: an RBF SVC with C tuned on a
     10k-row subsample of the training split with the sweep's own folds and fitted on that subsample (its
     cost grows faster than quadratically in the rows: on all 60k, fit and prediction would take an estimated
