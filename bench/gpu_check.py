@@ -152,17 +152,6 @@ def train(name: str, family: str, options: dict, train_knobs: dict, data: dict, 
     return row, model, model_cfg
 
 
-class Chunked:
-    """The teacher, asked for its probabilities a few thousand rows at a time: the predictor runs
-    all rows it is given at once, and 60k images through several vmapped members would not fit."""
-
-    def __init__(self, predictor, rows: int = 4096):
-        self.predictor, self.rows = predictor, rows
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.predictor.predict_proba(x[i:i + self.rows]) for i in range(0, len(x), self.rows)])
-
-
 def ensemble_and_student(members: list, data: dict, device, epochs: int, workdir: Path) -> dict:
     from trainers.config import DistillConfig, StudentConfig
     from trainers.distill import distill, student_model_config
@@ -171,8 +160,8 @@ def ensemble_and_student(members: list, data: dict, device, epochs: int, workdir
     # through a bundle on disk, as serving loads it (the members were trained channels_last on CUDA)
     models, configs = [m for m, _ in members], [c for _, c in members]
     EnsemblePredictor(models, configs).save(workdir / "bundle")
-    predictor = EnsemblePredictor.load(workdir / "bundle", device=device)
-    teacher = Chunked(predictor)
+    # the predictor runs PREDICT_CHUNK_ROWS rows per forward itself, so 60k rows fit
+    teacher = predictor = EnsemblePredictor.load(workdir / "bundle", device=device)
     x_test, y_test = data["x_test"], data["y_test"]
     teacher.predict_proba(x_test[:64])  # warm-up
     sync(device)
@@ -192,7 +181,7 @@ def ensemble_and_student(members: list, data: dict, device, epochs: int, workdir
     student, losses = distill(cfg, student_cfg, data["x_train"], data["y_train"], teacher, seed=0, device=device)
     distill_s = time.perf_counter() - start
     student_predictor = EnsemblePredictor([student], [student_cfg], kind="student", device=device)
-    s_proba = Chunked(student_predictor).predict_proba(x_test)
+    s_proba = student_predictor.predict_proba(x_test)
     # a predictor moves its lone member to its device: the CPU one gets its own copy
     cpu_student = EnsemblePredictor([copy.deepcopy(student).cpu()], [student_cfg], kind="student")
     out["student"] = {"params": student_cfg.parameter_count(), "epochs": cfg.epochs, "distill_s": distill_s,
