@@ -71,7 +71,6 @@ STUDENT_TOLERANCE = 0.015  # "within 1.5 points" of the ensemble
 # 3x the ensemble's vmapped groups (one per chosen trial), while at batch 256 it is the compute ratio
 LATENCY_RATIO_AIM = 10.0
 WALL_AIM_S = 45 * 60  # the default preset on 2 cores
-PREDICT_CHUNK_ROWS = 2048  # see chunked_predictions()
 PEER_NAMES = ("hist_gb", "svc", "logreg")
 
 
@@ -201,30 +200,6 @@ def sweep_spec(p: Preset, source: Path, test_source: Path) -> dict:
 
 
 @contextlib.contextmanager
-def chunked_predictions(rows: int = PREDICT_CHUNK_ROWS):
-    """EnsemblePredictor.member_proba runs every row it is given in one forward: the distiller hands
-    it the whole 60k-row transfer set and the judge the 10k test rows, which for vmapped conv members
-    means activations of (members x rows x channels x 28 x 28) floats, tens of GB. Here the same
-    call runs `rows` rows at a time (the results are identical; latency calls are far smaller).
-    Reported as a pipeline bug in bench/fashion_mnist.md; a no-op once the predictor chunks itself."""
-    from trainers.ensemble.predictor import EnsemblePredictor
-
-    original = EnsemblePredictor.member_proba
-
-    def member_proba(self, x):
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or len(x) <= rows:
-            return original(self, x)
-        return np.concatenate([original(self, x[i:i + rows]) for i in range(0, len(x), rows)], axis=1)
-
-    EnsemblePredictor.member_proba = member_proba
-    try:
-        yield
-    finally:
-        EnsemblePredictor.member_proba = original
-
-
-@contextlib.contextmanager
 def timed_steps(seconds: dict):
     """Wall seconds of PostSweep.ensemble and PostSweep.distill, which finish_sweep runs back to back."""
     from service.postsweep import PostSweep
@@ -278,7 +253,7 @@ def run_raysemble(raw: dict, p: Preset, home: Path) -> dict:
         raise RuntimeError(f"at least one finished trial must hold, but sweep {spec.name!r} has none "
                            f"({len(sweep.trials)} recorded; first error: {errors})")
     steps: dict[str, float] = {}
-    with chunked_predictions(), timed_steps(steps):
+    with timed_steps(steps):
         result = finish_sweep(sweep, use_ray=False, latency_repeats=p.latency_repeats)
     done, cpu2 = time.perf_counter(), cpu_seconds()
     rows = {r["model"]: {k: r[k] for k in ("accuracy", "f1_macro", "log_loss", "latency_ms_b1", "latency_ms_b256",

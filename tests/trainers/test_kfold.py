@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from sklearn.datasets import load_iris
 
@@ -50,6 +49,5 @@ def test_trials_start_apart_and_a_trial_repeats_exactly(tmp_path):
     assert np.abs(a - other).max() > 0.05, "trials with different hyperparameters started from the same weights"
 
 
-@pytest.mark.parametrize("salt", ["refit", 0])
-def test_refit_seed_is_not_a_fold_seed(salt):
-    assert (derived_seed(0, PARAMS, "refit") == derived_seed(0, PARAMS, salt)) == (salt == "refit")
+def test_refit_seed_is_not_a_fold_seed():
+    assert derived_seed(0, PARAMS, "refit") not in {derived_seed(0, PARAMS, k) for k in range(5)}
