@@ -244,8 +244,7 @@ def run_raysemble(raw: dict, p: Preset, home: Path) -> dict:
 
     spec = parse_spec(raw)
     start, cpu0 = time.perf_counter(), cpu_seconds()
-    prepare(spec, replace=True)
-    sweep = run_sweep(spec, Silent(), resume=True)
+    sweep = run_sweep(prepare(spec, replace=True), Silent())
     swept, cpu1 = time.perf_counter(), cpu_seconds()
     ranked = sweep.ranked()
     if not ranked:

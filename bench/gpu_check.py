@@ -114,7 +114,7 @@ def train(name: str, family: str, options: dict, train_knobs: dict, data: dict, 
     import trainers.loop as loop
     from trainers.families import get_family
     from trainers.loop import FoldTrainer
-    from trainers.models import ModelConfig
+    from trainers.families.config import ModelConfig
 
     base = ModelConfig(family=family, in_features=data["x_train"].shape[1], n_classes=10, image_shape=IMAGE_SHAPE)
     model_cfg, fit_cfg = get_family(family).split({**options, **train_knobs}, base)

@@ -128,8 +128,7 @@ def run_raysemble(raw: dict, s: Settings) -> dict:
 
     spec = parse_spec(raw)
     start, cpu0 = time.perf_counter(), _cpu()
-    prepare(spec, replace=True)
-    sweep = run_sweep(spec, Silent(), resume=True)
+    sweep = run_sweep(prepare(spec, replace=True), Silent())
     swept, cpu1 = time.perf_counter(), _cpu()
     ranked = sweep.ranked()
     if not ranked:

@@ -13,7 +13,7 @@
 Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>` (401 otherwise; compared in constant
 time). The API keeps no state: sweeps are Ray Jobs (their metadata names the sweep) and their
 progress is read from the sweep directories and MLflow, so a restarted API sees everything.
-Specs are validated here (service.safety, tracking set by the server, the operator's Budget, serve
+Specs are validated here (service.spec's one parse path with the server's Policy: tracking set by the server, the operator's Budget, serve
 fields that open the service refused unless allowed, model.factory refused unless its module is under
 an operator's --allow-factory prefix) before anything is submitted: an invalid spec is a 422 listing
 "field.path: message" lines and launches nothing. An allowed factory module is not shipped with the
@@ -36,9 +36,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.home import locations
-from service import jobs
-from service.safety import Budget, Policy, load_untrusted, validate
-from service.spec import SpecError, SweepSpec
+from service import cluster
+from service.spec import Budget, Policy, SpecError, SweepSpec, parse_spec, read_spec
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json",)
@@ -137,8 +136,8 @@ def _error_response(status: int, message: str, problems: list[str] | None = None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-_STATUS = {jobs.UnknownSweep: 404, jobs.Conflict: 409, jobs.Unauthorized: 502, jobs.ClusterError: 502,
-           jobs.Unreachable: 503}
+_STATUS = {cluster.UnknownSweep: 404, cluster.Conflict: 409, cluster.Unauthorized: 502, cluster.ClusterError: 502,
+           cluster.Unreachable: 503}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -150,14 +149,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     def client():
         if "c" not in clients:
-            clients["c"] = jobs.connect(settings.address)
+            clients["c"] = cluster.connect(settings.address)
         return clients["c"]
 
     def call(fn, *args):
         """A jobs call on the cluster; a lost connection drops the cached client so the next call redials."""
         try:
             return fn(client(), *args)
-        except (jobs.Unreachable, jobs.Unauthorized):
+        except (cluster.Unreachable, cluster.Unauthorized):
             clients.pop("c", None)
             raise
 
@@ -165,8 +164,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def _api_error(request: Request, e: ApiError):
         return _error_response(e.status, e.message, e.problems, e.headers)
 
-    @app.exception_handler(jobs.JobsError)
-    async def _jobs_error(request: Request, e: jobs.JobsError):
+    @app.exception_handler(cluster.JobsError)
+    async def _jobs_error(request: Request, e: cluster.JobsError):
         return _error_response(_STATUS.get(type(e), 400), str(e))
 
     @app.exception_handler(StarletteHTTPException)
@@ -198,41 +197,41 @@ def create_app(settings: Settings) -> FastAPI:
     async def create_sweep(request: Request):
         raw = await _read_spec(request, settings.max_body_bytes)
         try:
-            spec = await run_in_threadpool(validate, raw, settings.policy())
+            spec = await run_in_threadpool(parse_spec, raw, None, settings.policy())
         except SpecError as e:
             raise ApiError(422, "invalid spec", e.problems) from None
         result = await run_in_threadpool(
-            lambda: call(lambda c: jobs.submit(c, spec, home=settings.home, mlflow_uri=settings.mlflow_uri,
+            lambda: call(lambda c: cluster.submit(c, spec, home=settings.home, mlflow_uri=settings.mlflow_uri,
                                                command=settings.job_command, home_is_local=True)))
         return JSONResponse({"id": result["id"], "name": result["name"], "command": result["command"]},
                             status_code=202, headers={"Location": f"/sweeps/{result['id']}"})
 
     @api.get("/sweeps", responses=_errors(*_CLUSTER))
     def list_sweeps() -> dict[str, list[dict]]:
-        return {"sweeps": call(jobs.list_sweeps)}
+        return {"sweeps": call(cluster.list_sweeps)}
 
     @api.get("/sweeps/{sweep_id}", responses=_errors(404, 422, *_CLUSTER))
     def get_sweep(sweep_id: str) -> dict:
-        return call(jobs.status, sweep_id)
+        return call(cluster.status, sweep_id)
 
     @api.get("/sweeps/{sweep_id}/trials", responses=_errors(404, 422, *_CLUSTER))
     def get_trials(sweep_id: str) -> dict:
-        return call(jobs.sweep_trials, sweep_id)
+        return call(cluster.sweep_trials, sweep_id)
 
     @api.delete("/sweeps/{sweep_id}", status_code=202, responses={202: {"description": "cancelled, or had ended"},
                                                                    **_errors(404, 422, *_CLUSTER)})
     def cancel_sweep(sweep_id: str) -> dict:
-        return JSONResponse(call(jobs.cancel, sweep_id), status_code=202)
+        return JSONResponse(call(cluster.cancel, sweep_id), status_code=202)
 
     @api.post("/sweeps/{sweep_id}/resume", status_code=202,
               responses={202: {"description": "resume job submitted"}, **_errors(404, 409, 422, *_CLUSTER)})
     def resume_sweep(sweep_id: str) -> dict:
-        return JSONResponse(call(jobs.resume, sweep_id), status_code=202)
+        return JSONResponse(call(cluster.resume, sweep_id), status_code=202)
 
     @api.post("/sweeps/{sweep_id}/deploy", status_code=202,
               responses={202: {"description": "deploy job submitted"}, **_errors(404, 409, 422, *_CLUSTER)})
     def deploy_sweep(sweep_id: str) -> dict:
-        return JSONResponse(call(jobs.deploy, sweep_id), status_code=202)
+        return JSONResponse(call(cluster.deploy, sweep_id), status_code=202)
 
     app.include_router(api)
     return app
@@ -264,7 +263,7 @@ async def _read_spec(request: Request, limit: int) -> object:
     if not text.strip():
         raise ApiError(400, "body: a sweep spec expected, but the body is empty")
     try:
-        return load_untrusted(text, kind)
+        return read_spec(text, "<body>", kind, untrusted=True)
     except SpecError as e:
         raise ApiError(400, "unreadable body", e.problems) from None
 

@@ -15,12 +15,12 @@ import json
 import os
 import sys
 
-from serving.home import HOME_VAR, locations
-from service.jobs import COMMANDS, DEFAULT_CLUSTER_HOME
+from serving.home import CLUSTER_HOME, HOME_VAR, locations
+from service.cluster.jobs import COMMANDS
 
 
 def _defaults() -> None:
-    where = locations(home=os.environ.get(HOME_VAR) or DEFAULT_CLUSTER_HOME)
+    where = locations(home=os.environ.get(HOME_VAR) or CLUSTER_HOME)
     where.home.mkdir(parents=True, exist_ok=True)
     # the CLI this execs, its trials and any replica resolve the same locations from these
     os.environ.update(where.env())
@@ -56,9 +56,7 @@ def deploy(name: str) -> int:
     from service.store import load_sweep
 
     sweep = load_sweep(name)
-    state = json.loads((sweep.dir / "postsweep" / "state.json").read_text()) \
-        if (sweep.dir / "postsweep" / "state.json").is_file() else {}
-    registered = state.get("registered") or {}
+    registered = sweep.files.registered()
     if "ensemble" not in registered:
         print(f"error ID: a sweep with a registered ensemble expected, but {name!r} has none "
               f"(run the full pipeline: raysemble run)", file=sys.stderr)
@@ -66,7 +64,7 @@ def deploy(name: str) -> int:
     ensemble = registered["ensemble"]["uri"]
     student = registered.get("student", {}).get("uri")
     ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
-    url = serve_models(ensemble, student, sweep.spec.serve, store=sweep.spec.locations())
+    url = serve_models(ensemble, student, sweep.spec.serve, store=sweep.where)
     print(json.dumps({"sweep": name, "url": url, "app": sweep.spec.serve.app_name, "ensemble": ensemble,
                       "student": student}), flush=True)
     return 0

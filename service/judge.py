@@ -69,8 +69,7 @@ def judged_trials(ranked: Sequence) -> dict:
 
 def trial_predictor(trial, classes: list | None = None) -> EnsemblePredictor:
     """A trial as its k fold models soft-voted, the way it was scored in the search."""
-    return EnsemblePredictor.from_files(trial.fold_model_paths(), method="soft_vote", classes=classes,
-                                        kind="single")
+    return EnsemblePredictor.from_files(trial.fold_model_paths(), classes=classes, kind="single")
 
 
 def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, batch: int,

@@ -28,7 +28,6 @@ from trainers.config import DistillConfig, EnsembleConfig
 from trainers.atomic import write_atomic
 from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
 from trainers.ensemble.build import build_ensemble
-from trainers.ensemble.combine import combine
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.refit import Refitter
 from trainers.loop import pick_device
@@ -68,8 +67,8 @@ class PostSweep:
 
     def __init__(self, sweep: "Sweep", use_ray: bool, latency_repeats: int = 50):
         self.sweep, self.spec, self.use_ray, self.repeats = sweep, sweep.spec, use_ray, latency_repeats
-        self.out = Path(sweep.dir) / "postsweep"
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.files = sweep.files
+        self.files.postsweep.mkdir(parents=True, exist_ok=True)
         data = sweep.dataset()
         self.train_idx, self.test_idx = np.asarray(sweep.train_idx), np.asarray(sweep.test_idx)
         overlap = np.intersect1d(self.train_idx, self.test_idx)
@@ -94,7 +93,7 @@ class PostSweep:
             return None
         res = self.spec.resources
         # the spec's shared storage when it names one (multi-node), else beside the sweep's files
-        storage = self.spec.tracking.storage_path or str(Path(self.sweep.dir) / "ray_train")
+        storage = self.spec.tracking.storage_path or str(self.files.ray_train)
         return {"name": f"{self.sweep.name}-{step}-{time.strftime('%Y%m%d-%H%M%S')}",
                 "storage_path": storage, "cpus_per_worker": res.cpus_per_worker,
                 "gpus_per_worker": res.gpus_per_worker}
@@ -107,7 +106,7 @@ class PostSweep:
                              self._ray_options("refit"))
         predictor, info = build_ensemble(self.ranked, cfg, y_train=self.y_train, metric=search.metric,
                                          mode=search.mode, classes=self.classes, refit=refit)
-        directory = predictor.save(_fresh(self.out / "ensemble"))
+        directory = predictor.save(_fresh(self.files.bundle("ensemble")))
         # OOF rows are the training split in train_idx order; refits train on all of it
         _provenance(directory, sweep=self.sweep.name, kind="ensemble", info=info,
                     selection_rows=self.train_idx.tolist(),
@@ -140,8 +139,8 @@ class PostSweep:
         else:
             model, losses = distill_with_ray_train(cfg, model_cfg, self.x_train, self.y_train, teacher_dir,
                                                    self.spec.cv.seed, **options)
-        student = EnsemblePredictor([model], [model_cfg], method="soft_vote", classes=self.classes, kind="student")
-        directory = student.save(_fresh(self.out / "student"))
+        student = EnsemblePredictor([model], [model_cfg], classes=self.classes, kind="student")
+        directory = student.save(_fresh(self.files.bundle("student")))
         info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
                 "student": student_cfg.model_dump(mode="json"), "parameters": model_cfg.parameter_count(),
                 **({"sizing": sizing.info} if sizing else {})}
@@ -169,7 +168,7 @@ class PostSweep:
         members = np.concatenate(blocks)
         if members.shape[:2] != (len(teacher.models), len(self.y_train)) or not np.isfinite(members).all():
             return None
-        return combine(teacher.method, members, teacher.weights, teacher.stacker)
+        return teacher.combine(members)
 
     def rows_used(self, bundles: dict[str, Path]) -> dict:
         """Row counts per use, and the check that no recorded row id is a held-out one."""
@@ -242,7 +241,7 @@ def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, 
     updates = {k: v for k, v in (("ensemble", ensemble_cfg), ("distill", distill_cfg)) if v is not None}
     if updates:
         sweep = dataclasses.replace(sweep, spec=sweep.spec.model_copy(update=updates))
-    with torch_threads(int(sweep.spec.resources.cpus_per_worker)), sweep.spec.locations().prepare().active():
+    with torch_threads(int(sweep.spec.resources.cpus_per_worker)), sweep.where.prepare().active():
         return _finish(sweep, use_ray, set(redo), latency_repeats, console)
 
 
@@ -253,12 +252,11 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     if unknown:
         raise ValueError(f"redo steps from {list(STEPS)} must hold, but got {sorted(unknown)}")
     run = PostSweep(sweep, use_ray, latency_repeats)
-    state_path = run.out / "state.json"
-    previous = json.loads(state_path.read_text()) if state_path.exists() else {}
+    previous = run.files.state()
     registered = dict(previous.get("registered", {}))
     built: set[str] = set()
 
-    ens_dir = run.out / "ensemble"
+    ens_dir = run.files.bundle("ensemble")
     if "ensemble" in redo or not _complete(ens_dir):
         ensemble, ens_info = run.ensemble()
         built.add("ensemble")
@@ -269,7 +267,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     bundles = {"ensemble": ens_dir}
     distill_info = None
     if sweep.spec.distill.enabled:
-        st_dir = run.out / "student"
+        st_dir = run.files.bundle("student")
         if "distill" in redo or not _complete(st_dir):
             predictors["student"], distill_info = run.distill(ensemble, ens_dir)
             built.add("student")
@@ -286,10 +284,10 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     by_name = {r.model: r for r in rows}
     for kind in sorted(built):
         registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2])
-    report = write_report(sweep, rows, Path(sweep.dir) / "report", run.classes, ens_info, distill_info, registered)
+    report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered)
     _mlflow_log(sweep, rows, report.parent)
     result = {"sweep": sweep.name, "rows": [r.model_dump() for r in rows], "registered": registered,
               "report": str(report), "ensemble": ens_info, "rows_used": rows_used,
               "bundles": {k: str(v) for k, v in bundles.items()}}
-    write_atomic(state_path, json.dumps(result, indent=1))
+    run.files.write_state(result)
     return result

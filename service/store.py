@@ -1,14 +1,5 @@
-"""A sweep on disk: the spec it ran, its held-out split, and every trial's record and artifacts.
-
-Layout under $RAYSEMBLE_HOME (default ./.raysemble):
-  sweeps/<name>/spec.json      the validated spec
-  sweeps/<name>/split.npz      train_idx, test_idx (indices into the full dataset)
-  sweeps/<name>/sweep.json     MLflow ids, storage path, state
-  sweeps/<name>/trials.json    one record per finished or failed trial
-  sweeps/<name>/trials/<id>/   that trial's fold models, OOF probabilities and curves (local copy)
-  sweeps/<name>/attempts.jsonl one line per trial start (kind train, or replay) and per Ray Train worker start (worker)
-  sweeps/<name>/driver.lock    flock of the process driving the sweep (service.sweeplock)
-  tune/<name>/                 Ray Tune's experiment (default storage_path)
+"""A sweep as the driver and the post-sweep steps see it: the spec it ran, its held-out split, its
+locations, and every trial's record and artifacts. The files behind it are service.sweepdir's.
 """
 from __future__ import annotations
 
@@ -18,21 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.home import locations
+from serving.home import Locations
+from service import sweepdir
 from service.spec import SweepSpec
-from trainers.atomic import write_atomic
 from trainers.data import Dataset, load_dataset
-
-# sweep.json "state": RUNNING while a driver runs it; INTERRUPTED (Ctrl-C, resumable); STOPPED (its
-# driver was stopped: a cancelled job, SIGTERM; resumable too); SUCCEEDED / FAILED when the search ended
-
-
-def home() -> Path:
-    return locations().home
-
-
-def sweep_dir(name: str) -> Path:
-    return home() / "sweeps" / name
 
 
 @dataclass
@@ -87,13 +67,43 @@ class Sweep:
     trials: list[TrialRecord] = field(default_factory=list)
     mlflow_run_id: str | None = None
     experiment_id: str | None = None
+    where: Locations | None = None  # resolved once, when the sweep is prepared or loaded
+    meta: dict = field(default_factory=dict)  # sweep.json as last written by this process
+    _dataset: Dataset | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.where is None:
+            self.where = self.spec.locations()
+
+    @property
+    def files(self) -> sweepdir.SweepDir:
+        return sweepdir.SweepDir(self.dir)
 
     def dataset(self) -> Dataset:
-        return load_dataset(self.spec.data)
+        """The rows the split indexes: loaded once per process (the search and the post-sweep steps share it)."""
+        if self._dataset is None:
+            self._dataset = load_dataset(self.spec.data)
+        return self._dataset
+
+    def keep_dataset(self, dataset: Dataset) -> None:
+        self._dataset = dataset
 
     def ranked(self) -> list[TrialRecord]:
-        done = [t for t in self.trials if t.status == "TERMINATED" and np.isfinite(t.mean_score)]
-        return sorted(done, key=lambda t: t.mean_score, reverse=self.spec.search.mode == "max")
+        done = [t for t in self.trials if t.status == "TERMINATED"]
+        return sweepdir.rank(done, self.spec.search.mode, lambda t: t.mean_score)
+
+    def set_state(self, **updates) -> None:
+        """Update sweep.json (the caller holds the sweep: service.sweeplock) and this view of it."""
+        self.meta = self.files.write_meta(**updates)
+
+    def save_trials(self, trials: list[TrialRecord]) -> None:
+        self.trials = list(trials)
+        metric = self.spec.search.metric
+        # what a restored trial replays instead of training again (trainers.search.Execution.finished_file)
+        finished = {t.trial_id: {"checkpoint_dir": str(t.checkpoint_dir),
+                                 "metrics": {metric: t.mean_score, "fold_scores": t.fold_scores, "epoch": t.epochs}}
+                    for t in trials if t.status == "TERMINATED"}
+        self.files.write_trials([t.to_json() for t in trials], finished)
 
 
 class SweepNotFound(LookupError):
@@ -101,37 +111,18 @@ class SweepNotFound(LookupError):
 
 
 def load_sweep(name: str) -> Sweep:
-    directory = sweep_dir(name)
-    if not (directory / "spec.json").is_file():
-        known = sorted(p.name for p in (home() / "sweeps").glob("*") if (p / "spec.json").is_file())
-        raise SweepNotFound(f"NAME: a sweep under {home() / 'sweeps'} expected, but got {name!r} "
-                            f"(known: {known})")
-    spec = SweepSpec.model_validate_json((directory / "spec.json").read_text())
-    split = np.load(directory / "split.npz")
-    meta = json.loads((directory / "sweep.json").read_text())
+    """A sweep an earlier process prepared (resume, ensemble, distill, a deploy job)."""
+    files = sweepdir.of(name)
+    if not files.exists():
+        raise SweepNotFound(f"NAME: a sweep under {sweepdir.sweeps_root()} expected, but got {name!r} "
+                            f"(known: {sweepdir.known()})")
+    spec = SweepSpec.model_validate_json(files.spec_text())
+    train_idx, test_idx = files.split()
+    meta = files.meta()
     if meta.get("code_dirs"):  # a family torch sweep: its factory imports from where the spec was
         from trainers.families.factory import add_code_dirs
 
         add_code_dirs(meta["code_dirs"])
-    trials_file = directory / "trials.json"
-    trials = [TrialRecord.from_json(t) for t in json.loads(trials_file.read_text())] if trials_file.exists() else []
-    return Sweep(name, directory, spec, split["train_idx"], split["test_idx"], trials,
-                 meta.get("mlflow_run_id"), meta.get("experiment_id"))
-
-
-def write_meta(directory: Path, **updates) -> dict:
-    """Update sweep.json; callers hold the sweep (service.sweeplock), so no update is lost."""
-    path = directory / "sweep.json"
-    meta = json.loads(path.read_text()) if path.exists() else {}
-    meta.update(updates)
-    write_atomic(path, json.dumps(meta, indent=1))
-    return meta
-
-
-def write_trials(directory: Path, trials: list[TrialRecord], metric: str) -> None:
-    write_atomic(directory / "trials.json", json.dumps([t.to_json() for t in trials], indent=1))
-    # what a restored trial replays instead of training again (trainers.search.Execution.finished_file)
-    finished = {t.trial_id: {"checkpoint_dir": str(t.checkpoint_dir),
-                             "metrics": {metric: t.mean_score, "fold_scores": t.fold_scores, "epoch": t.epochs}}
-                for t in trials if t.status == "TERMINATED"}
-    write_atomic(directory / "finished.json", json.dumps(finished))
+    trials = [TrialRecord.from_json(t) for t in files.trials()]
+    return Sweep(name, files.path, spec, train_idx, test_idx, trials, meta.get("mlflow_run_id"),
+                 meta.get("experiment_id"), meta=meta)

@@ -10,6 +10,7 @@ import numpy as np
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from serving.home import Locations
 from service.spec import SweepSpec
 from service.store import TrialRecord
 from trainers.metrics import all_scores, confusion
@@ -18,8 +19,8 @@ SWEEP_TAG, TRIAL_TAG, FOLD_TAG = "raysemble.sweep", "raysemble.trial_id", "rayse
 _PARENT = "mlflow.parentRunId"
 
 
-def client_for(spec: SweepSpec) -> MlflowClient:
-    where = spec.locations().prepare()
+def client_for(where: Locations) -> MlflowClient:
+    where.prepare()
     return MlflowClient(tracking_uri=where.mlflow_uri, registry_uri=where.registry_uri)
 
 
@@ -32,14 +33,13 @@ def _flatten(prefix: str, value, out: dict) -> dict:
     return out
 
 
-def start_sweep_run(client: MlflowClient, spec: SweepSpec) -> tuple[str, str]:
+def start_sweep_run(client: MlflowClient, spec: SweepSpec, where: Locations) -> tuple[str, str]:
     """Create the sweep's parent run; returns (experiment_id, run_id)."""
     experiment = client.get_experiment_by_name(spec.experiment())
     if experiment:
         experiment_id = experiment.experiment_id
     else:
-        experiment_id = client.create_experiment(spec.experiment(),
-                                                 artifact_location=spec.locations().artifact_location)
+        experiment_id = client.create_experiment(spec.experiment(), artifact_location=where.artifact_location)
     run = client.create_run(experiment_id, tags={SWEEP_TAG: spec.name, "mlflow.runName": spec.name})
     flat = _flatten("", spec.model_dump(mode="json", exclude={"serve": {"token"}}), {})
     params = [Param(k, str(v)[:6000]) for k, v in flat.items()]

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from trainers.data import DataConfig, load_dataset
+from trainers.ensemble.combiners import DEFAULT_COMBINER
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
+from trainers.families.config import ModelConfig
 from trainers.loop import FoldTrainer, TrainConfig, split_params
-from trainers.models import ModelConfig
 
 
 def digits() -> tuple[np.ndarray, np.ndarray, list]:
@@ -29,34 +30,33 @@ def _train(cfg: ModelConfig, x: np.ndarray, y: np.ndarray, epochs: int, seed: in
     return trainer.model.eval()
 
 
-def _fit_other(family: str, base: ModelConfig, x: np.ndarray, y: np.ndarray, seed: int):
-    """A non-torch member with its family's defaults, kept small (few trees / iterations)."""
-    small = {"hist_gb": {"max_iter": 20, "rounds": 1}, "random_forest": {"n_estimators": 20, "rounds": 1},
-             "extra_trees": {"n_estimators": 20, "rounds": 1}}.get(family, {})
-    cfg, fit_cfg = split_params({"family": family, **small}, base)
-    fit = get_family(family).start(cfg, fit_cfg, x, y, seed)
+def _fit_other(params: dict, base: ModelConfig, x: np.ndarray, y: np.ndarray, seed: int):
+    """A member of another family: flat hyperparameters with its "family" (the rest its defaults)."""
+    cfg, fit_cfg = split_params(dict(params), base)
+    fit = get_family(cfg.family).start(cfg, fit_cfg, x, y, seed)
     for _ in range(fit.rounds):
         fit.advance()
     return fit.model, cfg
 
 
 def make_bundles(directory: str | Path, members: int = 5, epochs: int = 3, hidden: int = 64,
-                 method: str = "soft_vote", seed: int = 0, other_families: tuple[str, ...] = ()) -> tuple[Path, Path]:
-    """(ensemble dir, student dir): `members` MLPs (plus one member of each of `other_families`, for
-    a mixed ensemble) and one narrower student, each a few epochs."""
+                 method: str = DEFAULT_COMBINER, seed: int = 0, others: tuple[dict, ...] = ()) -> tuple[Path, Path]:
+    """(ensemble dir, student dir): `members` networks of the default family (an MLP of `hidden` units
+    per layer), plus one member per entry of `others` (flat hyperparameters naming their "family": a
+    mixed ensemble), and one narrower student, each a few epochs."""
     directory = Path(directory)
     x, y, classes = digits()
-    cfg = ModelConfig(family="mlp", in_features=x.shape[1], n_classes=len(classes), hidden=hidden, depth=2)
+    cfg = ModelConfig(in_features=x.shape[1], n_classes=len(classes), hidden=hidden, depth=2)
     models = [_train(cfg, x, y, epochs, seed + i) for i in range(members)]
     configs = [cfg] * members
-    for i, family in enumerate(other_families):
-        model, other = _fit_other(family, cfg, x, y, seed + 100 + i)
+    for i, params in enumerate(others):
+        model, other = _fit_other(params, cfg, x, y, seed + 100 + i)
         models.append(model)
         configs.append(other)
     ensemble = EnsemblePredictor(models, configs, method=method, classes=classes, kind="ensemble")
     small = cfg.model_copy(update={"hidden": max(8, hidden // 4)})
-    student = EnsemblePredictor([_train(small, x, y, epochs, seed + 1000)], [small], method="soft_vote",
-                                classes=classes, kind="student")
+    student = EnsemblePredictor([_train(small, x, y, epochs, seed + 1000)], [small], classes=classes,
+                                kind="student")
     return ensemble.save(directory / "ensemble"), student.save(directory / "student")
 
 

@@ -12,7 +12,6 @@ Serve replica, a Ray Job) hands over `Locations.env()`, and the child resolves t
 """
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,11 @@ from pathlib import Path
 from typing import Iterator
 
 HOME_VAR = "RAYSEMBLE_HOME"
+# the two defaults, one place: a command uses ./.raysemble of the directory it runs in (a project's
+# sweeps beside the project); a Ray Job runs in a throwaway working directory that Ray deletes after
+# the job, so on the cluster the default is the home directory of the user the cluster runs as
 DEFAULT_HOME = ".raysemble"
+CLUSTER_HOME = "~/.raysemble"
 SQLITE = "sqlite:///"
 
 
@@ -82,18 +85,10 @@ class Locations:
                 "MLFLOW_REGISTRY_URI": self.registry_uri}
 
     def known_stores(self) -> list[str]:
-        """Local MLflow stores found under the home: SQLite files, and the stores its sweeps recorded."""
-        found: set[str] = set()
-        if self.home.is_dir():
-            found.update(SQLITE + str(p) for p in self.home.glob("*.db"))
-            for meta in self.home.glob("sweeps/*/sweep.json"):
-                try:
-                    uri = json.loads(meta.read_text()).get("mlflow_uri")
-                except (OSError, ValueError, AttributeError):
-                    continue
-                if isinstance(uri, str) and uri:
-                    found.add(uri)
-        return sorted(found)
+        """Local MLflow stores under the home: its SQLite files, one level down at most."""
+        if not self.home.is_dir():
+            return []
+        return sorted(SQLITE + str(p) for pattern in ("*.db", "*/*.db") for p in self.home.glob(pattern))
 
 
 def locations(mlflow_uri: str | None = None, storage_path: str | None = None,

@@ -6,7 +6,6 @@ from ray import serve
 from ray.serve.exceptions import RayServeException
 
 from serving.loader import Source, load_predictor
-from trainers.ensemble.combine import combine
 from trainers.ensemble.predictor import EnsemblePredictor
 
 
@@ -62,7 +61,7 @@ class ModelRunner:
     async def _run_batch(self, xs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         sizes = [len(x) for x in xs]
         member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
-        proba = combine(self.predictor.method, member, self.predictor.weights, self.predictor.stacker)
+        proba = self.predictor.combine(member)
         bounds = np.cumsum(sizes)[:-1]
         return list(zip(np.split(proba, bounds), np.split(member, bounds, axis=1)))
 

@@ -76,7 +76,7 @@ def make_fake_sweep(root: Path, spec: SweepSpec, trials=TRIALS, with_mlflow_run:
     if with_mlflow_run:
         from service.tracking import client_for, start_sweep_run
 
-        client = client_for(spec)
-        experiment_id, run_id = start_sweep_run(client, spec)
+        client = client_for(spec.locations())
+        experiment_id, run_id = start_sweep_run(client, spec, spec.locations())
         client.set_terminated(run_id)  # as the sweep core leaves it
-    return Sweep(spec.name, directory, spec, train_idx, test_idx, records, run_id, experiment_id)
+    return Sweep(spec.name, directory, spec, train_idx, test_idx, records, run_id, experiment_id, spec.locations())

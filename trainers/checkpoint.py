@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from trainers.atomic import atomic_file
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 
 def save_model(path: str | Path, model: Any, config: ModelConfig, extra: dict | None = None,

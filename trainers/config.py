@@ -1,15 +1,17 @@
 """Spec sections consumed by trainers/: cross-validation, search, resources, ensemble, distillation."""
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
+from trainers.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, SearchAlgorithm, get_algorithm
+from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER
+from trainers.families import DEFAULT_FAMILY, STUDENT_FAMILIES, get_family
+from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation
 from trainers.loop import MAX_EPOCHS
 from trainers.metrics import METRICS
-from trainers.models import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation
-from trainers.space import Dimension, Grid, Scalar
+from trainers.space import Dimension, Scalar
 
 MAX_TRIALS = 10_000  # num_trials, and a grid's (or random search's grid axes') combinations
 MAX_SPACE_KEYS = 64  # entries of search.space and of search.fixed each
@@ -29,7 +31,8 @@ class CVConfig(_Section):
 
 
 class SearchConfig(_Section):
-    algorithm: Literal["grid", "random", "bayesian", "gp"] = "random"  # bayesian = Optuna TPE, gp = Optuna GP
+    # one of trainers.algorithms.ALGORITHMS: grid | random | bayesian (Optuna TPE) | gp (Optuna GP)
+    algorithm: Literal[tuple(ALGORITHMS)] = DEFAULT_ALGORITHM
     num_trials: int = Field(8, ge=1, le=MAX_TRIALS)  # ignored by grid: it runs every combination once
     max_concurrent: int = Field(2, ge=1, le=1024)
     # one of trainers.metrics.METRICS, on the out-of-fold predictions
@@ -58,18 +61,12 @@ class SearchConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
-        grids = [k for k, d in self.space.items() if isinstance(d, Grid)]
-        if grids and self.algorithm in ("bayesian", "gp"):
-            raise ValueError(f"grid dimensions need algorithm grid or random, but got algorithm="
-                             f"{self.algorithm!r} with grid for {grids}")
-        if self.algorithm == "grid":
-            others = [k for k, d in self.space.items() if not isinstance(d, Grid) and not hasattr(d, "choice")]
-            if others:
-                raise ValueError(f"algorithm grid needs grid or choice dimensions only, but got {others}")
+        self.searcher().check(self)
         trials = self.trial_count()
         if trials > MAX_TRIALS:
+            counted = " grid combinations" if self.searcher().trials_field == "search.space" else ""
             raise ValueError(f"at most {MAX_TRIALS} trials (the num_trials limit) expected, but the space gives "
-                             f"{trials}" + (" grid combinations" if self.algorithm == "grid" else ""))
+                             f"{trials}{counted}")
         both = sorted(set(self.space) & set(self.fixed))
         if both:
             raise ValueError(f"a key is either searched or fixed, but {both} are both")
@@ -77,23 +74,14 @@ class SearchConfig(_Section):
             self.mode = METRICS[self.metric]
         return self
 
+    def searcher(self) -> SearchAlgorithm:
+        """The algorithm this section names (trainers.algorithms)."""
+        return get_algorithm(self.algorithm)
+
     def trial_count(self) -> int:
-        """Trials Tune will run: every grid combination once (algorithm grid, where choices are grid
-        axes too), else num_trials samples of each combination of the grid axes."""
-        from trainers.families.scope import FAMILY_KEY, receivers
-
-        def axes(keys) -> int:
-            return math.prod(len(d.grid) if isinstance(d, Grid) else len(d.choice) for k, d in self.space.items()
-                             if k in keys and (isinstance(d, Grid) or (self.algorithm == "grid" and hasattr(d, "choice"))))
-
-        family = self.space.get(FAMILY_KEY)
-        if family is not None and self.algorithm == "grid":
-            names = [str(v) for v in dict.fromkeys(family.endpoints())]
-            # each family's branch is its own grid: the axes that reach it, no others
-            return sum(axes([k for k in self.space if k != FAMILY_KEY and f in receivers(k, names)]) for f in names)
-        if family is not None:
-            return self.num_trials
-        return axes(self.space) if self.algorithm == "grid" else self.num_trials * axes(self.space)
+        """Trials Tune will run (every grid combination once for grid, num_trials samples of each
+        combination of the grid axes otherwise: the algorithm says)."""
+        return self.searcher().trial_count(self)
 
 
 class ResourcesConfig(_Section):
@@ -126,12 +114,13 @@ class EnsembleConfig(_Section):
     # proper score (log_loss) rewards a member that fixes confident mistakes even when the argmax
     # (accuracy) does not move yet, so it ties less often on small data
     selection_metric: Literal["search", "log_loss"] = "search"
-    method: Literal["hard_vote", "soft_vote", "weighted", "stacking"] = "soft_vote"
+    # one of trainers.ensemble.combiners.COMBINERS: hard_vote | soft_vote | weighted | stacking | ...
+    method: Literal[tuple(COMBINERS)] = DEFAULT_COMBINER
     members: Literal["folds", "refit"] = "folds"  # fold models of each trial, or one refit per trial
 
 
 class StudentConfig(_Section):
-    family: Literal["mlp", "cnn"] = "mlp"
+    family: Literal[STUDENT_FAMILIES] = DEFAULT_FAMILY  # families that can be a student (Family.student_keys)
     hidden: int = Field(32, ge=1, le=MAX_HIDDEN)
     depth: int = Field(1, ge=1, le=MAX_DEPTH)
     channels: int = Field(8, ge=1, le=MAX_CHANNELS)
@@ -139,9 +128,8 @@ class StudentConfig(_Section):
     activation: Activation = "relu"
 
     def shape(self) -> dict[str, int]:
-        """The size fields this family uses (an MLP has no channels, this CNN no depth)."""
-        size = {"depth": self.depth} if self.family == "mlp" else {"channels": self.channels}
-        return {"hidden": self.hidden, **size}
+        """The size fields this family uses (Family.student_keys: an MLP has no channels, a CNN no depth)."""
+        return {key: getattr(self, key) for key in get_family(self.family).student_keys}
 
 
 class StudentSize(_Section):

@@ -28,8 +28,10 @@ from torch import nn
 from trainers.augment import mixup
 from trainers.config import DistillConfig, StudentConfig
 from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.families.torchnet import trains_in_pairs
 from trainers.losses import distillation_loss
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 
 WEIGHT_DECAY = 1e-4  # DistillConfig has none; the trials' default (TrainConfig.weight_decay)
@@ -53,10 +55,11 @@ class Distiller:
         torch.manual_seed(seed)  # init and dropout; the generator drives order and mixup
         self.x = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
-        self.n_classes, self.family = model_cfg.n_classes, model_cfg.family
+        self.n_classes = model_cfg.n_classes
         # computed once: the transfer set does not change between epochs
         self.teacher_probs = self._teach(self.x)
         self.model = build_model(model_cfg).to(self.device)
+        self.min_batch = 2 if trains_in_pairs(self.model) else 1
         self.model.standardize.fit(self.x)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=WEIGHT_DECAY)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs)
@@ -79,8 +82,8 @@ class Distiller:
         total = 0.0
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start:start + self.cfg.batch_size]
-            if len(idx) < 2 and self.family == "cnn":
-                continue  # BatchNorm cannot train on a single row
+            if len(idx) < self.min_batch:
+                continue
             xb, tb, yb = self._batch(idx)
             loss = distillation_loss(self.model(xb), tb, yb, self.cfg.temperature, self.cfg.alpha)
             self.opt.zero_grad(set_to_none=True)

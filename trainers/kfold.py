@@ -21,7 +21,7 @@ from trainers.checkpoint import load_model, save_model
 from trainers.families import Fit, get_family
 from trainers.loop import pick_device, split_params
 from trainers.metrics import score
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 if TYPE_CHECKING:
     from trainers.stream import StreamPlan

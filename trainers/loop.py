@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from trainers.augment import cutmix, hflip, mixup, random_crop
+from trainers.families import build_model
 from trainers.families._base import Fit
+from trainers.families.config import ModelConfig
+from trainers.families.torchnet import trains_in_pairs
 from trainers.losses import soft_target_cross_entropy
-from trainers.models import ModelConfig, build_model
 
 
 MAX_EPOCHS = 10_000
@@ -125,8 +127,7 @@ class FoldTrainer(Fit):
         self.rng = self._rng_state()
         if len(self.x):  # streamed rows: the caller fits it from moments (Standardize.fit_moments)
             self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
-        # BatchNorm cannot train on a one-row batch
-        self.needs_pairs = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        self.needs_pairs = trains_in_pairs(self.model)
         self.rank, self.world = data_parallel or (0, 1)
         self.net = self.model
         if self.world > 1:

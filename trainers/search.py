@@ -11,7 +11,6 @@ from pathlib import Path
 from trainers.config import ResourcesConfig, SearchConfig
 from trainers.kfold import TrialData, train_folds
 from trainers.loop import split_params
-from trainers.space import Grid
 
 
 @dataclass
@@ -35,71 +34,10 @@ class Execution:
 
     @classmethod
     def from_spec(cls, resources: ResourcesConfig, search: SearchConfig, train_storage: str,
-                  attempts_log: str) -> "Execution":
-        finished_file = str(Path(attempts_log).with_name("finished.json")) if attempts_log else ""
+                  attempts_log: str, finished_file: str) -> "Execution":
         return cls(resources.resolved_executor(), resources.workers_per_trial, resources.cpus_per_worker,
                    resources.gpus_per_worker, search.max_failures, train_storage, attempts_log, finished_file,
                    resources.parallelism, resources.cuda_missing, search.hang_timeout_s)
-
-
-def _branches(search: SearchConfig, grid: bool) -> list[dict]:
-    """One mapping per searched family: its name and the dimensions that reach it."""
-    from trainers.families.scope import FAMILY_KEY, receivers
-
-    families = [str(v) for v in search.space[FAMILY_KEY].endpoints()]
-    out = []
-    for family in dict.fromkeys(families):
-        branch = {FAMILY_KEY: family}
-        for key, dim in search.space.items():
-            if key != FAMILY_KEY and family in receivers(key, families):
-                domain = dim.to_tune()
-                if grid and not isinstance(dim, Grid):
-                    from ray import tune
-                    domain = tune.grid_search(dim.choice)
-                branch[key] = domain
-        out.append(branch)
-    return out
-
-
-class DefineByRun:
-    """Optuna's define-by-run space for a sweep over several families: the family first, then only
-    the dimensions that reach it (a conditional space: TPE and GP model each branch's own keys).
-    A class, not a closure: Tune pickles the searcher into its experiment state."""
-
-    def __init__(self, search: SearchConfig):
-        from trainers.families.scope import FAMILY_KEY
-
-        self.search = search
-        self.families = list(dict.fromkeys(str(v) for v in search.space[FAMILY_KEY].endpoints()))
-
-    def __call__(self, trial) -> dict:
-        from trainers.families.scope import FAMILY_KEY, receivers
-
-        family = trial.suggest_categorical(FAMILY_KEY, self.families)
-        for key, dim in self.search.space.items():
-            if key != FAMILY_KEY and family in receivers(key, self.families):
-                dim.suggest(trial, key)
-        return dict(self.search.fixed)
-
-
-def param_space(search: SearchConfig) -> dict:
-    from trainers.families.scope import BRANCH_KEY, FAMILY_KEY
-
-    if FAMILY_KEY in search.space:
-        if search.algorithm in ("bayesian", "gp"):
-            return dict(search.fixed)  # the searcher holds the space (define_by_run)
-        from ray import tune
-
-        branches = _branches(search, grid=search.algorithm == "grid")
-        pick = tune.grid_search if search.algorithm == "grid" else tune.choice
-        return {BRANCH_KEY: pick(branches), **search.fixed}
-    space = {key: dim.to_tune() for key, dim in search.space.items()}
-    if search.algorithm == "grid":
-        from ray import tune
-        # choices become grid axes too: "grid" means every combination exactly once
-        space = {k: v if isinstance(search.space[k], Grid) else tune.grid_search(search.space[k].choice)
-                 for k, v in space.items()}
-    return {**space, **search.fixed}
 
 
 def max_epochs(search: SearchConfig) -> int:
@@ -122,34 +60,21 @@ def asha_rungs(search: SearchConfig) -> tuple[int, ...]:
     return tuple(rungs)
 
 
+def param_space(search: SearchConfig) -> dict:
+    return search.searcher().param_space(search)
+
+
 def tune_config(search: SearchConfig):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    searcher = None
-    if search.algorithm in ("bayesian", "gp"):
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = (optuna.samplers.TPESampler(seed=search.seed) if search.algorithm == "bayesian"
-                   else optuna.samplers.GPSampler(seed=search.seed))
-        from trainers.families.scope import FAMILY_KEY
-
-        if FAMILY_KEY in search.space:
-            searcher = OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
-                                    sampler=sampler)
-        else:
-            searcher = OptunaSearch(sampler=sampler)
-    elif search.algorithm == "random":
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-        # Tune ignores max_concurrent_trials for a generator instance: the generator limits itself
-        searcher = BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent)
+    algorithm = search.searcher()
     scheduler = None
     if search.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs(search),
                                   grace_period=search.grace_period, reduction_factor=search.reduction_factor)
-    return tune.TuneConfig(metric=search.metric, mode=search.mode, search_alg=searcher, scheduler=scheduler,
-                           num_samples=1 if search.algorithm == "grid" else search.num_trials,
+    return tune.TuneConfig(metric=search.metric, mode=search.mode, search_alg=algorithm.searcher(search),
+                           scheduler=scheduler, num_samples=algorithm.num_samples(search),
                            max_concurrent_trials=search.max_concurrent,
                            # a fresh trial process imports torch again (seconds each on 2 cores)
                            reuse_actors=True)
@@ -235,7 +160,7 @@ def _run_with_ray_train(config: dict, data: TrialData, execution: Execution, tri
     from ray.train.torch import TorchTrainer
 
     from trainers.families import get_family
-    from trainers.models import ModelConfig
+    from trainers.families.config import ModelConfig
     from trainers.train_reports import ReportForwarder, forward_reports, new_report_queue
 
     # Train's controller consumes reports on its health-check tick (2 s by default) and a worker's

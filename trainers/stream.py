@@ -162,7 +162,7 @@ def train_folds_streamed(shard, data, params: dict, report, device) -> dict:
     from trainers.families import get_family
     from trainers.loop import split_params
     from trainers.metrics import score
-    from trainers.models import ModelConfig
+    from trainers.families.config import ModelConfig
 
     plan, n_folds, metric = data.stream, len(data.folds), data.metric
     model_cfg, train_cfg = split_params(params, ModelConfig.model_validate(data.base_model))

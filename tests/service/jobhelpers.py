@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from service import jobs
+from service import sweepdir
 from tests.conftest import tiny_spec
 
 RAYSEMBLE = str(Path(sys.executable).parent / "raysemble")
@@ -36,7 +36,7 @@ def write_spec(cluster, name: str, **sections) -> Path:
 
 
 def attempts_of(cluster, name: str) -> list[dict]:
-    return jobs.attempts(cluster.tmp / "home" / "sweeps" / name)
+    return sweepdir.SweepDir(cluster.tmp / "home" / "sweeps" / name).attempts()
 
 
 def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.5):

@@ -1,4 +1,4 @@
-"""A data root and a directory outside it, for the path-safety tests (service.safety, the API)."""
+"""A data root and a directory outside it, for the path-safety tests (service.spec.policy, the API)."""
 from __future__ import annotations
 
 import os

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from service import jobs
+from service import cluster as jobs  # the Ray Jobs client (a fixture is named cluster)
 from tests.conftest import tiny_spec
 from tests.service.raycluster import LocalCluster, free_port
 from tests.service.roots import make_roots
@@ -353,7 +353,7 @@ class ThreadedApi:
 @pytest.fixture(scope="module")
 def fuzz_api(api):
     from service.api import Settings
-    from service.safety import Budget
+    from service.spec import Budget
 
     old = os.environ.get("RAY_AUTH_TOKEN")
     os.environ["RAY_AUTH_TOKEN"] = api.cluster.token  # what the in-thread API's jobs client sends

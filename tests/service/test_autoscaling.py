@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from service import jobs
-from service.scaling import cluster_scaling, describe_scaling, parse_status
+from service import cluster as jobs  # the Ray Jobs client (a fixture is named cluster)
+from service.cluster.scaling import cluster_scaling, describe_scaling, parse_status
 from tests.service.autoscaling import IDLE_TIMEOUT_MINUTES, AutoscalingCluster, fake_node_types
 from tests.service.jobhelpers import attempts_of, cli, last_json, started, wait_for, write_spec
 

@@ -6,12 +6,15 @@ import json
 import socket
 import stat
 import threading
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from service import jobs
+from service import cluster as jobs  # the Ray Jobs client (a fixture is named cluster)
+from service.cluster.jobs import ID_PATTERN
+from service.cluster.package import PACKAGES, SPEC_FILE, runtime_env
 from tests.conftest import tiny_spec
 from tests.service.jobhelpers import attempts_of, cli, last_json, started, wait_for, write_spec
 from tests.service.raycluster import LocalCluster, free_port
@@ -164,7 +167,7 @@ def test_simultaneous_submissions_of_one_name_make_exactly_one_job(cluster):
         t.join(timeout=300)
     assert other == [] and len(won) == 1 and len(lost) == 3, (won, lost, other)
     sweep_id = won[0]["id"]
-    assert sweep_id.startswith("raced-") and jobs.ID_PATTERN.match(sweep_id)
+    assert sweep_id.startswith("raced-") and ID_PATTERN.match(sweep_id)
     assert all(sweep_id in message and "choose another name" in message for message in lost), lost
     assert sorted(set(job_ids(cluster)) - set(before)) == [sweep_id]
     client = jobs.connect(cluster.address, cluster.token)
@@ -197,11 +200,13 @@ def test_sweep_ids_are_one_per_name_and_the_shipped_spec_is_owner_only(tmp_path)
     from service.spec import SweepSpec
 
     assert jobs.new_id("a") == jobs.new_id("a") != jobs.new_id("b")
-    assert jobs.new_id("a").startswith("a-") and jobs.ID_PATTERN.match(jobs.new_id("x" * 64))
+    assert jobs.new_id("a").startswith("a-") and ID_PATTERN.match(jobs.new_id("x" * 64))
     spec = SweepSpec.model_validate(tiny_spec("shipped"))
-    shipped = jobs._package(tmp_path, spec) / jobs.SPEC_FILE
-    assert stat.S_IMODE(shipped.stat().st_mode) == 0o600  # it may hold serve.token
-    assert SweepSpec.model_validate_json(shipped.read_text()) == spec
+    with runtime_env(None, None, spec) as env:
+        shipped = Path(env["working_dir"]) / SPEC_FILE
+        assert stat.S_IMODE(shipped.stat().st_mode) == 0o600  # it may hold serve.token
+        assert SweepSpec.model_validate_json(shipped.read_text()) == spec
+        assert sorted(p.name for p in Path(env["working_dir"]).iterdir()) == sorted([*PACKAGES, SPEC_FILE])
 
 
 def test_no_address_anywhere_is_a_clear_error(monkeypatch):

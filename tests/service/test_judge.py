@@ -22,7 +22,8 @@ from trainers.checkpoint import load_model, save_model
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
 from trainers.loop import split_params
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 
 def _predictor(n, seed):

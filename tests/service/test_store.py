@@ -1,5 +1,5 @@
 """Sweep state on disk: one driver per sweep (service.sweeplock), and a sweep whose job ended
-without its driver recording it settles to a terminal state (service.jobs.settle)."""
+without its driver recording it settles to a terminal state (service.cluster.settle)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from service import jobs, sweeplock
+from service import sweeplock
+from service.cluster import progress, settle
+from service.cluster.jobs import HOME, SWEEP
 from service.sweeplock import SweepBusy, hold
 
 HOLD = ("import sys, time\nfrom service.sweeplock import hold\n"
@@ -76,19 +78,19 @@ def _sweep_json(home: Path, name: str, **meta) -> Path:
 
 
 def test_a_stopped_job_settles_its_running_sweep_to_stopped_on_disk(tmp_path, holder):
-    meta = {jobs.SWEEP: "cut", jobs.HOME: str(tmp_path)}
+    meta = {SWEEP: "cut", HOME: str(tmp_path)}
     directory = _sweep_json(tmp_path, "cut", state="RUNNING", finished=None)
     # a driver still holds it (e.g. a local `raysemble resume`): it is running, whatever the job says
     proc = holder(directory)
-    assert jobs.settle(meta, "STOPPED", "RUNNING", "sweep_dir", 123.0) == "RUNNING"
+    assert settle(meta, "STOPPED", "RUNNING", "sweep_dir", 123.0) == "RUNNING"
     assert json.loads((directory / "sweep.json").read_text())["state"] == "RUNNING"
     proc.kill()
     proc.wait(timeout=30)
-    assert jobs.settle(meta, "STOPPED", "RUNNING", "sweep_dir", 123.0) == "STOPPED"
+    assert settle(meta, "STOPPED", "RUNNING", "sweep_dir", 123.0) == "STOPPED"
     on_disk = json.loads((directory / "sweep.json").read_text())
     assert on_disk["state"] == "STOPPED" and on_disk["finished"] == 123.0 and on_disk["name"] == "cut"
     # the progress readers now see it without the job
-    assert jobs.progress(meta)["sweep_state"] == "STOPPED"
+    assert progress(meta)["sweep_state"] == "STOPPED"
 
 
 @pytest.mark.parametrize("job, sweep, expected", [
@@ -99,27 +101,25 @@ def test_a_stopped_job_settles_its_running_sweep_to_stopped_on_disk(tmp_path, ho
     ("SUCCEEDED", "SUCCEEDED", "SUCCEEDED"),
 ])
 def test_settle_only_ends_sweeps_whose_job_ended(tmp_path, job, sweep, expected):
-    meta = {jobs.SWEEP: "s", jobs.HOME: str(tmp_path)}
+    meta = {SWEEP: "s", HOME: str(tmp_path)}
     directory = _sweep_json(tmp_path, "s", state=sweep)
-    assert jobs.settle(meta, job, sweep, "sweep_dir", 1.0) == expected
+    assert settle(meta, job, sweep, "sweep_dir", 1.0) == expected
     assert json.loads((directory / "sweep.json").read_text())["state"] == expected
     # without the sweep dir (MLflow or nothing), the answer is the same and nothing is written
-    assert jobs.settle(meta, job, sweep, "mlflow", 1.0) == expected
+    assert settle(meta, job, sweep, "mlflow", 1.0) == expected
 
 
 def test_replace_keeps_the_lock_file_it_holds(tmp_path, monkeypatch):
     from service.sweep import _remove_sweep
-    from service.spec import SweepSpec
-    from tests.conftest import tiny_spec
+    from service.sweepdir import SweepDir
 
     monkeypatch.setenv("RAYSEMBLE_HOME", str(tmp_path / "home"))
-    spec = SweepSpec.model_validate(tiny_spec("again"))
     directory = _sweep_json(tmp_path / "home", "again", state="SUCCEEDED")
     (directory / "trials").mkdir()
     (directory / "trials" / "t.json").write_text("{}")
     with hold(directory, "raysemble sweep --replace"):
         inode = (directory / sweeplock.LOCK_FILE).stat().st_ino
-        _remove_sweep(spec, directory)
+        _remove_sweep(SweepDir(directory), str(tmp_path / "home" / "tune" / "again"))
         assert [p.name for p in directory.iterdir()] == [sweeplock.LOCK_FILE]
         assert (directory / sweeplock.LOCK_FILE).stat().st_ino == inode
 

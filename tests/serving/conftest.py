@@ -20,7 +20,7 @@ def bundles(tmp_path_factory):
     from serving.demo import make_bundles
 
     return make_bundles(tmp_path_factory.mktemp("bundles"), members=3, epochs=2, hidden=32,
-                        other_families=("logreg", "hist_gb"))
+                        others=({"family": "logreg"}, {"family": "hist_gb", "max_iter": 20, "rounds": 1}))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ from serving.home import locations
 from serving.mlflow_model import log_and_register
 from serving.routes import build_api
 from trainers.ensemble.predictor import EnsemblePredictor
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]

@@ -6,7 +6,8 @@ import torch
 
 from serving.mlflow_model import bundle_dir_for, log_and_register
 from trainers.ensemble.predictor import EnsemblePredictor
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 
 @pytest.fixture(scope="module")

@@ -120,11 +120,5 @@ def test_spec_uses_the_predefined_split_for_its_checks_and_prepare_writes_it(tmp
     with pytest.raises(SpecError, match=r"smallest class's training rows \(10\)"):
         parse_spec(raw | {"cv": {"folds": 11}}, base_dir=tmp_path)
 
-    class Client:
-        def log_artifact(self, run_id, path):
-            pass
-
-    monkeypatch.setattr(sweep.tracking, "client_for", lambda spec: Client())
-    monkeypatch.setattr(sweep.tracking, "start_sweep_run", lambda client, spec: ("0", "run"))
-    with np.load(sweep.prepare(spec) / "split.npz") as split:
+    with np.load(sweep.prepare(spec).files.split_file) as split:
         assert split["train_idx"].tolist() == list(range(30)) and split["test_idx"].tolist() == [30, 31, 32]

@@ -11,7 +11,7 @@ from trainers.distill import distill, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.loop import FoldTrainer, TrainConfig
 from trainers.losses import distillation_loss
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 
 def test_distillation_loss_by_hand():

@@ -11,7 +11,7 @@ from trainers.config import DistillConfig, StudentConfig
 from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.loop import FoldTrainer, TrainConfig
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 
 def test_distill_with_ray_train_matches_in_process(ray_session, tmp_path):
@@ -49,7 +49,7 @@ class _Trial:
 def test_refit_with_ray_train_matches_in_process(ray_session, tmp_path):
     from trainers.checkpoint import save_model
     from trainers.ensemble.refit import Refitter
-    from trainers.models import build_model
+    from trainers.families import build_model
 
     data = load_digits()
     x, y = data.data[:300].astype(np.float32), data.target[:300]

@@ -20,7 +20,7 @@ from trainers.checkpoint import load_model, save_model
 from trainers.families import FAMILIES, get_family
 from trainers.families.scope import BRANCH_KEY, FAMILY_KEY
 from trainers.loop import TrainConfig
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 FACTORY = "tests.trainers.factory_models:build"
 N_CLASSES, MISSING = 10, 3  # digits; the class a fold lacks (a middle one, so column positions matter)

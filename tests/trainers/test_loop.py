@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from trainers.checkpoint import load_model, save_model
 from trainers.data import DataConfig, holdout_split, load_dataset
 from trainers.loop import FoldTrainer, TrainConfig, rows_stay_on_device, split_params
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 
 @pytest.fixture(scope="module")

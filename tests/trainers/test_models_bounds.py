@@ -1,7 +1,8 @@
 """ModelConfig's bounds and its parameter count (the REST API's max_parameters budget relies on it)."""
 import pytest
 
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 
 @pytest.mark.parametrize("cfg", [

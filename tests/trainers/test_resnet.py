@@ -8,7 +8,10 @@ from sklearn.datasets import load_digits
 from trainers.ensemble.predictor import EnsemblePredictor, loop_member_proba
 from trainers.families import get_family
 from trainers.loop import FoldTrainer, TrainConfig
-from trainers.models import CNN, ModelConfig, Standardize, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
+from trainers.families.standardize import Standardize
+from trainers.families.cnn import CNN
 
 RESNET = get_family("resnet")
 

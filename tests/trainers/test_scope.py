@@ -5,7 +5,8 @@ from ray.tune.search.variant_generator import generate_variants
 
 from trainers.config import SearchConfig
 from trainers.families.scope import effective_params, key_problem
-from trainers.search import DefineByRun, param_space
+from trainers.algorithms._optuna import DefineByRun
+from trainers.search import param_space
 
 SPACE = {
     "family": {"choice": ["mlp", "hist_gb", "logreg"]},

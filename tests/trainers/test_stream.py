@@ -102,7 +102,7 @@ def test_stream_refuses_what_it_cannot_stream(shards):
 
 def test_auto_streams_large_parquet_sources_of_sweeps_that_can(shards, monkeypatch):
     import trainers.stream
-    from service.spec import streams
+    from service.trials import streams
 
     auto = parse_spec(_spec("auto", shards, "auto"))
     assert not streams(auto)  # a few hundred kB: the in-memory path

@@ -19,7 +19,7 @@ from trainers.distill import choose_student, distill, size_student, student_mode
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
 from trainers.loop import FoldTrainer, TrainConfig
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -195,7 +195,7 @@ def small_sweep(tmp_path_factory):
                             with_mlflow_run=False)
     run = PostSweep(sweep, use_ray=False, latency_repeats=3)
     teacher, _ = run.ensemble()
-    return sweep, teacher, run.out / "ensemble"
+    return sweep, teacher, run.files.bundle("ensemble")
 
 
 def _post(sweep, **distill):
@@ -211,7 +211,7 @@ def test_empty_sizes_distils_the_one_student_on_the_whole_training_split(small_s
     run = _post(sweep)
     student, info = run.distill(teacher, teacher_dir)
     assert "sizing" not in info and info["student"] == sweep.spec.distill.student.model_dump(mode="json")
-    prov = read_provenance(run.out / "student")
+    prov = read_provenance(run.files.bundle("student"))
     assert "selection_rows" not in prov and prov["fit_rows"] == sweep.train_idx.tolist()
     # exactly what `distill` gives on the training split: today's behaviour
     cfg = sweep.spec.distill
@@ -228,13 +228,13 @@ def test_sizes_choose_retrain_and_report_the_candidates(small_sweep, tmp_path):
     sizing = info["sizing"]
     assert sizing["chosen"] == 0 and info["student"]["hidden"] == 4 and student.configs[0].hidden == 4
     assert sizing["teacher_score"] == "out-of-fold"  # the fake sweep's trials saved their OOF predictions
-    prov = read_provenance(run.out / "student")
+    prov = read_provenance(run.files.bundle("student"))
     # candidates were scored on training rows only; the final student learned from all of them
     val_ids = np.asarray(prov["selection_rows"])
     assert len(val_ids) == sizing["validation_rows"] and np.isin(val_ids, sweep.train_idx).all()
     assert not np.isin(val_ids, sweep.test_idx).any()
     assert prov["fit_rows"] == sweep.train_idx.tolist()
-    assert run.rows_used({"student": run.out / "student"})["student_selection"] == len(val_ids)
+    assert run.rows_used({"student": run.files.bundle("student")})["student_selection"] == len(val_ids)
     report = write_report(sweep, [], tmp_path / "report", run.classes, None, info).read_text()
     assert "| candidate | parameters | validation accuracy | ms/sample b1 | chosen |" in report
     assert "| mlp hidden=4, depth=1 | " in report and "| mlp hidden=24, depth=1 | " in report

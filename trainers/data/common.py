@@ -46,7 +46,7 @@ def fits_in_memory(rows: int, features: int, field: str) -> None:
 
 def inside(path: Path, home: Path, field: str) -> None:
     """A file a source reaches (a shard, an image, an IDX labels file) must resolve, symlinks followed, inside
-    the source's own directory `home` (already resolved): the data sandbox (service/safety.py) checks only
+    the source's own directory `home` (already resolved): the data sandbox (service/spec/policy.py) checks only
     the source path, so a link inside a checked directory must not lead out of it. Where it leads is not shown."""
     real = Path(os.path.realpath(path))
     if real != home and home not in real.parents:

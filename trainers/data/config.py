@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from trainers.models import ImageShape, image_shape_problem
+from trainers.families.config import ImageShape, image_shape_problem
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")  # single-file tabular sources

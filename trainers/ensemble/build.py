@@ -13,9 +13,9 @@ from torch import nn
 from trainers.checkpoint import load_model
 from trainers.config import EnsembleConfig
 from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.ensemble.combiners import get_combiner
 from trainers.ensemble.select import TrialLike, greedy_selection, top_k
-from trainers.ensemble.stack import fit_stacker
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 
 RefitFn = Callable[[Sequence[TrialLike]], list[tuple[nn.Module, ModelConfig]]]
 
@@ -25,11 +25,12 @@ def choose_trials(ranked: Sequence[TrialLike], cfg: EnsembleConfig, y_train: np.
     """(chosen trials, per-trial weights summing to 1).
 
     top_k: the k best, equal weights. greedy: Caruana selection over the k best (the candidate
-    pool), trials never picked dropped. `weighted` needs weights and greedy selection is the
-    one thing here that fits them on OOF predictions, so top_k + weighted fits them that way too.
+    pool), trials never picked dropped. A combiner that fits its weights (weighted) needs them, and
+    greedy selection is the one thing here that fits them on OOF predictions, so top_k fits them that
+    way too.
     """
     pool = top_k(ranked, cfg.top_k)
-    if cfg.selection == "greedy" or cfg.method == "weighted":
+    if cfg.selection == "greedy" or get_combiner(cfg.method).fits_weights:
         pool = with_every_family(pool, ranked)
         if cfg.selection_metric == "log_loss":
             metric, mode = "log_loss", "min"
@@ -54,9 +55,11 @@ def with_every_family(pool: list[TrialLike], ranked: Sequence[TrialLike]) -> lis
 
 
 def resolved_method(cfg: EnsembleConfig) -> str:
-    """Greedy selection with replacement defines the ensemble as the average of a multiset, so its
-    soft vote is the count-weighted mean: stored as `weighted` so the counts are not dropped."""
-    return "weighted" if cfg.selection == "greedy" and cfg.method == "soft_vote" else cfg.method
+    """The combiner a bundle stores: under greedy selection, what the spec's combiner becomes over a
+    weighted multiset of trials (Combiner.under_greedy)."""
+    if cfg.selection == "greedy":
+        return get_combiner(cfg.method).under_greedy or cfg.method
+    return cfg.method
 
 
 def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train: np.ndarray, metric: str,
@@ -75,13 +78,12 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
     else:
         groups = [[pair] for pair in refit(chosen)]
     method = resolved_method(cfg)
+    combiner = get_combiner(method)
     member_weights = [w / len(g) for w, g in zip(trial_weights, groups) for _ in g]
-    stacker = None
-    if method == "stacking":
-        stacker = fit_stacker([t.oof() for t in chosen], y_train, [len(g) for g in groups])
+    state = combiner.fit([t.oof() for t in chosen], y_train, [len(g) for g in groups])
     predictor = EnsemblePredictor(
         [m for g in groups for m, _ in g], [c for g in groups for _, c in g], method=method,
-        weights=member_weights if method in ("weighted", "hard_vote") else None, stacker=stacker,
+        weights=member_weights if combiner.uses_weights else None, stacker=state,
         classes=classes, kind="ensemble")
     info = {"selection": cfg.selection, "method": method, "members": cfg.members,
             "n_members": len(member_weights),

@@ -3,6 +3,7 @@ vmapped forward, the others (scikit-learn families) beside them through their fa
 
 A bundle on disk is a directory:
   bundle.json  {"kind", "method", "weights", "stacker", "classes", "n_features", "members": [file, ...]}
+               method: a combiner of trainers.ensemble.combiners; stacker: its fitted state (if any)
   m000.pt ...  one file per member, trainers.checkpoint format (config + state_dict), weights-only.
 A student is a bundle with one member.
 """
@@ -19,9 +20,10 @@ from torch.func import functional_call, stack_module_state
 
 from trainers.atomic import write_atomic
 from trainers.checkpoint import load_model, save_model
-from trainers.ensemble.combine import METHODS, combine
+from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER, get_combiner
 from trainers.families import get_family
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 
 PREDICT_CHUNK_ROWS = 2048  # rows per forward of a member group
@@ -68,14 +70,13 @@ class _Group:
 
 
 class EnsemblePredictor:
-    def __init__(self, models: list, configs: list[ModelConfig], method: str = "soft_vote",
+    def __init__(self, models: list, configs: list[ModelConfig], method: str = DEFAULT_COMBINER,
                  weights: list[float] | None = None, stacker: dict | None = None, classes: list | None = None,
                  kind: str = "ensemble", device: str | torch.device = "cpu"):
         if not models or len(models) != len(configs):
             raise ValueError(f"as many configs as models (>= 1) expected, but got {len(models)} models "
                              f"and {len(configs)} configs")
-        if method not in METHODS:
-            raise ValueError(f"method one of {list(METHODS)} expected, but got {method!r}")
+        get_combiner(method)  # a ValueError naming the known ones
         widths = {c.in_features for c in configs} | {None}
         if len(widths) != 2 or len({c.n_classes for c in configs}) != 1:
             raise ValueError("members must share in_features and n_classes, but got "
@@ -136,8 +137,12 @@ class EnsemblePredictor:
         return EnsemblePredictor(copy.deepcopy(self.models), self.configs, self.method, self.weights, self.stacker,
                                  self.classes, self.kind, device)
 
+    def combine(self, member_probs: np.ndarray) -> np.ndarray:
+        """(members, rows, classes) -> (rows, classes), this bundle's way (its combiner, weights, state)."""
+        return get_combiner(self.method).combine(member_probs, self.weights, self.stacker)
+
     def predict_proba(self, x) -> np.ndarray:
-        return combine(self.method, self.member_proba(x), self.weights, self.stacker)
+        return self.combine(self.member_proba(x))
 
     def predict(self, x) -> list:
         return [self.classes[i] for i in self.predict_proba(x).argmax(1)]

@@ -14,7 +14,7 @@ from trainers.families import get_family
 from trainers.families.scope import effective_params
 from trainers.kfold import derived_seed
 from trainers.loop import pick_device, split_params
-from trainers.models import ModelConfig
+from trainers.families.config import ModelConfig
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from trainers.families._base import Family, Fit
+from trainers.families.config import DEFAULT_FAMILY, ModelConfig
 from trainers.families.cnn import CNNFamily
 from trainers.families.extra_trees import ExtraTreesFamily
 from trainers.families.factory import TorchFactoryFamily
@@ -17,6 +18,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     MLPFamily(), CNNFamily(), ResNetFamily(), TorchFactoryFamily(),
     HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(), KNNFamily(),
 )}
+assert DEFAULT_FAMILY in FAMILIES and FAMILIES[DEFAULT_FAMILY].student_keys  # model.family's and the student's
+STUDENT_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.student_keys)
+
+
+def user_code_families(names) -> list[str]:
+    """Those of `names` that build from the user's code (model.factory)."""
+    return [n for n in names if get_family(n).runs_user_code]
 
 
 def known_family(name: str) -> str:
@@ -33,4 +41,19 @@ def get_family(name: str) -> Family:
         raise ValueError(f"model.family: one of {sorted(FAMILIES)} expected, but got {name!r}") from None
 
 
-__all__ = ["FAMILIES", "Family", "Fit", "get_family", "known_family"]
+def build_model(cfg: ModelConfig | dict):
+    """An untrained network of a torch family."""
+    cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
+    if cfg.in_features < 1 or cfg.n_classes < 2:
+        raise ValueError(f"in_features >= 1 and n_classes >= 2 must hold, but got "
+                         f"(in_features={cfg.in_features}, n_classes={cfg.n_classes})")
+    family = get_family(cfg.family)
+    if not family.is_torch:
+        torch_names = sorted(n for n, f in FAMILIES.items() if f.is_torch)
+        raise ValueError(f"a torch family ({', '.join(torch_names)}) must hold to build a network, but got "
+                         f"{cfg.family!r}")
+    return family.build(cfg)
+
+
+__all__ = ["DEFAULT_FAMILY", "ModelConfig", "build_model", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",
+           "user_code_families"]

@@ -43,7 +43,11 @@ class Family(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]  # the family's own hyperparameters, each with a commented default
-    is_torch: ClassVar[bool] = False  # members are nn.Modules: vectorised prediction, DDP, student-capable
+    is_torch: ClassVar[bool] = False  # members are nn.Modules: vectorised prediction, DDP, streaming
+    needs_image_shape: ClassVar[bool] = False  # rows must be images (data.image_shape known)
+    runs_user_code: ClassVar[bool] = False  # builds from the user's code (model.factory): checked, shipped
+    # the shape fields of distill.student this family uses as a student; empty: it cannot be one
+    student_keys: ClassVar[tuple[str, ...]] = ()
 
     def keys(self) -> set[str]:
         """Flat trial keys this family takes (a sweep searching several families routes each key

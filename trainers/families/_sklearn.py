@@ -72,7 +72,7 @@ class SklearnFamily(Family):
         return int(getattr(params, "rounds", 1))
 
     def split(self, flat: dict, base):
-        from trainers.models import ModelConfig
+        from trainers.families.config import ModelConfig
 
         params = self.Params.model_validate(flat)
         model_cfg = ModelConfig.model_validate({**base.model_dump(), "family": self.name,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from trainers.families.torchnet import TorchFamily
-from trainers.models import Standardize
+from trainers.families.standardize import Standardize
 
 
 class FactoryParams(BaseModel):
@@ -62,14 +62,15 @@ def resolve_factory(path: str):
 
 class TorchFactoryFamily(TorchFamily):
     name = "torch"
+    runs_user_code = True
     Params = FactoryParams
 
     def accepts(self, key: str) -> bool:
         return True  # open: split routes every non-TrainConfig key to the factory as a keyword
 
     def split(self, flat: dict, base):
+        from trainers.families.config import ModelConfig
         from trainers.loop import TrainConfig
-        from trainers.models import ModelConfig
 
         train_part = {k: v for k, v in flat.items() if k in TrainConfig.model_fields}
         options = {k: v for k, v in flat.items() if k not in TrainConfig.model_fields}

@@ -12,6 +12,13 @@ from torch import nn
 
 from trainers.families._base import Family, Fit
 
+def trains_in_pairs(model: nn.Module) -> bool:
+    """BatchNorm cannot train on a one-row batch: a model with it skips such a batch."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}  # config.Activation's names
+
 
 class TorchFamily(Family):
     is_torch = True
@@ -30,8 +37,8 @@ class TorchFamily(Family):
         return self.Params.model_validate(model_part).model_dump(exclude_unset=True)
 
     def split(self, flat: dict, base) -> tuple[object, BaseModel]:
+        from trainers.families.config import ModelConfig
         from trainers.loop import TrainConfig
-        from trainers.models import ModelConfig
 
         model_part = {k: v for k, v in flat.items() if k in self.Params.model_fields}
         train_part = {k: v for k, v in flat.items() if k not in self.Params.model_fields}
@@ -60,12 +67,9 @@ class TorchFamily(Family):
 
 
 class BuiltinNetFamily(TorchFamily):
-    """mlp and cnn: networks of trainers.models whose shape knobs are ModelConfig fields."""
+    """Networks whose shape knobs are ModelConfig fields (hidden, depth, channels, ...), built as net(cfg)."""
 
     net: ClassVar[type[nn.Module]]
 
     def build(self, model_cfg) -> nn.Module:
         return self.net(model_cfg)
-
-    def parameter_count(self, model_cfg) -> int:
-        return model_cfg.parameter_count()

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from trainers.ensemble.combine import combine, hard_vote, soft_vote, stacking
-from trainers.ensemble.stack import fit_stacker
+from trainers.ensemble.combiners import combine
+from trainers.ensemble.combiners.hard_vote import HardVote
+from trainers.ensemble.combiners.soft_vote import average as soft_vote
+from trainers.ensemble.combiners.stacking import fit_stacker, stack as stacking
+
+hard_vote = HardVote().combine
 
 
 def test_soft_vote_and_weighted_by_hand():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from trainers.ensemble.predictor import EnsemblePredictor, loop_member_proba
-from trainers.models import ModelConfig, build_model
+from trainers.families.config import ModelConfig
+from trainers.families import build_model
 
 
 def _randomised(cfg: ModelConfig, seed: int) -> torch.nn.Module:

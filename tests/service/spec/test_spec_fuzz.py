@@ -1,5 +1,5 @@
 """Property-based tests of the one spec validation path (service.spec.parse_spec via
-service.safety.validate, as the REST API and `submit` use it): specs generated from the schema
+service.spec.parse_spec with a Policy, as the REST API and `submit` use it): specs generated from the schema
 and from a valid base, then mutated (wrong types, huge / negative / non-finite numbers, deep
 nesting, odd unicode, huge integers, YAML tags). Whatever the input, the outcome is a SweepSpec or
 a SpecError whose every line names a field; never another exception. No Ray needed."""
@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.safety import Budget, Policy, load_untrusted, validate
-from service.spec import MAX_PROBLEMS, SpecError, SweepSpec, TaggedValue, TooLongInteger, parse_spec, read_spec_text
+from service.spec import (MAX_PROBLEMS, Budget, Policy, SpecError, SweepSpec, TaggedValue, TooLongInteger, parse_spec,
+                          read_spec)
 from tests.conftest import tiny_spec
 
 FUZZ = settings(database=None, derandomize=True, deadline=None, max_examples=120,
@@ -32,7 +32,7 @@ POLICY = Policy(data_roots=[ROOT], tracking="server", mlflow_uri="sqlite:////non
 def outcome(raw: object, policy: Policy | None = POLICY) -> str:
     """'ok' or 'invalid'; fails the test on any other exception or on a line without a field path."""
     try:
-        validate(raw, policy) if policy else parse_spec(raw)
+        parse_spec(raw, None, policy) if policy else parse_spec(raw)
     except SpecError as err:
         assert 0 < len(err.problems) <= MAX_PROBLEMS, err.problems
         for line in err.problems:
@@ -204,7 +204,7 @@ def test_yaml_scalars_and_tags_anywhere(path, scalar, untrusted):
     _set(raw, path, marker)
     text = yaml.safe_dump(raw).replace(f"'{marker}'", scalar).replace(marker, scalar)
     try:
-        loaded = load_untrusted(text, "yaml") if untrusted else read_spec_text(text)
+        loaded = read_spec(text, "<body>", "yaml", untrusted=True) if untrusted else read_spec(text)
     except SpecError as err:  # unreadable YAML is a body error naming the body
         assert all(line.startswith(("<body>:", "<spec>:")) for line in err.problems), err.problems
         return
@@ -214,21 +214,21 @@ def test_yaml_scalars_and_tags_anywhere(path, scalar, untrusted):
 def test_huge_numbers_and_tags_name_their_field():
     hexed = yaml.safe_dump(BASE).replace("num_trials: 2", "num_trials: 0x" + "f" * 5000)
     with pytest.raises(SpecError) as err:
-        validate(read_spec_text(hexed), POLICY)
+        parse_spec(read_spec(hexed), None, POLICY)
     assert err.value.problems == ["search.num_trials: an integer of at most 32 digits expected, but got one of "
                                   "5002 digits"]
     with pytest.raises(SpecError) as err:
-        validate(load_untrusted('{"name": "x", "data": {"source": "sklearn:iris"}, "cv": {"seed": 1' + "0" * 5000
-                                + "}}", "json"), POLICY)
+        parse_spec(read_spec('{"name": "x", "data": {"source": "sklearn:iris"}, "cv": {"seed": 1' + "0" * 5000
+                                + "}}", "<body>", "json", untrusted=True), None, POLICY)
     assert err.value.problems[0].startswith("cv.seed: an integer of at most 32 digits expected")
     tagged = yaml.safe_dump(BASE).replace("source: sklearn:digits", "source: !!binary L2V0Yy9wYXNzd2Q=")
     with pytest.raises(SpecError) as err:
-        validate(load_untrusted(tagged, "yaml"), POLICY)
+        parse_spec(read_spec(tagged, "<body>", "yaml", untrusted=True), None, POLICY)
     assert err.value.problems == ["data.source: a plain JSON/YAML value expected, but got a !!binary-tagged value"]
     spec = copy.deepcopy(BASE)
     spec["search"]["fixed"]["lr"] = float("nan")
     with pytest.raises(SpecError) as err:
-        validate(spec, POLICY)
+        parse_spec(spec, None, POLICY)
     assert err.value.problems == ["search.fixed.lr: a finite number expected, but got nan"]
 
 
@@ -238,7 +238,7 @@ def test_string_fields_take_strings_only():
         raw = copy.deepcopy(BASE)
         _set(raw, tuple(path.split(".")), value)
         with pytest.raises(SpecError) as err:
-            validate(raw, Policy(data_roots=[ROOT]))
+            parse_spec(raw, None, Policy(data_roots=[ROOT]))
         assert err.value.problems[0].startswith(f"{path}:"), err.value.problems
 
 

@@ -1,4 +1,4 @@
-"""Fitting the stacking combiner: a scikit-learn logistic regression on out-of-fold probabilities.
+"""stacking: a scikit-learn logistic regression on the members' out-of-fold probabilities.
 
 Why one OOF block per trial, spread over that trial's members: a trial has one out-of-fold
 prediction per training row (each row predicted by the one fold model that did not see it),
@@ -16,11 +16,39 @@ from typing import Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from trainers.ensemble.combiners._base import Combiner
+
+
+class Stacking(Combiner):
+    name = "stacking"
+
+    def fit(self, oof_blocks, y, members_per_block) -> dict:
+        return fit_stacker(oof_blocks, y, members_per_block)
+
+    def combine(self, member_probs, weights=None, state=None):
+        if state is None:
+            raise ValueError("method 'stacking' needs a fitted stacker, but got stacker=None")
+        return stack(member_probs, state["coef"], state["intercept"])
+
+
+def stack(member_probs: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """A fitted multinomial logistic regression over the concatenated member probabilities."""
+    features = member_probs.transpose(1, 0, 2).reshape(member_probs.shape[1], -1)
+    coef, intercept = np.asarray(coef), np.asarray(intercept)
+    if coef.shape[1] != features.shape[1]:
+        raise ValueError(f"stacker over {features.shape[1]} inputs expected, but got coef of shape {coef.shape}")
+    logits = features @ coef.T + intercept
+    if logits.shape[1] == 1:  # binary logistic regression keeps one column
+        logits = np.concatenate([-logits, logits], 1) / 2
+    logits -= logits.max(1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(1, keepdims=True)
+
 
 def fit_stacker(oof_blocks: Sequence[np.ndarray], y: np.ndarray, members_per_block: Sequence[int],
                 c: float = 1.0) -> dict:
     """Returns {"coef", "intercept"} over the concatenated member probabilities, member order =
-    block order with each block's members consecutive (what combine.stacking expects)."""
+    block order with each block's members consecutive (what stack expects)."""
     if len(oof_blocks) != len(members_per_block) or min(members_per_block, default=0) < 1:
         raise ValueError(f"one member count >= 1 per OOF block must hold, but got {len(oof_blocks)} blocks "
                          f"and counts {list(members_per_block)}")

@@ -1,12 +1,22 @@
-"""Spec safety for remote submission (service.safety): data roots, path forms, tracking, body parsing."""
+"""Spec safety for remote submission (service.spec.policy through the one parse path): data roots, path
+forms, tracking, body parsing."""
 from __future__ import annotations
 
 import pytest
 
-from service.safety import Budget, Policy, check, load_untrusted, validate
-from service.spec import SpecError
+from service.spec import Budget, Policy, SpecError, parse_spec, read_spec
 from tests.conftest import tiny_spec
 from tests.service.roots import make_roots
+
+
+def _parse(raw, policy):
+    """What `submit` and the REST API do with a spec: the one parse path with their Policy."""
+    return parse_spec(raw, None, policy)
+
+
+def _body(text: str, kind: str):
+    """What the REST API does with a request body."""
+    return read_spec(text, "<body>", kind, untrusted=True)
 
 
 @pytest.fixture
@@ -20,7 +30,7 @@ def _spec(source: str) -> dict:
 
 def _problems(source: str, policy: Policy) -> list[str]:
     with pytest.raises(SpecError) as e:
-        check(_spec(source), policy)
+        _parse(_spec(source), policy)
     assert all(line.startswith("data.source: ") for line in e.value.problems), e.value.problems
     return e.value.problems
 
@@ -54,22 +64,22 @@ def test_paths_inside_a_root_are_accepted_and_made_absolute(roots):
     for source, expected in [("set.npz", root / "set.npz"), (str(root / "set.npz"), root / "set.npz"),
                              ("./set.npz", root / "set.npz"),
                              ("inside.npz", root / "set.npz")]:
-        assert check(_spec(source), policy)["data"]["source"] == str(expected.resolve())
-    spec = validate(_spec("set.npz"), policy)
+        assert _parse(_spec(source), policy).data.source == str(expected.resolve())
+    spec = _parse(_spec("set.npz"), policy)
     assert spec.data.source == str((root / "set.npz").resolve())
 
 
 def test_a_second_root_is_allowed_too(roots):
     root, outside = roots
     policy = Policy(data_roots=[root, outside])
-    assert check(_spec(str(outside / "set.npz")), policy)["data"]["source"] == str(outside / "set.npz")
+    assert _parse(_spec(str(outside / "set.npz")), policy).data.source == str(outside / "set.npz")
 
 
 def test_no_roots_means_scikit_learn_sets_only(roots):
     root, _ = roots
     problems = _problems(str(root / "set.npz"), Policy(data_roots=[]))
     assert "no data roots" in problems[0]
-    assert validate(tiny_spec("sk"), Policy(data_roots=[])).data.source == "sklearn:digits"
+    assert _parse(tiny_spec("sk"), Policy(data_roots=[])).data.source == "sklearn:digits"
 
 
 def test_tracking_is_set_by_the_server(tmp_path):
@@ -77,13 +87,13 @@ def test_tracking_is_set_by_the_server(tmp_path):
     spec = tiny_spec("t", tracking={"mlflow_uri": "sqlite:////tmp/mine.db", "storage_path": "/etc",
                                     "experiment": "x"})
     with pytest.raises(SpecError) as e:
-        check(spec, policy)
+        _parse(spec, policy)
     assert sorted(p.split(":")[0] for p in e.value.problems) == ["tracking.mlflow_uri", "tracking.storage_path"]
-    filled = check(tiny_spec("t", tracking={"experiment": "x"}), policy)
-    assert filled["tracking"] == {"experiment": "x", "mlflow_uri": "sqlite:////srv/mlflow.db",
-                                  "storage_path": "s3://bucket/rs"}
+    filled = _parse(tiny_spec("t", tracking={"experiment": "x"}), policy)
+    assert filled.tracking.model_dump() == {"experiment": "x", "mlflow_uri": "sqlite:////srv/mlflow.db",
+                                            "storage_path": "s3://bucket/rs"}
     # a trusted CLI user keeps their own
-    assert check(spec, Policy(tracking="user"))["tracking"] == spec["tracking"]
+    assert _parse(spec, Policy(tracking="user")).tracking.model_dump() == spec["tracking"]
 
 
 def test_nothing_in_a_spec_can_set_a_runtime_env_or_name_code():
@@ -93,30 +103,30 @@ def test_nothing_in_a_spec_can_set_a_runtime_env_or_name_code():
                 {**tiny_spec("x"), "search": {**tiny_spec("x")["search"], "space": {"entrypoint": {"choice": [1]}}}},
                 tiny_spec("x", resources={"runtime_env": {"working_dir": "/"}})]:
         with pytest.raises(SpecError) as e:
-            validate(raw, Policy())
+            _parse(raw, Policy())
         assert e.value.problems and all(":" in line for line in e.value.problems)
 
 
 def test_untrusted_yaml_without_aliases_and_bounded_depth():
-    assert load_untrusted("name: a\ndata: {source: 'sklearn:iris'}\n", "yaml")["name"] == "a"
+    assert _body("name: a\ndata: {source: 'sklearn:iris'}\n", "yaml")["name"] == "a"
     bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
     with pytest.raises(SpecError, match="aliases|anchors"):
-        load_untrusted(bomb, "yaml")
+        _body(bomb, "yaml")
     with pytest.raises(SpecError, match="nesting"):
-        load_untrusted("[" * 5000 + "]" * 5000, "json")
+        _body("[" * 5000 + "]" * 5000, "json")
     with pytest.raises(SpecError, match="nesting"):
-        load_untrusted("[" * 100 + "]" * 100, "yaml")
+        _body("[" * 100 + "]" * 100, "yaml")
     with pytest.raises(SpecError, match="valid JSON"):
-        load_untrusted("{not json", "json")
+        _body("{not json", "json")
     with pytest.raises(SpecError, match="valid YAML"):
-        load_untrusted("a: [1, 2\n", "yaml")
+        _body("a: [1, 2\n", "yaml")
     with pytest.raises(SpecError, match="valid YAML"):
-        load_untrusted("!!python/object/apply:os.system ['true']", "yaml")
+        _body("!!python/object/apply:os.system ['true']", "yaml")
 
 
 def _outside_problem(source: str, policy: Policy) -> list[str]:
     with pytest.raises(SpecError) as e:
-        validate(_spec(source), policy)
+        _parse(_spec(source), policy)
     return e.value.problems
 
 
@@ -162,7 +172,7 @@ def _budget_problems(**search) -> list[str]:
                                   "fixed": {"epochs": 3, "hidden": 16}, **search})
     spec["distill"] = {"enabled": False}
     try:
-        validate(spec, Policy(budget=BUDGET))
+        _parse(spec, Policy(budget=BUDGET))
     except SpecError as e:
         return e.problems
     return []
@@ -209,14 +219,14 @@ def test_a_grid_is_capped_by_the_trial_budget_too():
 def test_serve_fields_that_open_the_service_need_the_operator():
     spec = tiny_spec("s", serve={"host": "0.0.0.0", "port": 80, "num_gpus": 1, "max_batch_size": 8})
     with pytest.raises(SpecError) as e:
-        validate(spec, Policy(allow_serve_fields=False))
+        _parse(spec, Policy(allow_serve_fields=False))
     assert e.value.problems == ["serve.host: set by the operator, so it must be left out of the spec, but got "
                                 "'0.0.0.0'",
                                 "serve.port: set by the operator, so it must be left out of the spec, but got 80",
                                 "serve.num_gpus: set by the operator, so it must be left out of the spec, but got 1.0"]
-    assert validate(spec, Policy(allow_serve_fields=True)).serve.host == "0.0.0.0"
+    assert _parse(spec, Policy(allow_serve_fields=True)).serve.host == "0.0.0.0"
     # batching knobs do not open anything
-    batching = validate(tiny_spec("s", serve={"max_batch_size": 8}), Policy(allow_serve_fields=False))
+    batching = _parse(tiny_spec("s", serve={"max_batch_size": 8}), Policy(allow_serve_fields=False))
     assert batching.serve.max_batch_size == 8
 
 
@@ -230,7 +240,7 @@ def _torch_spec(factory: str) -> dict:
 
 def _factory_problems(factory: str, prefixes) -> list[str]:
     try:
-        validate(_torch_spec(factory), Policy(factory_prefixes=prefixes))
+        _parse(_torch_spec(factory), Policy(factory_prefixes=prefixes))
     except SpecError as e:
         return e.problems
     return []
@@ -243,20 +253,20 @@ def test_a_factory_is_refused_without_an_operator_allow_list():
         "(the REST API runs no user code unless `raysemble api --allow-factory PREFIX`)"]
     # the raw-spec check says the same
     with pytest.raises(SpecError) as e:
-        check(_torch_spec("evil.mod:build"), Policy())
+        _parse(_torch_spec("evil.mod:build"), Policy())
     assert [p.split(":")[0] for p in e.value.problems] == ["model.factory"]
     # a factory is code whatever the family: one set beside family mlp is refused too
     mlp = tiny_spec("f", model={"family": "mlp", "factory": "evil.mod:build"})
     with pytest.raises(SpecError) as e:
-        validate(mlp, Policy())
+        _parse(mlp, Policy())
     assert e.value.problems[0].startswith("model.factory: a module under an operator-allowed prefix ([])")
 
 
 def test_a_factory_under_an_allowed_prefix_is_accepted_and_none_allows_any():
-    spec = validate(_torch_spec("pkg.models:build"), Policy(factory_prefixes=("other", "pkg")))
+    spec = _parse(_torch_spec("pkg.models:build"), Policy(factory_prefixes=("other", "pkg")))
     assert (spec.model.family, spec.model.factory) == ("torch", "pkg.models:build")
     # the trusted CLI (`raysemble submit`): any module
-    assert validate(_torch_spec("anything.at.all:build"), Policy(factory_prefixes=None)).model.factory == \
+    assert _parse(_torch_spec("anything.at.all:build"), Policy(factory_prefixes=None)).model.factory == \
         "anything.at.all:build"
 
 
@@ -283,22 +293,25 @@ def test_a_refused_factory_is_never_imported_even_where_the_budget_builds_models
     sys.modules.pop(module, None)
     factory = f"{module}:build"
     with pytest.raises(SpecError) as e:
-        validate(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.service",)))
+        _parse(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.service",)))
     assert e.value.problems[0].startswith("model.factory: ")
     assert module not in sys.modules
     # allowed, the budget does build it (so the assertion above could fail)
-    validate(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.trainers",)))
+    _parse(_torch_spec(factory), Policy(budget=Budget(), factory_prefixes=("tests.trainers",)))
     assert module in sys.modules
 
 
 def test_new_families_are_accepted_by_name_from_the_registry():
     from trainers.families import FAMILIES
 
-    assert check(tiny_spec("h", model={"family": "hist_gb"}), Policy())["model"]["family"] == "hist_gb"
-    for bad in ("os.system", ["mlp"]):
-        with pytest.raises(SpecError) as e:
-            check(tiny_spec("h", model={"family": bad}), Policy())
-        assert e.value.problems == [f"model.family: one of {sorted(FAMILIES)} expected, but got {str(bad)!r}"]
+    hist_gb = tiny_spec("h", model={"family": "hist_gb"}, search={"num_trials": 1, "fixed": {"max_iter": 5}})
+    assert _parse(hist_gb, Policy()).model.family == "hist_gb"
+    with pytest.raises(SpecError) as e:
+        _parse(tiny_spec("h", model={"family": "os.system"}), Policy())
+    assert e.value.problems == [f"model.family: one of {sorted(FAMILIES)} expected, but got 'os.system'"]
+    with pytest.raises(SpecError) as e:
+        _parse(tiny_spec("h", model={"family": ["mlp"]}), Policy())
+    assert e.value.problems == ["model.family: Input should be a valid string"]
 
 
 def test_the_api_policy_takes_the_operators_prefixes_and_never_allows_any(tmp_path):
@@ -328,7 +341,7 @@ def test_submit_ships_a_factory_module_found_beside_the_spec_only(tmp_path):
     """`raysemble submit`: the factory's top-level module (a package or one file) in the spec's
     directory or the cwd is copied into the job's working_dir, which Ray puts first on every job
     process's PYTHONPATH; one found only on sys.path (installed) is not shipped."""
-    from service import jobs
+    from service.cluster.package import ship_factory
     from service.spec import SweepSpec
 
     here = tmp_path / "project"
@@ -342,7 +355,7 @@ def test_submit_ships_a_factory_module_found_beside_the_spec_only(tmp_path):
         spec = SweepSpec.model_validate(tiny_spec("s", model={"family": "torch", "factory": factory}))
         job = tmp_path / f"job-{factory.split(':')[0]}"
         job.mkdir()
-        got = jobs._ship_factory(job, spec, [tmp_path / "elsewhere", here])
+        got = ship_factory(job, spec, [tmp_path / "elsewhere", here])
         assert got == (job / shipped if shipped else None), factory
         assert sorted(p.name for p in job.iterdir()) == ([shipped] if shipped else []), factory
     assert (tmp_path / "job-mynets.sub.nets" / "mynets" / "sub" / "nets.py").is_file()
@@ -357,7 +370,7 @@ def test_a_predefined_test_source_is_sandboxed_like_the_source(roots):
     for bad in ("../outside/set.npz", str(outside / "set.npz"), "escape.npz", "file:///etc/passwd"):
         spec = tiny_spec("safe", data={"source": "set.npz", "test_source": bad})
         with pytest.raises(SpecError) as e:
-            check(spec, policy)
+            _parse(spec, policy)
         assert [line.split(":")[0] for line in e.value.problems] == ["data.test_source"], e.value.problems
     spec = tiny_spec("safe", data={"source": "set.npz", "test_source": "inside.npz"})
-    assert check(spec, policy)["data"]["test_source"] == str((root / "set.npz").resolve())
+    assert _parse(spec, policy).data.test_source == str((root / "set.npz").resolve())

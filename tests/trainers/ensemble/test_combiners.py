@@ -1,0 +1,77 @@
+"""Every combiner of the registry (trainers.ensemble.combiners), by the properties any way of combining
+members must have: a distribution per row, the input left alone, unanimous members win, its state
+and weights survive a bundle's save and load, and serving's path (predictor.combine) is predict_proba's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainers.ensemble.combiners import COMBINERS, get_combiner
+from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.families import build_model
+from trainers.families.config import ModelConfig
+
+N_CLASSES, N_ROWS = 3, 90
+
+
+def _members(rng, n_members: int = 3, rows: int = N_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """(members, rows, classes) probabilities of noisy members that lean towards the true class."""
+    y = np.arange(rows) % N_CLASSES
+    logits = rng.normal(size=(n_members, rows, N_CLASSES)) + 2.0 * np.eye(N_CLASSES)[y]
+    probs = np.exp(logits) / np.exp(logits).sum(2, keepdims=True)
+    return probs, y
+
+
+def _fitted(name: str, rng):
+    combiner = get_combiner(name)
+    probs, y = _members(rng)
+    state = combiner.fit(list(probs), y, [1] * len(probs))
+    weights = [0.5, 0.3, 0.2] if combiner.uses_weights else None
+    return combiner, state, weights
+
+
+@pytest.mark.parametrize("name", sorted(COMBINERS))
+def test_the_output_is_a_distribution_per_row_and_the_input_is_left_alone(name):
+    rng = np.random.default_rng(0)
+    combiner, state, weights = _fitted(name, rng)
+    probs, _ = _members(rng, rows=20)
+    before = probs.copy()
+    out = combiner.combine(probs, weights, state)
+    assert out.shape == (20, N_CLASSES) and np.isfinite(out).all() and (out >= 0).all()
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-9)
+    np.testing.assert_array_equal(probs, before)
+    assert not np.shares_memory(out, probs)
+
+
+@pytest.mark.parametrize("name", sorted(COMBINERS))
+def test_members_that_agree_confidently_decide_the_row(name):
+    rng = np.random.default_rng(1)
+    combiner, state, weights = _fitted(name, rng)
+    target = np.arange(12) % N_CLASSES
+    sure = np.full((3, 12, N_CLASSES), 0.02)
+    sure[:, np.arange(12), target] = 0.96
+    assert combiner.combine(sure, weights, state).argmax(1).tolist() == target.tolist()
+
+
+@pytest.mark.parametrize("name", sorted(COMBINERS))
+def test_a_bundle_keeps_the_combiner_its_weights_and_state(name, tmp_path):
+    rng = np.random.default_rng(2)
+    combiner, state, weights = _fitted(name, rng)
+    torch.manual_seed(0)
+    cfg = ModelConfig(in_features=4, n_classes=N_CLASSES, hidden=8, depth=1)
+    predictor = EnsemblePredictor([build_model(cfg) for _ in range(3)], [cfg] * 3, method=name, weights=weights,
+                                  stacker=state)
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    loaded = EnsemblePredictor.load(predictor.save(tmp_path / name))
+    assert loaded.method == name
+    np.testing.assert_allclose(loaded.predict_proba(x), predictor.predict_proba(x), atol=1e-6)
+    np.testing.assert_allclose(loaded.combine(loaded.member_proba(x)), loaded.predict_proba(x))
+    if combiner.uses_weights:  # the weights matter: uniform ones give another answer on some row
+        uniform = combiner.combine(loaded.member_proba(x), None, state)
+        assert not np.allclose(uniform, loaded.predict_proba(x))
+
+
+def test_an_unknown_combiner_names_the_registry():
+    with pytest.raises(ValueError, match=r"method one of \[.*'soft_vote'.*\] expected, but got 'median'"):
+        get_combiner("median")

@@ -1,0 +1,54 @@
+"""What the Optuna-backed algorithms share: Ray Tune's OptunaSearch over the space, a define-by-run
+(conditional) space when several families are searched, and no grid dimensions."""
+from __future__ import annotations
+
+from abc import abstractmethod
+
+from trainers.algorithms._base import SearchAlgorithm, _family, tune_domains
+from trainers.space import Grid
+
+
+class DefineByRun:
+    """Optuna's define-by-run space for a sweep over several families: the family first, then only
+    the dimensions that reach it (a conditional space: TPE and GP model each branch's own keys).
+    A class, not a closure: Tune pickles the searcher into its experiment state."""
+
+    def __init__(self, search):
+        from trainers.families.scope import FAMILY_KEY
+
+        self.search = search
+        self.families = list(dict.fromkeys(str(v) for v in search.space[FAMILY_KEY].endpoints()))
+
+    def __call__(self, trial) -> dict:
+        from trainers.families.scope import FAMILY_KEY, receivers
+
+        family = trial.suggest_categorical(FAMILY_KEY, self.families)
+        for key, dim in self.search.space.items():
+            if key != FAMILY_KEY and family in receivers(key, self.families):
+                dim.suggest(trial, key)
+        return dict(self.search.fixed)
+
+
+class OptunaAlgorithm(SearchAlgorithm):
+    def check(self, search) -> None:
+        grids = [k for k, d in search.space.items() if isinstance(d, Grid)]
+        if grids:
+            raise ValueError(f"grid dimensions need algorithm grid or random, but got algorithm={self.name!r} "
+                             f"with grid for {grids}")
+
+    @abstractmethod
+    def sampler(self, seed: int):
+        """The Optuna sampler."""
+
+    def param_space(self, search) -> dict:
+        if _family(search) is not None:
+            return dict(search.fixed)  # the searcher holds the space (define-by-run)
+        return {**tune_domains(search), **search.fixed}
+
+    def searcher(self, search):
+        from ray.tune.search.optuna import OptunaSearch
+
+        if _family(search) is not None:
+            return OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
+                                sampler=self.sampler(search.seed))
+        return OptunaSearch(sampler=self.sampler(search.seed))
