@@ -75,3 +75,13 @@ def test_a_bundle_keeps_the_combiner_its_weights_and_state(name, tmp_path):
 def test_an_unknown_combiner_names_the_registry():
     with pytest.raises(ValueError, match=r"method one of \[.*'soft_vote'.*\] expected, but got 'median'"):
         get_combiner("median")
+
+
+def test_rank_average_counts_orderings_not_confidence():
+    """Borda by hand: one overconfident member cannot outvote two that rank the other class first."""
+    m = np.array([[[0.99, 0.01, 0.00]],   # ranks 2, 1, 0
+                  [[0.30, 0.45, 0.25]],   # ranks 1, 2, 0
+                  [[0.30, 0.40, 0.30]]])  # ranks 0.5, 2, 0.5 (a tie shares its average rank)
+    out = get_combiner("rank_average").combine(m)
+    np.testing.assert_allclose(out, [[3.5 / 9, 5 / 9, 0.5 / 9]])
+    assert get_combiner("soft_vote").combine(m).argmax(1).tolist() == [0]  # the mean follows the loud member

@@ -5,12 +5,14 @@ import numpy as np
 
 from trainers.ensemble.combiners._base import Combiner
 from trainers.ensemble.combiners.hard_vote import HardVote
+from trainers.ensemble.combiners.rank_average import RankAverage
 from trainers.ensemble.combiners.soft_vote import SoftVote
 from trainers.ensemble.combiners.stacking import Stacking
 from trainers.ensemble.combiners.weighted import Weighted
 
 COMBINERS: dict[str, Combiner] = {c.name: c for c in (
     HardVote(), SoftVote(), Weighted(), Stacking(),
+    RankAverage(),
 )}
 DEFAULT_COMBINER = SoftVote.name  # ensemble.method when a spec names none; a one-member bundle's (a student)
 
