@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli import MAX_TOKEN_FILE_BYTES
+from service.cli.api import MAX_TOKEN_FILE_BYTES
 from tests.service.raycluster import free_port
 
 EXE = str(Path(sys.executable).with_name("raysemble"))
