@@ -1,11 +1,18 @@
 """Quality on held-out data: raysemble's ensemble and student beside tuned scikit-learn peers.
 
-For every bundled dataset and split seed: one mixed-family raysemble sweep (mlp, hist_gb, logreg,
-svc, extra_trees; Optuna TPE) through the real pipeline (prepare -> Tune sweep -> greedy ensemble
--> distilled student -> judge -> MLflow registry), and four scikit-learn peers (RBF SVC, logistic
-regression, HistGradientBoosting, random forest) grid-searched on the SAME training split with the
-SAME CV folds (trainers.kfold.make_folds with cv.seed), refitted on the whole training split and
-scored on the same held-out rows (trainers.data.holdout_split with data.split_seed).
+For every dataset and split seed: one mixed-family raysemble sweep (mlp, hist_gb, logreg, svc,
+extra_trees; Optuna TPE) through the real pipeline (prepare -> Tune sweep -> greedy ensemble ->
+distilled student -> judge -> MLflow registry), and scikit-learn peers grid-searched on the SAME
+training split with the SAME CV folds (trainers.kfold.make_folds with cv.seed), refitted on the
+whole training split and scored on the same held-out rows (trainers.data.holdout_split with
+data.split_seed).
+
+Datasets: scikit-learn's bundled sets (peers: RBF SVC, logistic regression, HistGradientBoosting,
+random forest), and raw tables with words and missing values, read as they ship (bench/tables.py:
+penguins, flchain, movies; the sweep without svc, whose kernel is quadratic in 16k rows). A raw table's
+peers are scikit-learn pipelines with the same kinds of encoders, fitted inside each CV fold: logistic
+regression on imputed + missing-indicator + scaled numbers and one-hot categories; HistGradientBoosting
+on ordinal categories (native categorical splits) and NaN kept.
 
     .venv/bin/python bench/quality.py [--datasets iris,wine] [--seeds 0,1,2] [--trials 30]
                                       [--quick] [--out results.json]
@@ -35,10 +42,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # bench/serving.py would shadow the serving package: the project root comes first
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DATASETS = ("iris", "wine", "breast_cancer", "digits")
+BUNDLED = ("iris", "wine", "breast_cancer", "digits")
+RAW = ("penguins", "flchain", "movies")  # bench/tables.py
+DATASETS = BUNDLED + RAW
 FAMILIES = ("mlp", "hist_gb", "logreg", "svc", "extra_trees")
+RAW_FAMILIES = ("mlp", "hist_gb", "logreg", "extra_trees")
 STUDENT_TOLERANCE = 0.01  # "within 1 point" of the ensemble's accuracy
-PEERS = ("svc", "logreg", "hist_gb", "random_forest")
 
 
 class Settings:
@@ -49,8 +58,9 @@ class Settings:
         self.quick, self.ray_train_post, self.selection_metric = quick, ray_train_post, selection_metric
         self.trials = trials or (5 if quick else 30)
         self.folds = 3 if quick else 5
-        self.epochs = {"iris": 10, "wine": 10, "breast_cancer": 10, "digits": 5} if quick else \
-            {"iris": 100, "wine": 100, "breast_cancer": 60, "digits": 40}
+        self.epochs = {"iris": 10, "wine": 10, "breast_cancer": 10, "digits": 5, "penguins": 10, "flchain": 3,
+                       "movies": 2} if quick else \
+            {"iris": 100, "wine": 100, "breast_cancer": 60, "digits": 40, "penguins": 60, "flchain": 20, "movies": 10}
         self.trees = 30 if quick else 200  # extra_trees / random_forest size
         self.boost_iter = 30 if quick else 200  # hist_gb iterations
         self.distill_epochs = 10 if quick else 120
@@ -66,22 +76,31 @@ def _cpu() -> float:
 
 # --- raysemble side -------------------------------------------------------------------------------------------
 
+def data_section(dataset: str) -> dict:
+    if dataset in RAW:
+        from tables import prepare  # bench/tables.py
+
+        return prepare(dataset)
+    return {"source": f"sklearn:{dataset}"}
+
+
 def sweep_spec(dataset: str, seed: int, s: Settings, n_features: int) -> dict:
     """The mixed-family spec of one (dataset, seed): split, folds and searcher all seeded by `seed`.
     Keys shared by several families (C, gamma, max_features, min_samples_leaf) are scoped."""
     gamma = 1.0 / n_features  # svc's "scale" on standardised features
-    digits = dataset == "digits"
+    digits, raw = dataset == "digits", dataset in RAW
     epochs = s.epochs[dataset]
-    return {
+    families = RAW_FAMILIES if raw else FAMILIES
+    spec = {
         "name": f"bench-{dataset}-s{seed}",
-        "data": {"source": f"sklearn:{dataset}", "test_fraction": 0.2, "split_seed": seed},
+        "data": {**data_section(dataset), "test_fraction": 0.2, "split_seed": seed},
         "cv": {"folds": s.folds, "stratified": True, "seed": seed},
         "model": {"family": "mlp"},
         "search": {
             "algorithm": "bayesian", "num_trials": s.trials, "max_concurrent": 2, "metric": "accuracy",
             "seed": seed, "checkpoint_every": epochs,  # checkpoints at the end only: nothing to resume here
             "space": {
-                "family": {"choice": list(FAMILIES)},
+                "family": {"choice": list(families)},
                 "lr": {"loguniform": [1e-3, 1e-2]},  # mlp only (unscoped training keys reach torch families)
                 "weight_decay": {"loguniform": [1e-5, 1e-2]},
                 "mlp.hidden": {"choice": [128, 256, 512] if digits else [32, 64, 128, 256]},
@@ -113,6 +132,15 @@ def sweep_spec(dataset: str, seed: int, s: Settings, n_features: int) -> dict:
                     "epochs": s.distill_epochs // 2 if digits else s.distill_epochs,
                     "lr": 1e-2 if digits else 3e-3, "batch_size": 256 if digits else 128},
     }
+    if raw:
+        space = spec["search"]["space"]
+        for key in [k for k in space if k.startswith("svc.")]:
+            del space[key]
+        # mixed records exist only in the student's encoding, which the teacher cannot read
+        spec["distill"]["mixup_alpha"] = 0.0
+        spec["distill"]["epochs"] = max(10, s.distill_epochs // (4 if dataset == "movies" else 2))
+        spec["search"]["fixed"]["batch_size"] = 128 if dataset != "penguins" else 32
+    return spec
 
 
 def run_raysemble(raw: dict, s: Settings) -> dict:
@@ -190,6 +218,37 @@ def peer_grids(s: Settings, n_features: int) -> dict:
     }
 
 
+def table_peer_grids(s: Settings, schema) -> dict:
+    """A raw table's peers: scikit-learn pipelines whose encoders are fitted inside each CV fold."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    numeric, categorical = schema.names("numeric"), schema.names("categorical")
+    linear = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="<missing>"),
+                              OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=32)), categorical)],
+        sparse_threshold=0)
+    native = ColumnTransformer([
+        ("num", "passthrough", numeric),
+        ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan,
+                               max_categories=250), categorical)])
+    boosting = HistGradientBoostingClassifier(max_iter=s.boost_iter, early_stopping=False, random_state=0,
+                                              categorical_features=list(range(len(numeric), len(numeric) + len(categorical))))
+    if s.quick:
+        return {"logreg": (Pipeline([("enc", linear), ("m", LogisticRegression(max_iter=5000))]), {"m__C": [1.0]}),
+                "hist_gb": (Pipeline([("enc", native), ("m", boosting)]), {"m__learning_rate": [0.1]})}
+    return {"logreg": (Pipeline([("enc", linear), ("m", LogisticRegression(max_iter=5000))]),
+                       {"m__C": list(np.logspace(-3, 2, 11))}),
+            "hist_gb": (Pipeline([("enc", native), ("m", boosting)]),
+                        {"m__learning_rate": [0.03, 0.1, 0.3], "m__max_leaf_nodes": [7, 31],
+                         "m__l2_regularization": [0.0, 1.0]})}
+
+
 def run_peers(s: Settings, x_train, y_train, x_test, y_test, folds: list[np.ndarray]) -> dict:
     """Each peer grid-searched on the sweep's own folds (as (train, val) positions of the training
     split), refitted on all of it, scored on the held-out rows."""
@@ -200,7 +259,14 @@ def run_peers(s: Settings, x_train, y_train, x_test, y_test, folds: list[np.ndar
     everything = np.arange(len(y_train))
     cv = [(np.setdiff1d(everything, val), val) for val in folds]
     out = {}
-    for name, (estimator, grid) in peer_grids(s, x_train.shape[1]).items():
+    from trainers.tables import is_table
+
+    if is_table(x_train):
+        grids = table_peer_grids(s, x_train.schema)
+        x_train, x_test = x_train.frame, x_test.frame
+    else:
+        grids = peer_grids(s, x_train.shape[1])
+    for name, (estimator, grid) in grids.items():
         start = time.perf_counter()
         # 2 processes; joblib caps each one's OpenMP/BLAS threads at 1, and the refit in this process
         # gets 1 too: here, beside torch's OpenMP runtime, hist_gb's threads took 15x longer (140 s vs 9 s)
@@ -221,7 +287,7 @@ def run_one(dataset: str, seed: int, s: Settings) -> dict:
     from trainers.data import DataConfig, holdout_split, load_dataset
     from trainers.kfold import make_folds
 
-    data = load_dataset(DataConfig(source=f"sklearn:{dataset}"))
+    data = load_dataset(DataConfig(**data_section(dataset)))
     raw = sweep_spec(dataset, seed, s, data.x.shape[1])
     start = time.perf_counter()
     ours = run_raysemble(raw, s)
@@ -256,7 +322,7 @@ def dataset_summary(runs: list[dict]) -> dict:
         names &= set(r["raysemble"]["rows"])
     order = ["ensemble", "student", "single"] + sorted(n for n in names if n.startswith("best_"))
     ours = {n: _stats([r["raysemble"]["rows"][n]["accuracy"] for r in runs]) for n in order if n in names}
-    peers = {p: _stats([r["peers"][p]["accuracy"] for r in runs]) for p in PEERS}
+    peers = {p: _stats([r["peers"][p]["accuracy"] for r in runs]) for p in runs[0]["peers"]}
     best_peer = max(peers, key=lambda p: peers[p]["mean"])
     ens, single, student = ours["ensemble"]["mean"], ours["single"]["mean"], ours.get("student", {}).get("mean")
     return {"raysemble": ours, "peers": peers, "best_peer": best_peer,

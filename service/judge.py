@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from trainers.checkpoint import load_model
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.metrics import all_scores, confusion
+from trainers.tables import is_table
 
 # the columns printed and logged, in order; confusion and bookkeeping are kept beside them
 METRIC_COLUMNS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")
@@ -81,7 +82,8 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
     server pays once per process), then timed round-robin, one call each per repeat, so load
     from other processes on a shared machine hits all of them alike.
     """
-    rows = np.resize(np.asarray(x, dtype=np.float32), (batch, x.shape[1]))
+    rows = x[np.resize(np.arange(len(x)), batch)] if is_table(x) else \
+        np.resize(np.asarray(x, dtype=np.float32), (batch, x.shape[1]))
     for predict in predicts.values():
         for _ in range(5):
             predict(rows)

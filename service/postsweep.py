@@ -132,7 +132,7 @@ class PostSweep:
         # the chosen shape is distilled again on the whole training split (fit_rows): the validation
         # rows were held out only to compare shapes, and the candidate itself learned from
         # 1 - validation_fraction of them; what is chosen is the shape, not that candidate's weights
-        model_cfg = student_model_config(student_cfg, teacher.configs[0])
+        model_cfg = student_model_config(student_cfg, teacher.configs[0], self.x_train)
         if options is None:
             model, losses = distill(cfg, model_cfg, self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                     pick_device())
@@ -186,7 +186,7 @@ class PostSweep:
         return used
 
 
-def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path) -> None:
+def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path, classes: list) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -196,7 +196,9 @@ def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path) -> None:
     now = int(time.time() * 1000)
     metrics = [Metric(f"test_{r.model}_{k}", v, now, 0) for r in rows for k, v in r.metrics().items()]
     client.log_batch(sweep.mlflow_run_id, metrics=metrics)
-    client.log_dict(sweep.mlflow_run_id, {r.model: r.confusion for r in rows}, "test/confusion.json")
+    # rows: true label, columns: predicted label, in `labels` order (the user's labels)
+    client.log_dict(sweep.mlflow_run_id, {"labels": [str(c) for c in classes],
+                                          "matrices": {r.model: r.confusion for r in rows}}, "test/confusion.json")
     client.log_dict(sweep.mlflow_run_id, {r.model: {"family": r.family, "trial_id": r.trial_id} for r in rows},
                     "test/models.json")
     client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
@@ -285,7 +287,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     for kind in sorted(built):
         registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2])
     report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered)
-    _mlflow_log(sweep, rows, report.parent)
+    _mlflow_log(sweep, rows, report.parent, run.classes)
     result = {"sweep": sweep.name, "rows": [r.model_dump() for r in rows], "registered": registered,
               "report": str(report), "ensemble": ens_info, "rows_used": rows_used,
               "bundles": {k: str(v) for k, v in bundles.items()}}

@@ -58,7 +58,8 @@ class Recorder:
     def _log(self, record: TrialRecord) -> None:
         try:
             record.mlflow_run_id = tracking.log_trial(self.client, self.sweep.experiment_id, self.sweep.mlflow_run_id,
-                                                      record, self.y_train, self.sweep.spec.search.metric)
+                                                      record, self.y_train, self.sweep.spec.search.metric,
+                                                      self.sweep.dataset().classes)
         except Exception as err:  # tracking trouble must not lose a trained trial; finish() retries
             log.warning("MLflow logging of trial %s failed (%s); will retry at the end", record.trial_id, err)
 

@@ -143,6 +143,32 @@ def _sizing_lines(sizing: dict, fit_rows: int) -> list[str]:
     return lines + [""]
 
 
+def _data_lines(data: dict) -> list[str]:
+    """What the sweep read: rows, labels, and a table's columns by kind (data.json)."""
+    if not data:
+        return []
+    lines = ["## Data", "", f"{data['rows']} rows, classes {', '.join(f'`{c}`' for c in data['classes'])}."]
+    if data.get("rows_without_target_dropped"):
+        lines.append(f"{data['rows_without_target_dropped']} rows without a target were left out.")
+    schema = data.get("schema")
+    if schema:
+        lines += ["", "| column | kind |", "|---|---|"]
+        lines += [f"| {c['name']} | {c['kind']} |" for c in schema["columns"]]
+        if schema.get("dropped"):
+            lines += ["", "Not a feature: " + ", ".join(f"`{c}`" for c in schema["dropped"])]
+        if data.get("id_like"):
+            lines += ["", "Different in every row (IDs? `data.drop` leaves them out): "
+                      + ", ".join(f"`{c}`" for c in data["id_like"])]
+    return lines + [""]
+
+
+def _confusion_table(matrix: list[list[int]], classes: list) -> str:
+    labels = [str(c) for c in classes]
+    lines = ["| true \\ predicted | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |" for label, row in zip(labels, matrix)]
+    return "\n".join(lines)
+
+
 def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
                  distill_info: dict | None = None, registered: dict | None = None) -> Path:
     """Write out_dir/report.md and its PNGs; returns the report's path."""
@@ -158,6 +184,7 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
              "## Held-out test split", "", markdown_table(rows), ""]
     if registered:
         parts += ["Registered: " + ", ".join(f"`{v['name']}` v{v['version']}" for v in registered.values()), ""]
+    parts += _data_lines(sweep.files.data())
     parts += ["## Search", "", f"![score per trial]({plot_scores(sweep.trials, metric, set(weights), out_dir / 'scores.png')})",
               "", _trials_table(sweep.trials, weights, families), ""]
     curves = {t.trial_id: c for t in sweep.ranked() if (c := trial_curve(t, metric)) is not None}
@@ -175,10 +202,10 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
         parts += [f"```\n{json.dumps(distill_info.get('config', {}), indent=1)}\n```", ""]
         if distill_info.get("losses"):
             parts += [f"![distillation loss]({plot_losses(distill_info['losses'], out_dir / 'student_loss.png')})", ""]
-    parts += ["## Confusion matrices (held-out test split)", ""]
+    parts += ["## Confusion matrices (held-out test split)", "", "Rows: the true label; columns: the predicted one.", ""]
     for row in rows:
         name = plot_confusion(row.confusion, classes, row.model, out_dir / f"confusion_{row.model}.png")
-        parts.append(f"![{row.model}]({name})")
+        parts += [f"### {row.model}", "", _confusion_table(row.confusion, classes), "", f"![{row.model}]({name})", ""]
     path = out_dir / "report.md"
     write_atomic(path, "\n".join(parts) + "\n")
     return path

@@ -106,6 +106,15 @@ class Sweep:
         self.files.write_trials([t.to_json() for t in trials], finished)
 
 
+def describe_data(dataset) -> dict:
+    """What a sweep's data is, recorded with it (data.json) and shown by `raysemble validate`."""
+    out = {"rows": len(dataset.y), "features": list(dataset.feature_names), "classes": list(dataset.classes),
+           "rows_without_target_dropped": dataset.dropped_rows}
+    if dataset.schema is not None:
+        out.update(schema=dataset.schema.model_dump(mode="json"), id_like=list(dataset.schema.id_like))
+    return out
+
+
 class SweepNotFound(LookupError):
     pass
 

@@ -19,7 +19,7 @@ from ray import tune  # noqa: E402
 from service import sweepdir, sweeplock, tracking  # noqa: E402
 from service.recorder import Recorder, SweepCallback  # noqa: E402
 from service.spec import SweepSpec  # noqa: E402
-from service.store import Sweep  # noqa: E402
+from service.store import Sweep, describe_data  # noqa: E402
 from service.trials import trainable, trial_data  # noqa: E402
 from trainers.data import load_dataset, split_indices  # noqa: E402
 from trainers.families.scope import scope_of  # noqa: E402
@@ -58,9 +58,11 @@ def prepare(spec: SweepSpec, replace: bool = False) -> Sweep:
         # data.test_source's rows when the spec names one (never re-split), else a seeded stratified split
         train_idx, test_idx = split_indices(dataset, spec.data)
         files.write_split(train_idx, test_idx)
+        files.write_data(describe_data(dataset))
         client = tracking.client_for(where)
         experiment_id, run_id = tracking.start_sweep_run(client, spec, where)
         client.log_artifact(run_id, str(files.split_file))
+        client.log_artifact(run_id, str(files.data_file))
         meta = files.write_meta(name=spec.name, experiment_id=experiment_id, mlflow_run_id=run_id,
                                 mlflow_uri=where.mlflow_uri, storage_path=where.tune_storage, state="RUNNING",
                                 created=time.time(), code_dirs=spec.code_dirs())

@@ -4,6 +4,8 @@ state files are read and written. Every other module asks here; nothing else spe
     <home>/sweeps/<name>/
       spec.json        the validated spec; written last by prepare (its presence marks a complete sweep)
       split.npz        train_idx, test_idx (row ids of the held-out split)
+      data.json        what the data is: rows, classes, a table's column schema, rows dropped for a
+                       missing target, ID-like columns
       sweep.json       meta: MLflow ids and store, Tune storage, state, code_dirs, created/finished
       trials.json      one record per finished or failed trial
       finished.json    what a restored trial replays instead of training again
@@ -35,8 +37,8 @@ from service import sweeplock
 from trainers.atomic import atomic_file, write_atomic
 
 SWEEPS = "sweeps"
-SPEC, SPLIT, META, TRIALS, FINISHED, ATTEMPTS = (
-    "spec.json", "split.npz", "sweep.json", "trials.json", "finished.json", "attempts.jsonl")
+SPEC, SPLIT, META, TRIALS, FINISHED, ATTEMPTS, DATA = (
+    "spec.json", "split.npz", "sweep.json", "trials.json", "finished.json", "attempts.jsonl", "data.json")
 TRIAL_DIRS, POSTSWEEP, STATE, REPORT, RAY_TRAIN = "trials", "postsweep", "state.json", "report", "ray_train"
 TUNE_TRAIN = "train"  # below a sweep's Tune experiment: its trials' Ray Train runs
 STATES = ("RUNNING", "INTERRUPTED", "STOPPED", "SUCCEEDED", "FAILED")
@@ -111,6 +113,7 @@ class SweepDir:
     # ------------------------------------------------------------------ paths
     spec_file = property(lambda self: self.path / SPEC)
     split_file = property(lambda self: self.path / SPLIT)
+    data_file = property(lambda self: self.path / DATA)
     meta_file = property(lambda self: self.path / META)
     trials_file = property(lambda self: self.path / TRIALS)
     finished_file = property(lambda self: self.path / FINISHED)
@@ -146,6 +149,9 @@ class SweepDir:
         with atomic_file(self.split_file) as f:
             np.savez(f, train_idx=train_idx, test_idx=test_idx)
 
+    def write_data(self, description: dict) -> None:
+        write_atomic(self.data_file, json.dumps(description, indent=1))
+
     def write_meta(self, **updates) -> dict:
         meta = self.meta()
         meta.update(updates)
@@ -170,6 +176,10 @@ class SweepDir:
 
         with np.load(self.split_file) as split:
             return split["train_idx"], split["test_idx"]
+
+    def data(self) -> dict:
+        found = _read_json(self.data_file, {})
+        return found if isinstance(found, dict) else {}
 
     def meta(self) -> dict:
         found = _read_json(self.meta_file, {})

@@ -49,7 +49,7 @@ def start_sweep_run(client: MlflowClient, spec: SweepSpec, where: Locations) -> 
     return experiment_id, run.info.run_id
 
 
-def _confusion_png(matrix: list[list[int]], title: str) -> bytes:
+def _confusion_png(matrix: list[list[int]], title: str, labels: list[str]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,6 +58,9 @@ def _confusion_png(matrix: list[list[int]], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(3.2, 3.2), dpi=80)
     ax.imshow(np.asarray(matrix), cmap="Blues")
     ax.set(title=title, xlabel="predicted", ylabel="true")
+    ticks = np.arange(len(labels))
+    ax.set_xticks(ticks, labels, fontsize=6, rotation=45)
+    ax.set_yticks(ticks, labels, fontsize=6)
     for (i, j), v in np.ndenumerate(np.asarray(matrix)):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
     buf = io.BytesIO()
@@ -66,10 +69,13 @@ def _confusion_png(matrix: list[list[int]], title: str) -> bytes:
     return buf.getvalue()
 
 
-def _log_confusion(client: MlflowClient, run_id: str, matrix: list[list[int]], title: str, png: bool = True) -> None:
-    client.log_dict(run_id, {"labels": list(range(len(matrix))), "matrix": matrix}, "confusion_matrix.json")
+def _log_confusion(client: MlflowClient, run_id: str, matrix: list[list[int]], title: str, classes: list,
+                   png: bool = True) -> None:
+    """The matrix with its axes labelled by the user's class labels (rows true, columns predicted)."""
+    labels = [str(c) for c in classes]
+    client.log_dict(run_id, {"labels": labels, "matrix": matrix}, "confusion_matrix.json")
     if png:
-        client.log_image(run_id, _png_image(_confusion_png(matrix, title)), "confusion_matrix.png")
+        client.log_image(run_id, _png_image(_confusion_png(matrix, title, labels)), "confusion_matrix.png")
 
 
 def _png_image(data: bytes):
@@ -85,7 +91,7 @@ def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str,
 
 
 def log_trial(client: MlflowClient, experiment_id: str, parent_run_id: str, record: TrialRecord,
-              y_train: np.ndarray, metric: str) -> str:
+              y_train: np.ndarray, metric: str, classes: list) -> str:
     """One child run for the trial and one grandchild per fold; idempotent per trial id."""
     existing = find_trial_run(client, experiment_id, parent_run_id, record.trial_id)
     if existing:
@@ -111,15 +117,15 @@ def log_trial(client: MlflowClient, experiment_id: str, parent_run_id: str, reco
         for step, epoch in enumerate(curves[0]["epoch"]):
             history.append(Metric(f"mean_{key}", float(np.mean([c[key][step] for c in curves])), 0, int(epoch)))
     client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in summary.items()] + history)
-    _log_confusion(client, run_id, confusion(y_train, oof), f"trial {record.trial_id} (OOF)")
+    _log_confusion(client, run_id, confusion(y_train, oof), f"trial {record.trial_id} (OOF)", classes)
     for k, curve in enumerate(curves):
-        _log_fold(client, experiment_id, run_id, record, k, curve, y_train)
+        _log_fold(client, experiment_id, run_id, record, k, curve, y_train, classes)
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
 def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, record: TrialRecord, k: int,
-              curve: dict, y_train: np.ndarray) -> None:
+              curve: dict, y_train: np.ndarray, classes: list) -> None:
     tags = {_PARENT: trial_run_id, TRIAL_TAG: record.trial_id, FOLD_TAG: str(k),
             "mlflow.runName": f"trial-{record.trial_id}-fold{k}"}
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
@@ -131,7 +137,8 @@ def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, recor
     metrics += [Metric(name, float(v), 0, 0) for name, v in final.items()]
     client.log_batch(run_id, metrics=metrics, params=[Param("fold", str(k))])
     # JSON only: a picture per fold costs the driver ~0.1 s each; the trial run has the OOF picture
-    _log_confusion(client, run_id, confusion(y_train[idx], proba), f"trial {record.trial_id} fold {k}", png=False)
+    _log_confusion(client, run_id, confusion(y_train[idx], proba), f"trial {record.trial_id} fold {k}", classes,
+                   png=False)
     with tempfile.TemporaryDirectory() as tmp:
         # the fold model, under its own name so a download needs no renaming
         src = record.checkpoint_dir / f"fold_{k}.pt"

@@ -13,11 +13,14 @@ from service.store import Sweep
 from trainers.families import get_family
 from trainers.kfold import TrialData, make_folds
 from trainers.search import Execution, asha_rungs, run_trial
+from trainers.tables import is_table
 
 
-def streams(spec: SweepSpec) -> bool:
+def streams(spec: SweepSpec, dataset=None) -> bool:
     """Whether the sweep's trials read their rows through Ray Data (data.stream, or "auto" and a large
-    Parquet source in a sweep that can stream)."""
+    Parquet source of numbers in a sweep that can stream; a table of typed columns never streams)."""
+    if dataset is not None and is_table(dataset.x):
+        return False
     if spec.data.stream != "auto":
         return spec.data.stream
     from trainers.stream import STREAM_ABOVE_BYTES
@@ -41,7 +44,7 @@ def trial_data(sweep: Sweep) -> TrialData:
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
     folds = make_folds(y, cv.folds, cv.stratified, cv.seed)
     stream = None
-    if streams(spec):
+    if streams(spec, dataset):
         from trainers.stream import plan_for
 
         # trials read the rows through Ray Data; the folds are the ones computed here, from the labels.

@@ -175,11 +175,17 @@ def base_url(config: ServeConfig) -> str:
     return f"http://{host}:{config.port}"
 
 
-def curl_example(url: str, n_features: int, token: str | None = None) -> str:
-    row = ", ".join(["0.0"] * n_features)
+def curl_example(url: str, n_features: int, token: str | None = None, inputs: list[dict] | None = None) -> str:
+    """A curl line that gets an answer: a row of zeros, or a table model's record with every column
+    null (missing values are what such a model must take anyway)."""
+    import json
+    import shlex
+
+    row = {c["name"]: None for c in inputs} if inputs else [0.0] * n_features
+    body = json.dumps({"instances": [row]}, separators=(", ", ": "))
     auth = f" -H 'Authorization: Bearer {token}'" if token else ""
     return (f"curl -s {url}/v1/models/ensemble/predict -H 'Content-Type: application/json'{auth} "
-            f"-d '{{\"instances\": [[{row}]]}}'")
+            f"-d {shlex.quote(body)}")
 
 
 def curl_for(url: str, token: str | None = None, timeout_s: float = 30.0) -> str:
@@ -195,8 +201,8 @@ def curl_for(url: str, token: str | None = None, timeout_s: float = 30.0) -> str
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    n_features = next(m["n_features"] for m in models if m["name"] == "ensemble")
-    return curl_example(url, n_features, token)
+    ensemble = next(m for m in models if m["name"] == "ensemble")
+    return curl_example(url, ensemble["n_features"], token, ensemble.get("inputs"))
 
 
 def serve_models(ensemble: str, student: str | None = None, config: ServeConfig | None = None,

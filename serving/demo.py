@@ -60,6 +60,48 @@ def make_bundles(directory: str | Path, members: int = 5, epochs: int = 3, hidde
     return ensemble.save(directory / "ensemble"), student.save(directory / "student")
 
 
+def people(rows: int = 300, seed: int = 0):
+    """A small table as users bring them: numbers with gaps, words, a yes/no flag, a word target."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 12, rows)
+    city = rng.choice(["paris", "rome", "oslo", "lima"], rows)
+    member = rng.choice([True, False], rows)
+    income = rng.normal(50, 10, rows) + 8 * (city == "oslo")
+    label = np.where(age + 10 * (city == "paris") > 45, "buys", np.where(member, "browses", "leaves"))
+    frame = pd.DataFrame({"age": age, "city": city, "member": member, "income": income, "label": label})
+    frame.loc[::9, "age"] = np.nan
+    frame.loc[::13, "city"] = None
+    frame.loc[::7, "income"] = np.nan
+    return frame
+
+
+def make_table_bundles(directory: str | Path, members: tuple[dict, ...] = (
+        {"family": "mlp", "hidden": 16, "epochs": 4}, {"family": "hist_gb", "max_iter": 20, "rounds": 1},
+        {"family": "logreg"}), seed: int = 0) -> tuple[Path, Path]:
+    """(ensemble dir, student dir) on `people()`, a raw table: each member (flat hyperparameters with
+    their "family") fits its own encoding of the rows; the student is a small MLP."""
+    from trainers.families import start_fit
+
+    directory = Path(directory)
+    table_dir = directory / "data"
+    table_dir.mkdir(parents=True, exist_ok=True)
+    people().to_csv(table_dir / "people.csv", index=False)
+    data = load_dataset(DataConfig(source=str(table_dir / "people.csv"), target="label"))
+    base = ModelConfig(in_features=data.x.shape[1], n_classes=data.n_classes)
+    fitted = []
+    for i, params in enumerate((*members, {"hidden": 8, "epochs": 4})):
+        cfg, fit_cfg = split_params(dict(params), base)
+        fit = start_fit(cfg, fit_cfg, data.x, data.y, seed + i)
+        for _ in range(fit.rounds):
+            fit.advance()
+        fitted.append((fit.model, fit.model_cfg))
+    ensemble = EnsemblePredictor([m for m, _ in fitted[:-1]], [c for _, c in fitted[:-1]], classes=data.classes)
+    student = EnsemblePredictor([fitted[-1][0]], [fitted[-1][1]], classes=data.classes, kind="student")
+    return ensemble.save(directory / "ensemble"), student.save(directory / "student")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m serving.demo DIR")

@@ -1,7 +1,8 @@
 """Ensembles and students as MLflow pyfunc models, and the registry round trip.
 
-A logged model holds the bundle directory (EnsemblePredictor.save) as its artifact "bundle";
-the code that reads it is this installed package (raysemble is pip-installed where models
+A logged model holds the bundle directory (EnsemblePredictor.save) as its artifact "bundle", and is
+logged from code (serving/pyfunc_code.py, MLflow's "models from code"): nothing is pickled, and
+loading it unpickles nothing. The code that reads it is this installed package (raysemble is pip-installed where models
 are loaded: the driver, `mlflow models serve --env-manager local`, the Ray Serve replicas).
 Bundling the source with code_paths was left out on purpose: MLflow puts such copies first on
 sys.path, so a serving process would hold two copies of trainers/ with two distinct classes.
@@ -21,17 +22,37 @@ from mlflow.models import Model, infer_signature
 
 from serving.home import Locations, locations
 from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.tables import is_table
 
 OUTPUTS = ("class", "proba")
 ARTIFACT = "bundle"
 
 
-def _rows(model_input) -> np.ndarray:
-    """pandas DataFrame, list of rows or array -> float32 (rows, features)."""
+def _rows(model_input, predictor: EnsemblePredictor):
+    """What the predictor takes: a table model's DataFrame (or records) as it is (columns by name, a
+    missing value where a cell is missing); for a matrix model, a DataFrame, list of rows or array ->
+    float32 (rows, features)."""
+    if predictor.schema is not None:
+        return model_input.frame if is_table(model_input) else model_input
     if hasattr(model_input, "to_numpy"):
         model_input = model_input.to_numpy()
     x = np.asarray(model_input, dtype=np.float32)
     return x.reshape(1, -1) if x.ndim == 1 else x
+
+
+def _signature(predictor: EnsemblePredictor, example):
+    """A table model's inputs are its columns by name, each optional (a missing value is allowed), numbers
+    as double and categories as string; a matrix model's are inferred from its example."""
+    if predictor.schema is None:
+        return infer_signature(example, np.asarray(predictor.predict(example)), params={"output": "class"})
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    kinds = {c.name: c.kind for c in predictor.schema.columns}
+    inputs = Schema([ColSpec("double" if kinds.get(name) == "numeric" else "string", name, required=False)
+                     for name in example.columns])
+    outputs = infer_signature(example, np.asarray(predictor.predict(example))).outputs
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("output", "string", "class")]))
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):
@@ -49,7 +70,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         output = (params or {}).get("output", "class")
         if output not in OUTPUTS:
             raise ValueError(f"params.output one of {list(OUTPUTS)} must hold, but got {output!r}")
-        x = _rows(model_input)
+        x = _rows(model_input, self.predictor)
         if output == "proba":
             return self.predictor.predict_proba(x)
         return np.asarray(self.predictor.predict(x))
@@ -65,12 +86,13 @@ def log_and_register(bundle_dir: str | Path, registered_name: str, input_example
     """Log the bundle as a pyfunc model (signature, input example) under `run_id` (else the active
     run, else a model without a run) and register it; `tags` become version tags. -> (name, version)."""
     predictor = EnsemblePredictor.load(bundle_dir)
-    example = _rows(input_example)
-    signature = infer_signature(example, np.asarray(predictor.predict(example)), params={"output": "class"})
+    example = _rows(input_example, predictor)
+    signature = _signature(predictor, example)
     # a finished parent run reopens for the logging and is finished again when it closes
     ctx = mlflow.start_run(run_id=run_id) if run_id and not _is_active(run_id) else nullcontext()
     with ctx:
-        info = mlflow.pyfunc.log_model(name="model", python_model=BundleModel(),
+        # models from code: the model is this package's serving/pyfunc_code.py, not a pickled object
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc_code.py")),
                                        artifacts={ARTIFACT: str(Path(bundle_dir).resolve())},
                                        signature=signature, input_example=example,
                                        pip_requirements=_requirements(), registered_model_name=registered_name)

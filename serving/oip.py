@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serving.validate import (FLOAT32_MAX, InputError, NonFiniteOutput, as_float32, check_shape,
+from serving.validate import (FLOAT32_MAX, InputError, NonFiniteOutput, as_float32, check_batch, check_shape,
                               from_validation_error, header_integer, parse_json, shown, validate_object)
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -86,7 +86,7 @@ class InferResponse(BaseModel):
 
 @dataclass
 class ParsedInfer:
-    x: np.ndarray  # (rows, n_features) float32, what the models compute in
+    x: Any  # (rows, n_features) float32, what the models compute in; a table model's: a DataFrame of columns
     datatype: str  # of the input (FP32 or FP64), also the datatype of the probabilities sent back
     outputs: list[str]  # names, in the order asked for
     binary: list[bool]  # per output: send as binary?
@@ -130,9 +130,8 @@ def _binary_tensor(raw: bytes, rows: int, cols: int, dtype: np.dtype, field: str
     return as_float32(np.frombuffer(raw, dtype=dtype).reshape(rows, cols), field)
 
 
-def parse_infer(body: bytes, header_length: str | None, n_features: int, max_instances: int,
-                available_outputs: tuple[str, ...], default_outputs: tuple[str, ...]) -> ParsedInfer:
-    """A v2 infer body (JSON, or JSON + binary tensors) -> the input matrix and the outputs to send."""
+def _request(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+    """The request's JSON part, checked, and the binary tensors after it."""
     head, binary = split_body(body, header_length)
     try:
         obj = parse_json(head)
@@ -145,6 +144,13 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
     if req.id is not None and len(req.id) > MAX_REQUEST_ID_CHARS:
         raise InputError("id", f"at most {MAX_REQUEST_ID_CHARS} characters (MAX_REQUEST_ID_CHARS)",
                          f"{len(req.id)} characters")
+    return req, binary
+
+
+def parse_infer(body: bytes, header_length: str | None, n_features: int, max_instances: int,
+                available_outputs: tuple[str, ...], default_outputs: tuple[str, ...]) -> ParsedInfer:
+    """A v2 infer body (JSON, or JSON + binary tensors) -> the input matrix and the outputs to send."""
+    req, binary = _request(body, header_length)
     if len(req.inputs) != 1:
         raise InputError("inputs", f"exactly 1 input tensor named {INPUT_NAME!r}", f"{len(req.inputs)}")
     inp, field = req.inputs[0], "inputs[0]"
@@ -174,7 +180,71 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
             raise InputError("body", "no bytes after the JSON header unless an input has binary_data_size",
                              f"{len(binary)} extra bytes")
         x = _json_tensor(inp.data, rows, cols, f"{field}.data")
+    names, flags = _outputs(req, available_outputs, default_outputs)
+    return ParsedInfer(x=x, datatype=inp.datatype, outputs=names, binary=flags, request_id=req.id)
 
+
+def parse_infer_table(body: bytes, header_length: str | None, inputs: list[dict], max_instances: int,
+                      available_outputs: tuple[str, ...], default_outputs: tuple[str, ...]) -> ParsedInfer:
+    """A table model's v2 infer body: one input per column, named as the column (as tritonclient sends a
+    multi-input model), shape [rows] or [rows, 1]; numbers (FP32/FP64/INT32/INT64) for numeric columns,
+    BYTES for the others, JSON or binary. A column left out is missing in every row."""
+    from serving.records import NUMERIC_TYPES, TEXT_TYPE, decode_bytes, decode_numbers, tensors_frame
+
+    req, binary = _request(body, header_length)
+    kinds = {c["name"]: c["kind"] for c in inputs}
+    rows_seen, tensors, offset = None, [], 0
+    for i, inp in enumerate(req.inputs):
+        field = f"inputs[{i}]"
+        if inp.name not in kinds:
+            raise InputError(f"{field}.name", f"one of the model's columns {list(kinds)[:10]}"
+                             + ("..." if len(kinds) > 10 else ""), shown(inp.name))
+        if inp.name in [t[0] for t in tensors]:
+            raise InputError(f"{field}.name", "each column at most once", f"{inp.name!r} again")
+        allowed = list(NUMERIC_TYPES) if kinds[inp.name] == "numeric" else [TEXT_TYPE]
+        if inp.datatype not in allowed:
+            raise InputError(f"{field}.datatype", " or ".join(allowed) + f" for column {inp.name!r}",
+                             shown(inp.datatype))
+        if len(inp.shape) not in (1, 2) or (len(inp.shape) == 2 and inp.shape[1] != 1):
+            raise InputError(f"{field}.shape", "[rows] or [rows, 1]", shown(inp.shape))
+        rows = inp.shape[0]
+        check_batch(rows, max_instances, f"{field}.shape")
+        if rows_seen is not None and rows != rows_seen:
+            raise InputError(f"{field}.shape", f"{rows_seen} rows like inputs[0]", f"{rows}")
+        rows_seen = rows
+        size = (inp.parameters or {}).get("binary_data_size")
+        if size is not None:
+            if inp.data is not None:
+                raise InputError(field, "either data or parameters.binary_data_size", "both")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise InputError(f"{field}.parameters.binary_data_size",
+                                 f"a size within the binary data left after the JSON header "
+                                 f"({len(binary) - offset} bytes)", shown(size))
+            if header_length is None:
+                raise InputError("Inference-Header-Content-Length", "the header when binary_data_size is used",
+                                 "no header")
+            raw = binary[offset:offset + size]
+            offset += size
+            values = (decode_bytes(raw, rows, f"{field} binary data") if inp.datatype == TEXT_TYPE
+                      else decode_numbers(raw, rows, inp.datatype, f"{field} binary data"))
+        else:
+            if inp.data is None:
+                raise InputError(f"{field}.data", "a list of values (or parameters.binary_data_size)", "nothing")
+            values = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in inp.data]
+            if len(values) != rows:
+                raise InputError(f"{field}.data", f"{rows} values for shape {inp.shape}", f"{len(values)} values")
+        tensors.append((inp.name, inp.datatype, values))
+    if offset != len(binary):
+        raise InputError("body", "no bytes after the binary tensors the inputs declare",
+                         f"{len(binary) - offset} extra bytes")
+    frame = tensors_frame(tensors, inputs, rows_seen)
+    names, flags = _outputs(req, available_outputs, default_outputs)
+    return ParsedInfer(x=frame, datatype="FP32", outputs=names, binary=flags, request_id=req.id)
+
+
+def _outputs(req: InferRequest, available_outputs: tuple[str, ...],
+             default_outputs: tuple[str, ...]) -> tuple[list[str], list[bool]]:
+    """The outputs to send, in the order asked for, and whether each goes as binary."""
     all_binary = _flag(req.parameters, "binary_data_output", "request")
     if req.outputs is None:
         names, flags = list(default_outputs), [all_binary] * len(default_outputs)
@@ -189,7 +259,7 @@ def parse_infer(body: bytes, header_length: str | None, n_features: int, max_ins
             names.append(out.name)
             has = out.parameters is not None and "binary_data" in out.parameters
             flags.append(_flag(out.parameters, "binary_data", f"outputs[{i}]") if has else all_binary)
-    return ParsedInfer(x=x, datatype=inp.datatype, outputs=names, binary=flags, request_id=req.id)
+    return names, flags
 
 
 def _bytes_tensor(values: list[str]) -> bytes:
@@ -243,10 +313,12 @@ def _nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def infer_request_schema(max_instances: int, width: int | None = None) -> dict:
+def infer_request_schema(max_instances: int, width: int | None = None, columns: list[dict] | None = None) -> dict:
     """The JSON schema (self-contained, for OpenAPI) of what parse_infer accepts: InferRequest's fields,
     narrowed to one input named 'input' of shape [1..max_instances, width], FP32/FP64 within float32
-    range, the known outputs."""
+    range, the known outputs. columns: a table model's, one input each (parse_infer_table)."""
+    if columns:
+        return _table_request_schema(max_instances, columns)
     number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
     row = {"type": "array", "items": number}
     columns: dict = {"type": "integer", "minimum": 0}
@@ -277,13 +349,40 @@ def infer_request_schema(max_instances: int, width: int | None = None) -> dict:
     }}
 
 
+def _table_request_schema(max_instances: int, columns: list[dict]) -> dict:
+    from serving.records import NUMERIC_TYPES, TEXT_TYPE
+
+    tensors = []
+    for c in columns:
+        numeric = c["kind"] == "numeric"
+        value = {"type": ["number", "null"]} if numeric else {"type": ["string", "null"]}
+        tensors.append({"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+            "name": {"type": "string", "enum": [c["name"]]},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": max_instances},
+                      "minItems": 1, "maxItems": 1, "description": "[rows]"},
+            "datatype": {"type": "string", "enum": list(NUMERIC_TYPES) if numeric else [TEXT_TYPE]},
+            "data": {"type": "array", "items": value}}})
+    return {"type": "object", "required": ["inputs"], "properties": {
+        "id": _nullable({"type": "string", "maxLength": MAX_REQUEST_ID_CHARS}),
+        "inputs": {"type": "array", "items": {"anyOf": tensors}, "minItems": 1, "maxItems": len(columns)},
+        "outputs": _nullable({"type": "array", "maxItems": len(OUTPUT_NAMES), "items": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "enum": list(OUTPUT_NAMES)}}}}),
+    }}
+
+
 def model_metadata(name: str, version: str, n_features: int, n_classes: int, classes: list,
-                   outputs: tuple[str, ...], members: int) -> dict:
+                   outputs: tuple[str, ...], members: int, inputs: list[dict] | None = None) -> dict:
+    """inputs: a table model's columns ({"name", "kind"}), each its own input; None: one matrix input."""
+    from serving.records import datatype_of
+
     labels = label_datatype(classes)
     shapes = {"probabilities": ("FP32", [-1, n_classes]), "predictions": (labels, [-1]),
               "votes": (labels, [-1, members])}
+    tensors = ([TensorMetadata(name=c["name"], datatype=datatype_of(c["kind"]), shape=[-1]) for c in inputs]
+               if inputs else [TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, n_features])])
     return ModelMetadata(
         name=name, versions=[version], platform="raysemble_pytorch",
-        inputs=[TensorMetadata(name=INPUT_NAME, datatype="FP32", shape=[-1, n_features])],
+        inputs=tensors,
         outputs=[TensorMetadata(name=o, datatype=shapes[o][0], shape=shapes[o][1]) for o in outputs],
     ).model_dump()

@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import oip
 from serving.config import ServeConfig
-from serving.schemas import ErrorResponse, ModelsResponse, PredictRequest, PredictResponse
+from serving.records import records_frame
+from serving.schemas import ErrorResponse, ModelsResponse, PredictRequest, PredictResponse, RecordsRequest
 from serving.validate import (FLOAT32_MAX, InputError, NonFiniteOutput, check_content_length, check_content_type,
                               check_finite_outputs, check_output_values, decode_body, parse_json, rows_matrix, shown,
                               validate_object)
@@ -95,9 +96,31 @@ def _input_width(models: list[ServedModel]) -> int | None:
     return widths.pop() if len(widths) == 1 and None not in widths else None
 
 
-def _predict_doc(config: ServeConfig, width: int | None) -> dict:
+def _input_columns(models: list[ServedModel]) -> list[dict] | None:
+    """A table model's columns, when every served model is one of the same columns; else None."""
+    found = {json.dumps(getattr(m, "inputs", None)) for m in models}
+    return json.loads(found.pop()) if len(found) == 1 else None
+
+
+_JSON_TYPES = {"numeric": ["number", "null"], "categorical": ["string", "number", "boolean", "null"],
+               "datetime": ["string", "null"]}
+
+
+def _records_doc(config: ServeConfig, columns: list[dict]) -> dict:
+    """RecordsRequest's schema narrowed to the served table's columns and 1..max_instances records."""
+    schema = RecordsRequest.model_json_schema()
+    record = {"type": "object", "additionalProperties": False,
+              "properties": {c["name"]: {"type": _JSON_TYPES[c["kind"]]} for c in columns}}
+    schema["properties"]["instances"].update(minItems=1, maxItems=config.max_instances, items=record)
+    schema["examples"] = [{"instances": [{c["name"]: None for c in columns}], "return_votes": False}]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _predict_doc(config: ServeConfig, width: int | None, columns: list[dict] | None = None) -> dict:
     """PredictRequest's schema with what the route also checks: 1..max_instances rows of float32 numbers,
-    `width` of them per row when known."""
+    `width` of them per row when known (a table model's: records of its columns)."""
+    if columns:
+        return _records_doc(config, columns)
     schema = PredictRequest.model_json_schema()
     schema["properties"]["instances"].update(minItems=1, maxItems=config.max_instances)
     row = schema["properties"]["instances"]["items"]
@@ -108,7 +131,7 @@ def _predict_doc(config: ServeConfig, width: int | None) -> dict:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _infer_doc(config: ServeConfig, width: int | None) -> dict:
+def _infer_doc(config: ServeConfig, width: int | None, columns: list[dict] | None = None) -> dict:
     """JSON, or (Triton's binary extension) a JSON header of Inference-Header-Content-Length bytes
     followed by the raw tensors: both bodies and the header are documented, so a fuzzer sends them."""
     return {
@@ -116,7 +139,7 @@ def _infer_doc(config: ServeConfig, width: int | None) -> dict:
                         "description": "bytes of JSON header before binary tensors (binary extension)",
                         "schema": {"type": "integer", "minimum": 0}}],
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": oip.infer_request_schema(config.max_instances, width)},
+            "application/json": {"schema": oip.infer_request_schema(config.max_instances, width, columns)},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
     }
 
@@ -129,7 +152,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         for alias in m.aliases:
             by_name.setdefault(alias, m)
 
-    width = _input_width(models)
+    width, columns = _input_width(models), _input_columns(models)
     app = FastAPI(title="raysemble", summary="Serves a raysemble ensemble and its student",
                   docs_url="/docs", redoc_url=None)
     errors = {"model": ErrorResponse}
@@ -171,15 +194,19 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         return _json({"models": [await m.describe() for m in models]})
 
     @app.post("/v1/models/{name}/predict", response_model=PredictResponse, tags=["v1"], responses=err_responses,
-              openapi_extra=_predict_doc(config, width))
+              openapi_extra=_predict_doc(config, width, columns))
     async def predict(name: str, request: Request):
         check_token(request, config.token)
         model = lookup(name)
         check_content_type(request.headers.get("content-type"), JSON_TYPES)
         obj = parse_json(await read_body(request, config.max_body_bytes))
-        req = validate_object(obj, PredictRequest, "'instances'")
         info = await model.describe()
-        x = rows_matrix(req.instances, info["n_features"], config.max_instances)
+        if info.get("inputs"):  # a table model: records by column name
+            req = validate_object(obj, RecordsRequest, "'instances' (records)")
+            x = records_frame(req.instances, info["inputs"], config.max_instances)
+        else:
+            req = validate_object(obj, PredictRequest, "'instances'")
+            x = rows_matrix(req.instances, info["n_features"], config.max_instances)
         if req.return_votes and info["members"] < 2:
             raise InputError("return_votes", f"false for {model.name!r} (one member, no votes)", "true")
         per_row = {"probabilities": len(info["classes"]), "predictions": 1}
@@ -215,7 +242,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         if version is not None:
             pinned(model, version, info["version"])
         return _json(oip.model_metadata(model.name, info["version"], info["n_features"], len(info["classes"]),
-                                        info["classes"], tuple(info["outputs"]), info["members"]))
+                                        info["classes"], tuple(info["outputs"]), info["members"], info.get("inputs")))
 
     async def _model_ready(name: str, version: str | None = None):
         model = lookup(name)
@@ -233,8 +260,12 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         header = request.headers.get(oip.HEADER_LENGTH)
         check_content_type(request.headers.get("content-type"), INFER_TYPES if header is not None else JSON_TYPES)
         body = await read_body(request, config.max_body_bytes)
-        parsed = oip.parse_infer(body, header, info["n_features"], config.max_instances,
-                                 tuple(info["outputs"]), ("probabilities", "predictions"))
+        if info.get("inputs"):
+            parsed = oip.parse_infer_table(body, header, info["inputs"], config.max_instances,
+                                           tuple(info["outputs"]), ("probabilities", "predictions"))
+        else:
+            parsed = oip.parse_infer(body, header, info["n_features"], config.max_instances,
+                                     tuple(info["outputs"]), ("probabilities", "predictions"))
         widths = {"probabilities": len(info["classes"]), "predictions": 1, "votes": info["members"]}
         check_output_values({n: widths[n] for n in parsed.outputs}, max_output_values_per_row, "outputs")
         out = await model.predict(parsed.x, "votes" in parsed.outputs)
@@ -257,7 +288,7 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
     app.get("/v2/models/{name}/ready", tags=["v2"], responses={**not_found, **not_ready})(_model_ready)
     app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"],
             responses={**not_found, **not_ready})(_model_ready)
-    infer = {"tags": ["v2"], "openapi_extra": _infer_doc(config, width), "response_model": oip.InferResponse,
+    infer = {"tags": ["v2"], "openapi_extra": _infer_doc(config, width, columns), "response_model": oip.InferResponse,
              "responses": infer_responses}
     app.post("/v2/models/{name}/infer", **infer)(_infer)
     app.post("/v2/models/{name}/versions/{version}/infer", **infer)(_infer)

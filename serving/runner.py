@@ -6,6 +6,7 @@ from ray import serve
 from ray.serve.exceptions import RayServeException
 
 from serving.loader import Source, load_predictor
+from serving.records import inputs_of, records_frame
 from trainers.ensemble.predictor import EnsemblePredictor
 
 
@@ -32,7 +33,11 @@ class ModelRunner:
         if _in_replica():
             self._batched = serve.batch(max_batch_size=max_batch_size,
                                         batch_wait_timeout_s=batch_wait_timeout_s)(self._run_batch)
-        self._probe = np.zeros((1, self.predictor.n_features), dtype=np.float32)
+        # a table model's columns, each its own input (serving.records); None: one matrix input
+        self.inputs = inputs_of(self.predictor.schema) if self.predictor.schema is not None else None
+        # the probe: a row of zeros, or a record with every value missing (what a table model must take too)
+        self._probe = (np.zeros((1, self.predictor.n_features), dtype=np.float32) if self.inputs is None
+                       else records_frame([{}], self.inputs, 1))
         self.check()
 
     @property
@@ -47,7 +52,7 @@ class ModelRunner:
         p = self.predictor
         return {"name": self.name, "aliases": self.aliases, "version": self.version, "source": self.public_source,
                 "kind": p.kind, "method": p.method, "members": self.members, "n_features": p.n_features,
-                "classes": p.classes, "outputs": list(self.outputs)}
+                "classes": p.classes, "outputs": list(self.outputs), "inputs": self.inputs}
 
     @property
     def public_source(self) -> str:
@@ -58,9 +63,18 @@ class ModelRunner:
     async def ready(self) -> bool:
         return True  # constructed means loaded and probed; Serve's check_health repeats the probe
 
-    async def _run_batch(self, xs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    async def _run_batch(self, xs: list) -> list[tuple[np.ndarray, np.ndarray]]:
+        """xs: matrices, or a table model's DataFrames of records (one per request)."""
         sizes = [len(x) for x in xs]
-        member = self.predictor.member_proba(xs[0] if len(xs) == 1 else np.concatenate(xs))
+        if len(xs) == 1:
+            joined = xs[0]
+        elif self.inputs is None:
+            joined = np.concatenate(xs)
+        else:
+            import pandas as pd
+
+            joined = pd.concat(xs, ignore_index=True)
+        member = self.predictor.member_proba(joined)
         proba = self.predictor.combine(member)
         bounds = np.cumsum(sizes)[:-1]
         return list(zip(np.split(proba, bounds), np.split(member, bounds, axis=1)))

@@ -17,6 +17,17 @@ class PredictRequest(BaseModel):
     return_votes: bool = Field(False, description="ensemble only: add each member's predicted class per row")
 
 
+class RecordsRequest(BaseModel):
+    """A table model's body: one JSON object per row, by column name (serving.records checks the values)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"instances": [{"age": 39, "city": "paris", "income": None}], "return_votes": False}]})
+
+    instances: list[dict[str, Any]] = Field(description="records, one JSON object per row; a missing key or "
+                                                        "null is a missing value")
+    return_votes: bool = Field(False, description="ensemble only: add each member's predicted class per row")
+
+
 class PredictResponse(BaseModel):
     predictions: list[Any] = Field(description="the predicted class label per row")
     probabilities: list[list[float]] = Field(description="class probabilities per row, in `classes` order")
@@ -35,8 +46,11 @@ class ModelInfo(BaseModel):
     kind: str
     method: str
     members: int
-    n_features: int
+    n_features: int = Field(description="values per row: features, or a table model's columns")
     classes: list[Any]
+    inputs: list[dict[str, str]] | None = Field(None, description="a table model's columns ({name, kind}: "
+                                                                  "numeric, categorical or datetime); null: rows "
+                                                                  "of numbers")
 
 
 class ModelsResponse(BaseModel):

@@ -28,19 +28,26 @@ from torch import nn
 from trainers.augment import mixup
 from trainers.config import DistillConfig, StudentConfig
 from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.families import build_model, get_family
+from trainers.families.config import ModelConfig
 from trainers.families.torchnet import trains_in_pairs
 from trainers.losses import distillation_loss
-from trainers.families.config import ModelConfig
-from trainers.families import build_model
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
+from trainers.tables import TableEncoding, is_table
 
 WEIGHT_DECAY = 1e-4  # DistillConfig has none; the trials' default (TrainConfig.weight_decay)
 
 
-def student_model_config(student: StudentConfig, like: ModelConfig) -> ModelConfig:
-    """The student's ModelConfig: its shape from the spec, its input/output from the teacher's members."""
-    return ModelConfig.model_validate({**student.model_dump(), "in_features": like.in_features,
-                                       "n_classes": like.n_classes, "image_shape": like.image_shape})
+def student_model_config(student: StudentConfig, like: ModelConfig, x=None) -> ModelConfig:
+    """The student's ModelConfig: its shape from the spec, its output (and a matrix's width) from the
+    teacher's members. A table's rows (x) get the student's own encoding, fitted on them: the student
+    carries it, as every model of a table does."""
+    cfg = ModelConfig.model_validate({**student.model_dump(), "in_features": like.in_features,
+                                      "n_classes": like.n_classes, "image_shape": like.image_shape})
+    if is_table(x):
+        encoding = TableEncoding.fit(x, get_family(student.family).table_encoding)
+        cfg = cfg.model_copy(update={"table": encoding, "in_features": encoding.width})
+    return cfg
 
 
 class Distiller:
@@ -53,11 +60,15 @@ class Distiller:
         self.teacher = teacher.on(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # init and dropout; the generator drives order and mixup
-        self.x = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+        if model_cfg.table is not None and cfg.mixup_alpha > 0:
+            # mixed rows exist only in the student's encoding, where the teacher cannot read them
+            raise ValueError(f"distill.mixup_alpha: 0 for a table's rows expected, but got {cfg.mixup_alpha}")
+        encoded = x if model_cfg.table is None else model_cfg.table.transform(x)
+        self.x = torch.as_tensor(np.asarray(encoded, dtype=np.float32), device=self.device)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
         self.n_classes = model_cfg.n_classes
-        # computed once: the transfer set does not change between epochs
-        self.teacher_probs = self._teach(self.x)
+        # computed once, from the rows as the teacher reads them: the transfer set does not change
+        self.teacher_probs = torch.as_tensor(self.teacher.predict_proba(x), dtype=torch.float32, device=self.device)
         self.model = build_model(model_cfg).to(self.device)
         self.min_batch = 2 if trains_in_pairs(self.model) else 1
         self.model.standardize.fit(self.x)
@@ -131,12 +142,17 @@ def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.nda
     (worker nodes need not share a disk with the driver). ray_options: run_on_ray_train's
     keywords (name, storage_path, cpus_per_worker, gpus_per_worker)."""
     payload = {"cfg": cfg.model_dump(mode="json"), "model_cfg": model_cfg.model_dump(mode="json"),
-               "x": np.asarray(x, dtype=np.float32), "y": np.asarray(y, dtype=np.int64), "seed": seed,
+               "x": _rows(x), "y": np.asarray(y, dtype=np.int64), "seed": seed,
                "teacher": _teacher_files(teacher_dir)}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
     model = build_model(model_cfg)
     model.load_state_dict(state_from_numpy(out["state_dict"]))
     return model.eval(), out["losses"]
+
+
+def _rows(x):
+    """A transfer set as it travels: a table's rows as they are, a matrix as float32."""
+    return x if is_table(x) else np.asarray(x, dtype=np.float32)
 
 
 # ---- sizing: which student shape ----
@@ -223,7 +239,7 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
     ray_resources: None = in-process, one candidate after another; else {"num_cpus", "num_gpus"} per
     candidate, each a Ray task (needs teacher_dir, the teacher's saved bundle).
     """
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    x, y = _rows(x), np.asarray(y, dtype=np.int64)
     if len(x) != len(y):
         raise ValueError(f"as many labels as rows must hold, but got {len(x)} rows and {len(y)} labels")
     if teacher_oof is not None and np.shape(teacher_oof)[0] != len(x):
@@ -231,7 +247,8 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
                          f"rows for {len(x)}")
     shapes = cfg.candidates()
     fit, val = validation_split(y, cfg.validation_fraction, seed)
-    model_cfgs = [student_model_config(s, like) for s in shapes]
+    # a table's candidates encode it from their own transfer rows, never the validation ones
+    model_cfgs = [student_model_config(s, like, x[fit]) for s in shapes]
     if ray_resources is None:
         models = [distill(cfg, m, x[fit], y[fit], teacher, seed, device)[0] for m in model_cfgs]
     else:

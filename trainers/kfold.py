@@ -18,13 +18,14 @@ import torch
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from trainers.checkpoint import load_model, save_model
-from trainers.families import Fit, get_family
+from trainers.families import Fit, get_family, start_fit
 from trainers.loop import pick_device, split_params
 from trainers.metrics import score
 from trainers.families.config import ModelConfig
 
 if TYPE_CHECKING:
     from trainers.stream import StreamPlan
+    from trainers.tables import Table
 
 
 def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int) -> list[np.ndarray]:
@@ -37,7 +38,7 @@ def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int) -> list[n
 class TrialData:
     """What every trial of a sweep shares: the training split only, never the held-out rows."""
 
-    x: np.ndarray
+    x: "np.ndarray | Table"  # a matrix, or a table's rows (each fold fits its own encoding: trainers.tables)
     y: np.ndarray
     folds: list[np.ndarray]
     base_model: dict  # ModelConfig fields fixed by the spec and the data
@@ -75,9 +76,9 @@ def _restore(fit: Fit, directory: Path, k: int, device) -> list[dict]:
     return [dict(zip(curves, row)) for row in zip(*curves.values())]
 
 
-def _write_fold(directory: Path, k: int, fit: Fit, model_cfg: ModelConfig, proba: np.ndarray,
-                val_idx: np.ndarray, curve: list[dict], params: dict) -> None:
-    save_model(directory / f"fold_{k}.pt", fit.model, model_cfg, extra={"params": params, "fold": k})
+def _write_fold(directory: Path, k: int, fit: Fit, proba: np.ndarray, val_idx: np.ndarray, curve: list[dict],
+                params: dict) -> None:
+    save_model(directory / f"fold_{k}.pt", fit.model, fit.model_cfg, extra={"params": params, "fold": k})
     torch.save(fit.state(), directory / f"fold_{k}.state.pt")
     np.save(directory / f"oof_{k}.npy", proba)
     np.save(directory / f"val_idx_{k}.npy", val_idx)
@@ -102,8 +103,8 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     for k in fold_ids:
         val = data.folds[k]
         train = np.setdiff1d(np.arange(len(data.y)), val)
-        trainers[k] = family.start(model_cfg, fit_cfg, data.x[train], data.y[train], data.fold_seed(k, params), device,
-                                   data_parallel)
+        trainers[k] = start_fit(model_cfg, fit_cfg, data.x[train], data.y[train], data.fold_seed(k, params), device,
+                                data_parallel)
         curves[k] = _restore(trainers[k], resume_from, k, device) if resume_from else []
     start = min((t.done for t in trainers.values()), default=0)
     rounds = family.fit_rounds(fit_cfg)
@@ -132,6 +133,6 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
             continue
         with tempfile.TemporaryDirectory(prefix="raysemble-ckpt-") as tmp:
             for k, (row, proba) in local.items():
-                _write_fold(Path(tmp), k, trainers[k], model_cfg, proba, data.folds[k], curves[k], params)
+                _write_fold(Path(tmp), k, trainers[k], proba, data.folds[k], curves[k], params)
             report(metrics, Path(tmp))
     return metrics

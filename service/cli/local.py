@@ -18,9 +18,23 @@ _RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster to join")
 @app.command()
 def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)")):
     """Check a spec without starting anything."""
+    from service.store import describe_data
+
     parsed = load(spec)
     out.print(f"ok: {parsed.name} ({parsed.search.algorithm}, {parsed.cv.folds} folds, "
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
+    data = describe_data(parsed.dataset())
+    line = f"data: {data['rows']} rows, {len(data['classes'])} classes {[str(c)[:20] for c in data['classes'][:10]]}"
+    if "schema" in data:
+        kinds = [c["kind"] for c in data["schema"]["columns"]]
+        line += (f"; a table of {len(kinds)} feature columns ({kinds.count('numeric')} numeric, "
+                 f"{kinds.count('categorical')} categorical)")
+    if data["rows_without_target_dropped"]:
+        line += f"; {data['rows_without_target_dropped']} rows without a target dropped"
+    out.print(line, highlight=False, soft_wrap=True)
+    if data.get("id_like"):
+        out.print(f"note: {[c[:40] for c in data['id_like'][:10]]} have a different value in every row (IDs?): "
+                  f"data.drop leaves them out", highlight=False, soft_wrap=True)
 
 
 @contextmanager

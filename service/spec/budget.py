@@ -7,6 +7,7 @@ from service.spec.checks import trial_values
 from service.spec.schema import SweepSpec
 from trainers.data import Dataset
 from trainers.loop import TrainConfig
+from trainers.tables import TableEncoding, is_table
 
 
 class Budget(BaseModel):
@@ -47,7 +48,10 @@ class Budget(BaseModel):
             values = trial_values(spec, key)
             if values:
                 shape[key] = max(values)
-        dims = {"in_features": dataset.x.shape[1], "n_classes": dataset.n_classes}
+        width = dataset.x.shape[1]
+        if is_table(dataset.x):  # the widest encoding a fit can have: one-hot's
+            width = TableEncoding.fit(dataset.x, "onehot").width
+        dims = {"in_features": width, "n_classes": dataset.n_classes}
         base = spec.base_model_config(**dims)
         # per family the space reaches; scikit-learn families have no count (their sizes are bounded
         # by their schemas: trees, iterations, leaves)

@@ -16,6 +16,7 @@ from trainers.families import FAMILIES, get_family, user_code_families
 from trainers.families.config import ModelConfig
 from trainers.families.scope import FAMILY_KEY, key_problem, receivers, scope_of
 from trainers.loop import split_params
+from trainers.tables import is_table
 
 
 class Checks:
@@ -199,4 +200,11 @@ def data_problems(spec: SweepSpec, base_dir: Path, found: list) -> list[str]:
     if spec.cv.folds > smallest_train:
         problems.append(f"cv.folds: folds <= the smallest class's training rows ({smallest_train}) must hold, "
                         f"but got folds={spec.cv.folds}")
+    if is_table(dataset.x):
+        if spec.data.stream is True:
+            problems.append("data.stream: a Parquet source of numbers only expected (rows stream as numbers), but "
+                            "data.source is a table of typed columns (categories or missing values)")
+        if spec.distill.enabled and spec.distill.mixup_alpha > 0:
+            problems.append(f"distill.mixup_alpha: 0 for a table's rows expected (mixed records exist only in the "
+                            f"student's encoding, which the teacher cannot read), but got {spec.distill.mixup_alpha}")
     return problems

@@ -12,6 +12,7 @@ from trainers.data import Dataset
 from trainers.families import get_family, user_code_families
 from trainers.families.scope import FAMILY_KEY
 from trainers.loop import split_params
+from trainers.tables import TableEncoding, is_table
 
 
 class LocalCode(Checks):
@@ -30,13 +31,17 @@ class LocalCode(Checks):
         spec._code_dirs = list(self.dirs)  # kept with the sweep: resume and ensemble import it again
         # one trial's values: fixed ones, else each dimension's first endpoint
         values = {k: v.endpoints()[0] for k, v in spec.search.space.items() if k != FAMILY_KEY}
-        base = spec.base_model_config(dataset.x.shape[1], dataset.n_classes)
         problems = []
         for family in coded:
+            x, width = dataset.x[:2], dataset.x.shape[1]
+            if is_table(dataset.x):  # the factory builds on the encoded width, as each fold's fit will
+                encoding = TableEncoding.fit(dataset.x, get_family(family).table_encoding)
+                x, width = encoding.transform(dataset.x[:2]), encoding.width
+            base = spec.base_model_config(width, dataset.n_classes)
             try:
                 model_cfg, _ = split_params({**values, **spec.search.fixed, FAMILY_KEY: family}, base)
                 with torch.no_grad():
-                    out = get_family(family).build(model_cfg).eval()(torch.as_tensor(dataset.x[:2]))
+                    out = get_family(family).build(model_cfg).eval()(torch.as_tensor(x))
             except ValueError as err:
                 return [str(err) if str(err).startswith("model.factory") else f"model.factory: {err}"]
             except Exception as err:  # noqa: BLE001 - the user's code failing is a spec problem, not a crash

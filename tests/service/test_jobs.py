@@ -56,8 +56,15 @@ def test_bad_input_exits_2_and_launches_nothing(cluster):
 
 @pytest.fixture(scope="module")
 def pipeline(cluster):
-    """The whole pipeline (raysemble run --no-serve) submitted with the CLI and followed to the end."""
-    spec = write_spec(cluster, "cli-run", distill={"enabled": False}, ensemble={"top_k": 2},
+    """The whole pipeline (raysemble run --no-serve) submitted with the CLI and followed to the end, on a
+    raw table as users bring them (words, missing values, a word target), two families."""
+    from serving.demo import people
+
+    people().to_csv(cluster.tmp / "people.csv", index=False)
+    spec = write_spec(cluster, "cli-run", data={"source": "people.csv", "target": "label"}, ensemble={"top_k": 2},
+                      distill={"enabled": False},
+                      search={"algorithm": "grid", "max_concurrent": 2, "space": {"family": {"grid": ["mlp", "hist_gb"]}},
+                              "fixed": {"mlp.epochs": 3, "mlp.hidden": 16, "hist_gb.max_iter": 20}},
                       serve={"port": free_port(), "max_batch_size": 8, "max_ongoing_requests": 16})
     proc = cli(cluster, "submit", str(spec), "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -228,11 +235,9 @@ def test_deploy_serves_the_registered_models(cluster, pipeline):
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     result = last_json(proc)
     assert result["state"] == "SUCCEEDED" and result["url"].endswith(str(spec["serve"]["port"]))
-    from sklearn.datasets import load_digits
-
-    rows = load_digits().data[:3].tolist()
-    r = httpx.post(f"{result['url']}/v1/models/ensemble/predict", json={"instances": rows}, timeout=60)
+    records = [{"age": 51.0, "city": "paris", "member": True}, {"city": "atlantis"}, {}]
+    r = httpx.post(f"{result['url']}/v1/models/ensemble/predict", json={"instances": records}, timeout=60)
     assert r.status_code == 200, r.text
-    assert len(r.json()["predictions"]) == 3
+    assert len(r.json()["predictions"]) == 3 and set(r.json()["predictions"]) <= {"browses", "buys", "leaves"}
     status = last_json(cli(cluster, "status", submitted["id"], "--json"))
     assert [d["id"] for d in status["deployments"]] == [result["id"]]

@@ -50,3 +50,12 @@ def serve_port():
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def table_bundles(tmp_path_factory):
+    """(ensemble dir, student dir) of a raw table (numbers with gaps, words, a flag, a word target):
+    mlp + hist_gb + logreg members, each with its own encoding, and an MLP student."""
+    from serving.demo import make_table_bundles
+
+    return make_table_bundles(tmp_path_factory.mktemp("table-bundles"))

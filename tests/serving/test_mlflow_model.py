@@ -54,3 +54,27 @@ def test_register_into_a_finished_run_and_download_the_bundle(tracking, bundle, 
     local = bundle_dir_for(f"models:/{name}/{version}", tmp_path / "dl")
     x = np.ones((3, 4), dtype=np.float32)
     np.testing.assert_allclose(EnsemblePredictor.load(local).predict_proba(x), predictor.predict_proba(x))
+
+
+def test_a_registered_model_is_code_and_weights_and_loading_it_unpickles_nothing(tracking, bundle, tmp_path,
+                                                                                  monkeypatch):
+    """Logged from code (MLflow's models-from-code): no pickle among its files, and pickle's loaders are
+    never called while MLflow loads it and it predicts."""
+    import pickle
+
+    predictor, directory = bundle
+    with mlflow.start_run(experiment_id=tracking):
+        name, version = log_and_register(directory, "coded-ensemble", np.zeros((1, 4)))
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(tmp_path / "m"))
+    files = [p.name for p in __import__("pathlib").Path(local).rglob("*") if p.is_file()]
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))], files
+    assert "python_model.pkl" not in files and "pyfunc_code.py" in files
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle was asked to load something")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    x = np.ones((2, 4), dtype=np.float32)
+    assert list(model.predict(x)) == predictor.predict(x)

@@ -25,10 +25,10 @@ def test_npz_with_images(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda f: f.assign(a=["u"] * len(f)), "column 'a' has dtype"),
-    (lambda f: f.assign(b=[np.nan] + [1.0] * (len(f) - 1)), "1 are missing or infinite"),
+    (lambda f: f.assign(b=[np.inf] + [1.0] * (len(f) - 1)), "column 'b': finite numbers or missing values expected"),
     (lambda f: f.drop(columns=["label"]), "data.target: a column of d.csv expected, but got 'label'"),
-    (lambda f: f.assign(label=[None] + ["x"] * (len(f) - 1)), "no missing labels expected"),
+    (lambda f: f.assign(label=[None] * len(f)), "every row of d.csv lacks one"),
+    (lambda f: f.assign(label=["x" * 300] * len(f)), "data.target: labels of at most 256 characters expected"),
 ])
 def test_bad_files_are_clear_errors(tmp_path, mutate, message):
     mutate(_frame()).to_csv(tmp_path / "d.csv", index=False)
@@ -56,8 +56,9 @@ def test_holdout_split_is_stratified_disjoint_and_seeded():
 def test_errors_name_columns_and_dtypes_never_values(tmp_path):
     _frame().assign(a=["TOPSECRET"] * 30).to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label"))
-    assert str(err.value) == "data.source: numeric feature columns expected, but column 'a' has dtype str"
+        load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label", numeric=["a"]))
+    assert str(err.value) == ("data.source: column 'a': numbers expected, but 30 values are not numbers (declare it "
+                              "in data.categorical, or list the markers in data.na_values)")
     (tmp_path / "d.parquet").write_text("TOPSECRET,1\n")  # not Parquet: the reader's message is not shown
     with pytest.raises(DataError) as err:
         load_dataset(DataConfig(source=str(tmp_path / "d.parquet"), target="label"))
@@ -78,3 +79,42 @@ def test_shapes_and_seeds_are_bounded():
         DataConfig(source="sklearn:digits", split_seed=2**32)
     with pytest.raises(ValueError, match="valid string"):
         DataConfig(source=b"sklearn:digits")
+
+
+def test_strings_missing_values_and_a_word_target_make_a_typed_table(tmp_path):
+    frame = _frame().assign(a=["u", "v", None] * 10, b=[np.nan] + [1.0] * 29, label=[None] + ["x", "y"] * 14 + ["z"])
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label"))
+    assert ds.dropped_rows == 1 and len(ds.y) == 29 and ds.classes == ["x", "y", "z"]
+    assert [(c.name, c.kind) for c in ds.schema.columns] == [("a", "categorical"), ("b", "numeric")]
+    assert ds.x.frame["a"].isna().sum() == 10 and ds.x.frame["b"].isna().sum() == 0  # row 0 went with its target
+
+
+def test_markers_declarations_and_drops_shape_the_table(tmp_path):
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(30)], "code": [1, 2, 3] * 10, "hp": ["?", "7", "8"] * 10,
+                          "when": pd.date_range("2024-01-01", periods=30, freq="6h").astype(str),
+                          "label": [0, 1] * 15})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label", categorical=["code"],
+                                 na_values=["?"]))
+    kinds = {c.name: c.kind for c in ds.schema.columns}
+    assert kinds == {"id": "categorical", "code": "categorical", "hp": "numeric", "when.year": "numeric",
+                     "when.month": "numeric", "when.day": "numeric", "when.day_of_week": "numeric",
+                     "when.hour": "numeric", "when.minute": "numeric"}
+    assert ds.schema.id_like == ["id"] and ds.x.frame["hp"].isna().sum() == 10 and ds.classes == [0, 1]
+    dropped = load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label", drop=["id", "when", "hp"]))
+    assert dropped.schema is None and dropped.x.shape == (30, 1)  # numbers only, nothing missing: a matrix
+    with pytest.raises(DataError, match=r"^data.source: data.drop: columns of the source expected, but got \['nope'\]"):
+        load_dataset(DataConfig(source=str(tmp_path / "d.csv"), target="label", drop=["nope"]))
+
+
+def test_labels_are_checked_where_they_are_loaded(tmp_path):
+    x = np.random.default_rng(0).normal(size=(6, 2))
+    for labels, message in [(np.array([0, 1, np.inf, 0, 1, 0]), "finite labels expected, but 1 are NaN or infinite"),
+                            (np.array([2**63, 1, 0, 1, 0, 1], dtype=np.uint64), "within the 64-bit signed integer"),
+                            (np.array([b"\xff", b"a"] * 3), "UTF-8 text labels expected")]:
+        np.savez(tmp_path / "d.npz", X=x, y=labels)
+        with pytest.raises(DataError, match=message):
+            load_dataset(DataConfig(source=str(tmp_path / "d.npz"), target="y"))
+    np.savez(tmp_path / "d.npz", X=x, y=np.array([3, 2**40, 3, 2**40, 3, 2**40], dtype=np.uint64))
+    assert load_dataset(DataConfig(source=str(tmp_path / "d.npz"), target="y")).classes == [3, 2**40]

@@ -51,8 +51,8 @@ def test_bad_shards_are_named_never_quoted(tmp_path, damage, message):
 
 
 def test_column_rules_are_the_single_files(tmp_path):
-    root = _shards(tmp_path / "shards", _frame().assign(b=[np.nan] + [1.0] * 29))
-    with pytest.raises(DataError, match="1 are missing or infinite"):
+    root = _shards(tmp_path / "shards", _frame().assign(b=[np.inf] + [1.0] * 29))
+    with pytest.raises(DataError, match="column 'b': finite numbers or missing values expected"):
         load_dataset(DataConfig(source=str(root), target="label"))
     with pytest.raises(DataError, match=r"^data.target: a column of shards/\*.parquet expected, but got 'y'"):
         load_dataset(DataConfig(source=str(root), target="y"))

@@ -19,13 +19,22 @@ class DataError(ValueError):
 class Rows:
     """One source's rows before class encoding: what load_dataset combines."""
 
-    x: np.ndarray  # (n, features), float32 or float64
+    x: object  # (n, features) float32 / float64 array, or a trainers.tables.Table of typed columns
     labels: np.ndarray  # (n,) original labels
     feature_names: list[str]
     # "table" (CSV / Parquet / NPZ files and Parquet shard directories), "idx" or "images":
     # data.test_source must be of the same kind as data.source
     kind: str
     image_shape: tuple[int, int, int] | None = None  # known from the source itself (IDX header, declared dir)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A tabular source as read (features and target, data.na_values already missing): how its rows
+    become features is decided with data.test_source's frame beside it (trainers.data.frames)."""
+
+    frame: object  # pandas DataFrame
+    name: str  # the file (or shards) as errors name it
 
 
 def no_missing(x: np.ndarray, names: list[str], field: str = "data.source") -> None:
@@ -57,3 +66,50 @@ def inside(path: Path, home: Path, field: str) -> None:
 def shown(name: str) -> str:
     """A file name as errors show it: quoted, and short (names are the user's, contents never shown)."""
     return repr(name[:80] + ("..." if len(name) > 80 else ""))
+
+
+MAX_LABEL_CHARS = 256  # one class label (a target value, a class folder's name)
+
+
+def check_labels(labels: np.ndarray, field: str = "data.target") -> np.ndarray:
+    """Labels as they will be trained on, stored and served, checked once where the data is loaded:
+    numbers finite and within int64, text valid UTF-8 of at most MAX_LABEL_CHARS characters, one kind
+    (a column mixing numbers and text is read as text). Never echoes a label."""
+    values = np.asarray(labels)
+    if values.dtype.kind == "u":
+        if values.size and int(values.max()) > np.iinfo(np.int64).max:
+            raise DataError(f"{field}: labels within the 64-bit signed integer range expected, but "
+                            f"{int((values > np.iinfo(np.int64).max).sum())} are larger")
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(f"{field}: finite labels expected, but {int(bad.sum())} are NaN or infinite")
+        return values
+    if values.dtype.kind in "iub":
+        return values
+    items = values.tolist()
+    if values.dtype.kind == "S" or any(isinstance(v, bytes) for v in items):
+        try:
+            items = [v.decode("utf-8") if isinstance(v, bytes) else v for v in items]
+        except UnicodeDecodeError:
+            raise DataError(f"{field}: UTF-8 text labels expected, but some are not valid UTF-8") from None
+    if any(isinstance(v, float) and not np.isfinite(v) for v in items):
+        raise DataError(f"{field}: finite labels expected, but some are NaN or infinite")
+    if any(isinstance(v, str) for v in items):
+        items = [v if isinstance(v, str) else str(v) for v in items]
+        long = sum(len(v) > MAX_LABEL_CHARS for v in items)
+        if long:
+            raise DataError(f"{field}: labels of at most {MAX_LABEL_CHARS} characters expected, but {long} are longer")
+        try:
+            for v in items:
+                v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(f"{field}: labels that are valid UTF-8 text expected, but some are not (undecodable "
+                            f"bytes in a file or folder name)") from None
+        return np.array(items, dtype=object)
+    if all(isinstance(v, (bool, np.bool_)) for v in items):
+        return np.array(items, dtype=bool)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items):
+        return check_labels(np.array(items), field)
+    return check_labels(np.array([str(v) for v in items], dtype=object), field)

@@ -3,15 +3,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from trainers.families.config import ImageShape, image_shape_problem
 
 SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
 FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")  # single-file tabular sources
 MAX_PATH_CHARS = 4096  # data.source, data.test_source
-MAX_NAME_CHARS = 256  # data.target
+MAX_NAME_CHARS = 256  # data.target, and each column named in data.categorical / numeric / drop
+MAX_LISTED_COLUMNS = 2000  # columns named in each of data.categorical / numeric / drop
+MAX_NA_VALUES = 64  # markers in data.na_values
 DEFAULT_TARGET = "target"
+ColumnName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME_CHARS)]
 
 
 class DataConfig(BaseModel):
@@ -48,6 +53,20 @@ class DataConfig(BaseModel):
     # torch families, executor ray_train with one worker per trial. "auto": stream when the source's
     # files are larger than trainers.stream.STREAM_ABOVE_BYTES and the sweep can stream
     stream: bool | Literal["auto"] = "auto"
+    # Tables (CSV / Parquet, and NPZ with missing values): each column is numeric or categorical by its
+    # type (trainers.tables.schema); these override it. categorical: columns to treat as categories
+    # (integer codes, say); numeric: columns to read as numbers; drop: columns to leave out (IDs, leaks).
+    categorical: list[ColumnName] = Field(default_factory=list, max_length=MAX_LISTED_COLUMNS)
+    numeric: list[ColumnName] = Field(default_factory=list, max_length=MAX_LISTED_COLUMNS)
+    drop: list[ColumnName] = Field(default_factory=list, max_length=MAX_LISTED_COLUMNS)
+    # cell values that mean "missing" besides empty cells and NaN (e.g. ["?", "NA", "-"]), in CSV and
+    # Parquet sources alike
+    na_values: list[Annotated[StrictStr, Field(max_length=MAX_NAME_CHARS)]] = Field(default_factory=list,
+                                                                                    max_length=MAX_NA_VALUES)
+
+    def declares_columns(self) -> bool:
+        """Whether the spec shapes the table's columns (which makes any tabular source a typed table)."""
+        return bool(self.categorical or self.numeric or self.na_values)
 
     @field_validator("image_shape")
     @classmethod

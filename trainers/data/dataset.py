@@ -9,8 +9,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from trainers.data import idx, images, tabular
-from trainers.data.common import DataError, Rows, shown
+from trainers.data.common import DataError, Frame, Rows, check_labels, shown
 from trainers.data.config import DEFAULT_TARGET, FILE_SUFFIXES, DataConfig
+from trainers.data.frames import frame_rows
+from trainers.tables import ColumnSchema, Table, is_table
 
 
 KINDS = {"table": "tabular", "idx": "IDX", "images": "image directory"}  # Rows.kind as errors name it
@@ -18,7 +20,7 @@ KINDS = {"table": "tabular", "idx": "IDX", "images": "image directory"}  # Rows.
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray  # float32 (n, features)
+    x: np.ndarray | Table  # float32 (n, features), or a Table of typed columns (trainers.tables)
     y: np.ndarray  # int64 class indices 0..k-1
     classes: list  # original label of each class index
     feature_names: list[str]
@@ -26,6 +28,8 @@ class Dataset:
     n_predefined_test: int = 0
     # (C, H, W): data.image_shape, or what the source itself says (an idx3 header) when that is unset
     image_shape: tuple[int, int, int] | None = None
+    schema: ColumnSchema | None = None  # a table's column schema (None: a plain matrix)
+    dropped_rows: int = 0  # rows left out because their target was missing
 
     @property
     def n_classes(self) -> int:
@@ -34,21 +38,49 @@ class Dataset:
 
 def load_dataset(cfg: DataConfig, base_dir: str | Path = ".") -> Dataset:
     train = _rows(cfg.source, cfg, Path(base_dir), "data.source")
-    classes, y = np.unique(train.labels, return_inverse=True)
+    test = _rows(cfg.test_source, cfg, Path(base_dir), "data.test_source") if cfg.test_source is not None else None
+    dropped = 0
+    kinds = [KINDS["table"] if isinstance(r, Frame) else KINDS[r.kind] for r in (train, test) if r is not None]
+    if len(set(kinds)) > 1:
+        raise DataError(f"data.test_source: a source of data.source's kind ({kinds[0]}) expected, but got {kinds[1]}")
+    if isinstance(train, Frame) or isinstance(test, Frame):
+        train, test, dropped = frame_rows(_as_frame(train, cfg), _as_frame(test, cfg), cfg)
+    labels = check_labels(train.labels)
+    try:
+        classes, y = np.unique(labels, return_inverse=True)
+    except TypeError:  # labels of kinds that do not order (check_labels makes them one kind): as text
+        classes, y = np.unique(labels.astype(str), return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"data.target: at least 2 classes expected, but got {len(classes)}")
-    x, y, n_test = train.x.astype(np.float32, copy=False), y.astype(np.int64), 0
-    if cfg.test_source is not None:
-        test = _rows(cfg.test_source, cfg, Path(base_dir), "data.test_source")
+    x, y, n_test = _float32(train.x), y.astype(np.int64), 0
+    if test is not None:
         y_test = _test_labels(train, test, classes)
-        x, y = np.concatenate([x, test.x.astype(np.float32, copy=False)]), np.concatenate([y, y_test])
+        x = Table.concat([x, test.x]) if is_table(x) else np.concatenate([x, _float32(test.x)])
+        y = np.concatenate([y, y_test])
         n_test = len(y_test)
     image_shape = cfg.image_shape if cfg.image_shape is not None else train.image_shape
+    if image_shape is not None and is_table(x):
+        raise DataError("data.image_shape: image rows (numbers only, no missing values) expected, but "
+                        "data.source is a table of typed columns")
     if image_shape is not None and int(np.prod(image_shape)) != x.shape[1]:
         raise DataError(f"data.image_shape: C*H*W must equal the feature count {x.shape[1]}, "
                         f"but got {list(image_shape)} = {int(np.prod(image_shape))}")
     return Dataset(x, y, [_plain(c) for c in classes], train.feature_names, n_test,
-                   tuple(int(d) for d in image_shape) if image_shape is not None else None)
+                   tuple(int(d) for d in image_shape) if image_shape is not None else None,
+                   x.schema if is_table(x) else None, dropped)
+
+
+def _float32(x):
+    return x if is_table(x) else x.astype(np.float32, copy=False)
+
+
+def _as_frame(rows: Rows | Frame | None, cfg: DataConfig) -> Frame | None:
+    """A matrix source beside a table one (an NPZ beside a CSV): its columns as a frame too."""
+    if rows is None or isinstance(rows, Frame):
+        return rows
+    import pandas as pd
+
+    return Frame(pd.DataFrame(rows.x, columns=rows.feature_names).assign(**{cfg.target: rows.labels}), "the NPZ file")
 
 
 def holdout_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +99,7 @@ def split_indices(dataset: Dataset, cfg: DataConfig) -> tuple[np.ndarray, np.nda
     return holdout_split(dataset.y, cfg.test_fraction, cfg.split_seed)
 
 
-def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str) -> Rows:
+def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str) -> Rows | Frame:
     if source.startswith("sklearn:"):
         return tabular.load_sklearn(source.split(":", 1)[1])
     path = Path(source)
@@ -76,11 +108,11 @@ def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str) -> Rows:
         raise DataError(f"{field}: an existing file or directory expected, but {str(path)!r} does not exist")
     if path.is_dir():
         if _has_parquet(path):
-            return tabular.load_parquet_dir(path, cfg.target, field)
+            return tabular.load_parquet_dir(path, cfg.target, field, cfg.na_values)
         _no_target(cfg, "an image directory (classes are its subfolders)")
         return images.load_image_dir(path, cfg.image_shape, field)
     if path.name.lower().endswith(FILE_SUFFIXES):
-        return tabular.load_file(path, cfg.target, field)
+        return tabular.load_file(path, cfg.target, field, cfg.na_values)
     if idx.is_idx(path):
         _no_target(cfg, "IDX files (labels are the matching labels-idx1 file)")
         return idx.load_idx(path, cfg.image_shape, field)
@@ -119,14 +151,15 @@ def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
                         f"but got {list(test.image_shape)}")
     if len(test.labels) == 0:
         raise DataError("data.test_source: at least one row expected, but got 0")
+    test_labels = check_labels(test.labels, "data.test_source")
     try:
-        codes = pd.Index(classes).get_indexer(test.labels)
+        codes = pd.Index(classes).get_indexer(test_labels)
     except (TypeError, ValueError):  # labels pandas cannot compare with the classes: no match
         codes = np.full(len(test.labels), -1)
     unknown = codes < 0
     if unknown.any():
         # class folder names are paths, shown; labels read from inside a file are not
-        names = (f" (classes {[str(v)[:40] for v in np.unique(test.labels[unknown])[:5]]})"
+        names = (f" (classes {[str(v)[:40] for v in np.unique(test_labels[unknown])[:5]]})"
                  if test.kind == "images" else "")
         raise DataError(f"data.test_source: labels among data.source's {len(classes)} classes expected, but "
                         f"{int(unknown.sum())} rows have a label data.source lacks{names}")

@@ -1,4 +1,5 @@
-"""Tabular sources: scikit-learn's bundled sets, a CSV / Parquet / NPZ file, a directory of Parquet shards."""
+"""Tabular sources: scikit-learn's bundled sets, a CSV / Parquet / NPZ file, a directory of Parquet shards.
+Files are read as they are (trainers.data.frames decides how their columns become features)."""
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.data.common import DataError, Rows, inside, no_missing, shown
+from trainers.data.common import DataError, Frame, Rows, inside, shown
 
 MAX_PARQUET_SHARDS = 10_000  # *.parquet files in one shard directory
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -20,7 +21,7 @@ def load_sklearn(name: str) -> Rows:
     return Rows(np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target), names, "table")
 
 
-def load_file(path: Path, target: str, field: str) -> Rows:
+def load_file(path: Path, target: str, field: str, na_values: list[str] = ()) -> Frame:
     """A single .csv / .parquet / .pq / .npz file."""
     if path.suffix.lower() == ".npz":
         return _load_npz(path, target, field)
@@ -28,21 +29,36 @@ def load_file(path: Path, target: str, field: str) -> Rows:
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, na_values=list(na_values) or None, low_memory=False)
+        else:
+            frame = _missing_markers(pd.read_parquet(path), na_values)
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, never a crash
         # only the parser's own wording (line and field counts) is shown: other readers' messages
         # (decoders, Arrow) can quote the file's bytes
         why = str(err).splitlines()[0][:200] if isinstance(err, pd.errors.ParserError) else type(err).__name__
         raise DataError(f"{field}: a readable {path.suffix} file expected, but reading "
                         f"{path.name} failed ({why})") from None
-    return _frame_rows(frame, target, path.name, field)
+    return Frame(frame, path.name)
 
 
-def load_parquet_dir(path: Path, target: str, field: str) -> Rows:
+def _missing_markers(frame, na_values):
+    """data.na_values in a Parquet table's text columns become missing (read_csv does it for CSV)."""
+    if not na_values:
+        return frame
+    import pandas as pd
+
+    for col in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_bool_dtype(frame[col]):
+            frame[col] = frame[col].where(~frame[col].astype("object").isin(list(na_values)))
+    return frame
+
+
+def load_parquet_dir(path: Path, target: str, field: str, na_values: list[str] = ()) -> Frame:
     """Every top-level *.parquet / *.pq shard of a directory, in name order, as one table. Names starting
     with "." or "_" are skipped (Spark's _SUCCESS, .crc files: Arrow's own rule); other files are ignored;
     a subdirectory is an error (a partitioned layout would silently lose its partition columns)."""
-    return _load_shards(path, parquet_shards(path, field), target, field)
+    return _load_shards(path, parquet_shards(path, field), field, na_values)
 
 
 def parquet_shards(path: Path, field: str = "data.source") -> list[Path]:
@@ -63,7 +79,7 @@ def parquet_shards(path: Path, field: str = "data.source") -> list[Path]:
     return shards
 
 
-def _load_shards(path: Path, shards: list[Path], target: str, field: str) -> Rows:
+def _load_shards(path: Path, shards: list[Path], field: str, na_values: list[str]) -> Frame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -81,7 +97,7 @@ def _load_shards(path: Path, shards: list[Path], target: str, field: str) -> Row
                             f"{_columns(tables[0].schema)}")
     if not tables:
         raise DataError(f"{field}: at least one *.parquet shard expected, but {path.name} has none")
-    return _frame_rows(pa.concat_tables(tables).to_pandas(), target, f"{path.name}/*.parquet", field)
+    return Frame(_missing_markers(pa.concat_tables(tables).to_pandas(), na_values), f"{path.name}/*.parquet")
 
 
 def _columns(schema) -> list[str]:
@@ -89,6 +105,8 @@ def _columns(schema) -> list[str]:
 
 
 def _load_npz(path: Path, target: str, field: str) -> Rows:
+    """An NPZ file: "X" (rows, ...) numbers and the target array. Missing values (NaN) make it a table
+    of numeric columns x0, x1, ... (trainers.data.frames)."""
     with np.load(path, allow_pickle=False) as arrays:
         for key in ("X", target):
             if key not in arrays:
@@ -103,29 +121,11 @@ def _load_npz(path: Path, target: str, field: str) -> Rows:
         raise DataError(f"data.target: {len(x)} labels expected (one per row of X), but got shape "
                         f"{labels.shape}")
     names = [f"x{i}" for i in range(x.shape[1])]
-    no_missing(x, names, field)
+    if np.isnan(x).any():
+        import pandas as pd
+
+        return Frame(pd.DataFrame(x, columns=names).assign(**{target: labels}), path.name)
+    if np.isinf(x).any():
+        raise DataError(f"{field}: finite feature values or NaN for missing ones expected, but {int(np.isinf(x).sum())} "
+                        f"are infinite")
     return Rows(x, labels, names, "table")
-
-
-def _frame_rows(frame, target: str, name: str, field: str) -> Rows:
-    import pandas as pd
-
-    if target not in frame.columns:
-        raise DataError(f"data.target: a column of {name} expected, but got {target!r} "
-                        f"(columns: {[str(c)[:40] for c in list(frame.columns)[:20]]})")
-    labels = frame[target]
-    if labels.isna().any():
-        raise DataError(f"data.target: no missing labels expected, but column {target!r} has "
-                        f"{int(labels.isna().sum())} missing")
-    features = frame.drop(columns=[target])
-    if features.shape[1] == 0:
-        raise DataError(f"{field}: at least one feature column expected, but {name} has only {target!r}")
-    for col in features.columns:
-        if not pd.api.types.is_numeric_dtype(features[col]) or pd.api.types.is_bool_dtype(features[col]):
-            # the column and its dtype only: a value from the file is never echoed
-            raise DataError(f"{field}: numeric feature columns expected, but column {str(col)[:80]!r} has "
-                            f"dtype {features[col].dtype}")
-    x = features.to_numpy(dtype=np.float64)
-    names = [str(c) for c in features.columns]
-    no_missing(x, names, field)
-    return Rows(x, labels.to_numpy(), names, "table")

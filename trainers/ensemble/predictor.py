@@ -20,10 +20,10 @@ from torch.func import functional_call, stack_module_state
 
 from trainers.atomic import write_atomic
 from trainers.checkpoint import load_model, save_model
-from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER, get_combiner
-from trainers.families import get_family
+from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
+from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
-from trainers.families import build_model
+from trainers.tables import as_table
 
 
 PREDICT_CHUNK_ROWS = 2048  # rows per forward of a member group
@@ -77,16 +77,22 @@ class EnsemblePredictor:
             raise ValueError(f"as many configs as models (>= 1) expected, but got {len(models)} models "
                              f"and {len(configs)} configs")
         get_combiner(method)  # a ValueError naming the known ones
-        widths = {c.in_features for c in configs} | {None}
-        if len(widths) != 2 or len({c.n_classes for c in configs}) != 1:
-            raise ValueError("members must share in_features and n_classes, but got "
-                             f"{sorted((c.in_features, c.n_classes) for c in configs)}")
+        # members of a table's rows each encode it their own way (fitted on their own training rows), so
+        # they share the table's schema, not their width
+        schemas = {c.table.columns.model_dump_json() if c.table is not None else None for c in configs}
+        widths = {c.in_features for c in configs if c.table is None}
+        if len(schemas) != 1 or len(widths) > 1 or len({c.n_classes for c in configs}) != 1:
+            raise ValueError("members must share their input (in_features, or a table's columns) and n_classes, "
+                             f"but got {sorted((c.in_features, c.n_classes, c.table is not None) for c in configs)}")
         families = [get_family(c.family) for c in configs]
         self.models = [m.eval() if f.is_torch else m for m, f in zip(models, families)]
         self.configs, self.method, self.kind = list(configs), method, kind
         self.weights = None if weights is None else [float(w) for w in weights]
         self.stacker = stacker
-        self.n_features, self.n_classes = configs[0].in_features, configs[0].n_classes
+        self.schema = configs[0].table.columns if configs[0].table is not None else None
+        # the columns a row has: a matrix's features, a table's raw columns (datetimes before expansion)
+        self.n_features = len(self.schema.source_columns()) if self.schema else configs[0].in_features
+        self.n_classes = configs[0].n_classes
         self.classes = list(classes) if classes is not None else list(range(self.n_classes))
         self.device = torch.device(device)
         keys: dict[str, list[int]] = {}
@@ -99,32 +105,47 @@ class EnsemblePredictor:
         self._others = [(i, f) for i, f in enumerate(families) if not f.is_torch]
         self._in_order = not self._others and [i for idx, _ in self._groups for i in idx] == list(range(len(models)))
 
+    def rows(self, x):
+        """The input as the members take it: a float32 matrix of n_features columns, or for a table's
+        members a Table (from a Table, a pandas DataFrame or a list of records, through the schema)."""
+        if self.schema is None:
+            rows = np.asarray(x, dtype=np.float32)
+            if rows.ndim != 2 or rows.shape[1] != self.n_features:
+                raise ValueError(f"rows of {self.n_features} features expected, but got shape {tuple(rows.shape)}")
+            return rows
+        return as_table(x, self.schema)
+
+    def _encoded(self, rows, i: int) -> np.ndarray:
+        """Member i's input: its own encoding of a table's rows, or the matrix itself."""
+        encoding = self.configs[i].table
+        return rows if encoding is None else encoding.transform(rows)
+
     def member_proba(self, x) -> np.ndarray:
         """(members, rows, classes) probabilities, in member order."""
-        rows = np.asarray(x, dtype=np.float32)
-        xt = torch.as_tensor(rows, device=self.device)
-        if xt.ndim != 2 or xt.shape[1] != self.n_features:
-            raise ValueError(f"rows of {self.n_features} features expected, but got shape {tuple(xt.shape)}")
-        if not len(xt):
+        rows = self.rows(x)
+        if not len(rows):
             return np.zeros((len(self.models), 0, self.n_classes))
         # functional_call swaps the parameters of one shared module: one forward at a time
         with self._lock, torch.inference_mode():
-            # in chunks: activations of every member for every row at once would not fit for large
-            # inputs (the distiller's transfer set: 60k images, ~26 GB for 3 small cnns)
-            parts = [(idx, torch.softmax(torch.cat([group(xt[s:s + PREDICT_CHUNK_ROWS])
-                                                    for s in range(0, len(xt), PREDICT_CHUNK_ROWS)], 1)
-                                         .float(), -1))
-                     for idx, group in self._groups]
+            parts = []
+            for idx, group in self._groups:
+                # members of one group share their config, a table's encoding included: one encode each
+                xt = torch.as_tensor(self._encoded(rows, idx[0]), device=self.device)
+                # in chunks: activations of every member for every row at once would not fit for large
+                # inputs (the distiller's transfer set: 60k images, ~26 GB for 3 small cnns)
+                parts.append((idx, torch.softmax(torch.cat([group(xt[s:s + PREDICT_CHUNK_ROWS])
+                                                            for s in range(0, len(xt), PREDICT_CHUNK_ROWS)], 1)
+                                                 .float(), -1)))
         if self._in_order:
             # the usual bundle (torch members, grouped in member order): no scatter into a zero array,
             # which at batch 1 costs a student about a third of its call
             out = (parts[0][1] if len(parts) == 1 else torch.cat([p for _, p in parts])).cpu().numpy()
             return out.astype(np.float64)
-        out = np.zeros((len(self.models), len(xt), self.n_classes))
+        out = np.zeros((len(self.models), len(rows), self.n_classes))
         for idx, probs in parts:
             out[idx] = probs.cpu().numpy()
         for i, family in self._others:
-            out[i] = family.proba(self.models[i], rows)
+            out[i] = family.proba(self.models[i], self._encoded(rows, i))
         return out
 
     def on(self, device: str | torch.device) -> "EnsemblePredictor":

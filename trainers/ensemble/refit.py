@@ -10,12 +10,13 @@ from typing import Sequence
 import numpy as np
 from trainers.checkpoint import load_model
 from trainers.ensemble.select import TrialLike
-from trainers.families import get_family
+from trainers.families import get_family, start_fit
 from trainers.families.scope import effective_params
 from trainers.kfold import derived_seed
 from trainers.loop import pick_device, split_params
 from trainers.families.config import ModelConfig
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
+from trainers.tables import is_table
 
 
 def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig):
@@ -32,21 +33,22 @@ def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig):
 
 def refit_all(payload: dict) -> list[dict]:
     """The work itself, the same in-process and in a Ray Train worker: payload {"jobs": [{"model",
-    "params", "seed"}], "x", "y"} -> one Family.dump per job (tensors as numpy arrays)."""
+    "params", "seed"}], "x", "y"} -> per job {"dump": Family.dump (tensors as numpy arrays), "config": the
+    ModelConfig that rebuilds it (a table's encoding fitted on these rows included)}."""
     device = pick_device()
-    dumps = []
+    out = []
     for job in payload["jobs"]:
         model_cfg = ModelConfig.model_validate(job["model"])
         model_cfg, fit_cfg = split_params(job["params"], model_cfg)
         family = get_family(model_cfg.family)
-        fit = family.start(model_cfg, fit_cfg, payload["x"], payload["y"], seed=job["seed"], device=device)
+        fit = start_fit(model_cfg, fit_cfg, payload["x"], payload["y"], seed=job["seed"], device=device)
         for _ in range(family.fit_rounds(fit_cfg)):
             fit.advance()
         dump = family.dump(fit.model)
         if "state_dict" in dump:
             dump["state_dict"] = state_to_numpy(dump["state_dict"])
-        dumps.append(dump)
-    return dumps
+        out.append({"dump": dump, "config": fit.model_cfg.model_dump(mode="json")})
+    return out
 
 
 class Refitter:
@@ -65,13 +67,15 @@ class Refitter:
                              "params": {"family": m.family, **fit.model_dump(mode="json")},
                              "seed": derived_seed(self.seed, t.params, "refit")}
                             for t, (m, fit) in zip(trials, configs)],
-                   "x": np.asarray(self.x, dtype=np.float32), "y": np.asarray(self.y, dtype=np.int64)}
+                   "x": self.x if is_table(self.x) else np.asarray(self.x, dtype=np.float32),
+                   "y": np.asarray(self.y, dtype=np.int64)}
         if self.ray_options is None:
             states = refit_all(payload)
         else:
             states = run_on_ray_train(refit_all, payload, **self.ray_options)
         out = []
-        for (model_cfg, _), dump in zip(configs, states):
+        for state in states:
+            model_cfg, dump = ModelConfig.model_validate(state["config"]), state["dump"]
             if "state_dict" in dump:
                 dump = {**dump, "state_dict": state_from_numpy(dump["state_dict"])}
             out.append((get_family(model_cfg.family).load(model_cfg, dump), model_cfg))

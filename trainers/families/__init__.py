@@ -41,6 +41,19 @@ def get_family(name: str) -> Family:
         raise ValueError(f"model.family: one of {sorted(FAMILIES)} expected, but got {name!r}") from None
 
 
+def start_fit(model_cfg: ModelConfig, fit_cfg, x, y, seed: int, device="cpu", data_parallel=None) -> Fit:
+    """A Fit of model_cfg's family on these training rows: a table's rows through the family's table
+    encoding fitted on them (trainers.families.tabular), a matrix as it is."""
+    from trainers.tables import is_table
+
+    family = get_family(model_cfg.family)
+    if is_table(x):
+        from trainers.families.tabular import TableFit
+
+        return TableFit(family, model_cfg, fit_cfg, x, y, seed, device, data_parallel)
+    return family.start(model_cfg, fit_cfg, x, y, seed, device, data_parallel)
+
+
 def build_model(cfg: ModelConfig | dict):
     """An untrained network of a torch family."""
     cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
@@ -55,5 +68,5 @@ def build_model(cfg: ModelConfig | dict):
     return family.build(cfg)
 
 
-__all__ = ["DEFAULT_FAMILY", "ModelConfig", "build_model", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",
+__all__ = ["DEFAULT_FAMILY", "ModelConfig", "build_model", "start_fit", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",
            "user_code_families"]

@@ -20,6 +20,7 @@ class Fit(ABC):
     rounds: int  # rounds in all
     done: int = 0  # rounds finished
     model: Any  # the fitted model object: what Family.dump saves and Family.proba runs
+    model_cfg: Any  # the ModelConfig that rebuilds `model` (with a table's fitted encoding, if any)
 
     @abstractmethod
     def advance(self) -> float:
@@ -48,6 +49,9 @@ class Family(ABC):
     runs_user_code: ClassVar[bool] = False  # builds from the user's code (model.factory): checked, shipped
     # the shape fields of distill.student this family uses as a student; empty: it cannot be one
     student_keys: ClassVar[tuple[str, ...]] = ()
+    # how it takes a table's rows (trainers.tables.encoding): "onehot" (imputed numbers, missing
+    # indicators, one 0/1 column per category) or "ordinal" (NaN kept, category codes: native splits)
+    table_encoding: ClassVar[str] = "onehot"
 
     def keys(self) -> set[str]:
         """Flat trial keys this family takes (a sweep searching several families routes each key

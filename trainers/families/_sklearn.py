@@ -28,13 +28,13 @@ def one_thread():
 
 
 class SklearnFit(Fit):
-    def __init__(self, family: "SklearnFamily", params: BaseModel, x: np.ndarray, y: np.ndarray, seed: int,
-                 n_classes: int):
-        self.family, self.params, self.n_classes = family, params, n_classes
+    def __init__(self, family: "SklearnFamily", model_cfg, params: BaseModel, x: np.ndarray, y: np.ndarray,
+                 seed: int):
+        self.family, self.params, self.model_cfg, self.n_classes = family, params, model_cfg, model_cfg.n_classes
         self.x, self.y, self.seed = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64), seed
         self.model = family.estimator(params, seed)
-        family.prepare(self.model, self.y)
-        self.model.raysemble_n_classes = n_classes  # proba() spreads a fold's seen classes over all
+        family.prepare(self.model, self.y, model_cfg)
+        self.model.raysemble_n_classes = self.n_classes  # proba() spreads a fold's seen classes over all
         self.rounds, self.done = family.fit_rounds(params), 0
 
     def advance(self) -> float:
@@ -62,8 +62,9 @@ class SklearnFamily(Family):
     def estimator(self, params: BaseModel, seed: int) -> Any:
         """An unfitted estimator (single-threaded: trials run side by side)."""
 
-    def prepare(self, est: Any, y: np.ndarray) -> None:
-        """Adjust an unfitted estimator to the rows it will see (before the first round)."""
+    def prepare(self, est: Any, y: np.ndarray, model_cfg) -> None:
+        """Adjust an unfitted estimator to the rows it will see (before the first round); model_cfg.table
+        is the encoding of a table's rows (its categorical_columns, for native categorical splits)."""
 
     def grow(self, est: Any, params: BaseModel, done: int, rounds: int) -> None:
         """Before round `done` of `rounds`: set the size the estimator reaches this round (warm start)."""
@@ -82,7 +83,7 @@ class SklearnFamily(Family):
     def start(self, model_cfg, fit_cfg, x, y, seed, device="cpu", data_parallel=None) -> Fit:
         if data_parallel and data_parallel[1] > 1:
             raise ValueError(f"resources.parallelism 'ddp' needs a torch family, but got family {self.name!r}")
-        return SklearnFit(self, fit_cfg, x, y, seed, model_cfg.n_classes)
+        return SklearnFit(self, model_cfg, fit_cfg, x, y, seed)
 
     def proba(self, model: Any, x: np.ndarray) -> np.ndarray:
         # one thread here too: the predictor, the judge, the distillation teacher and serving replicas

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from trainers.space import Scalar
+from trainers.tables.encoding import TableEncoding
 
 Activation = Literal["relu", "gelu", "tanh", "silu"]
 DEFAULT_FAMILY = "mlp"  # model.family and distill.student.family when a spec names none (a registered name)
@@ -49,6 +50,9 @@ class ModelConfig(BaseModel):
     # a family that runs user code: "package.module:function", called as
     # function(in_features, n_classes, image_shape, **options)
     factory: StrictStr | None = Field(None, max_length=256, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # rows that are a table's records: the encoding fitted on this model's training rows (in_features is
+    # its width); None for rows of numbers
+    table: TableEncoding | None = None
     # the family's own hyperparameters where they are not fields above, checked by its Params schema
     options: dict[str, Scalar | None] = Field(default_factory=dict, max_length=64)
 

@@ -26,7 +26,10 @@ class HistGBParams(BaseModel):
 class HistGBFamily(SklearnFamily):
     name = "hist_gb"
     Params = HistGBParams
-    trusted = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+    table_encoding = "ordinal"  # native categorical splits and missing values
+    # with native categorical splits the fitted model also holds a partial of scikit-learn's check_array
+    trusted = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "functools.partial",
+               "sklearn.utils.validation.check_array")
 
     def estimator(self, params: HistGBParams, seed: int) -> HistGradientBoostingClassifier:
         # no early stopping inside: the iteration budget is the searched knob, ASHA the stopper
@@ -35,6 +38,10 @@ class HistGBFamily(SklearnFamily):
             max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
             l2_regularization=params.l2_regularization, max_features=params.max_features,
             early_stopping=False, warm_start=True, random_state=seed)
+
+    def prepare(self, est, y, model_cfg) -> None:
+        if model_cfg.table is not None and model_cfg.table.categorical_columns:
+            est.categorical_features = model_cfg.table.categorical_columns
 
     def fit_rounds(self, params: HistGBParams) -> int:
         return min(params.rounds, params.max_iter)

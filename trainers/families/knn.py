@@ -29,6 +29,6 @@ class KNNFamily(SklearnFamily):
                                                                     weights=params.weights, p=params.p,
                                                                     algorithm="brute"))
 
-    def prepare(self, est, y) -> None:
+    def prepare(self, est, y, model_cfg) -> None:
         # a small fold may hold fewer rows than the neighbours asked for: use them all
         est[-1].n_neighbors = min(est[-1].n_neighbors, len(y))

@@ -36,7 +36,7 @@ class SVCFamily(SklearnFamily):
         return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, cv=params.calibration_folds,
                                                                       ensemble=False))
 
-    def prepare(self, est, y) -> None:
+    def prepare(self, est, y, model_cfg) -> None:
         # the calibration's stratified folds need that many rows of every class: a fold of a small
         # dataset may hold fewer, so use fewer calibration folds rather than fail the trial
         rarest = int(np.bincount(y)[np.unique(y)].min())
