@@ -18,6 +18,10 @@ fields that open the service refused unless allowed, model.factory refused unles
 an operator's --allow-factory prefix) before anything is submitted: an invalid spec is a 422 listing
 "field.path: message" lines and launches nothing. An allowed factory module is not shipped with the
 job: it must be importable on the cluster (installed there by the operator).
+A body is parsed and checked on service.gate's few worker threads, never on the event loop, its data
+from a sample (the first rows' features, every row's label, files opened inside the data roots with no
+link followed: trainers.data.files); more checks than the gate holds get a 503 with Retry-After, a
+check past its time limit a 422. The job that runs the sweep opens its data inside the same roots.
 Errors are JSON {"error": ..., "problems": [...]}; user input never causes a 5xx. A cluster that
 does not answer is a 503.
 """
@@ -36,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.home import locations
-from service import cluster
+from service import cluster, gate
 from service.spec import Budget, Policy, SpecError, SweepSpec, parse_spec, read_spec
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -56,6 +60,12 @@ class Settings:
     budget: Budget = field(default_factory=Budget)  # what one sweep may ask of the cluster
     allow_serve_fields: bool = False  # may a spec set serve.host, .token, .port, replicas, GPUs...?
     factory_prefixes: tuple[str, ...] = ()  # modules model.factory may name (--allow-factory); none: no user code
+    # spec checks (service.gate): at once, waiting, seconds each; the data's first rows checked (the job
+    # loads it all)
+    check_workers: int = gate.DEFAULT_WORKERS
+    check_queue: int = gate.DEFAULT_QUEUE
+    check_timeout_s: float = gate.DEFAULT_TIMEOUT_S
+    sample_rows: int = 1000
 
     @classmethod
     def build(cls, *, address: str, token: str, data_roots=(), home: str | None = None, mlflow_uri: str | None = None,
@@ -69,7 +79,7 @@ class Settings:
 
     def policy(self) -> Policy:
         return Policy(data_roots=self.data_roots, tracking="server", mlflow_uri=self.mlflow_uri,
-                      storage_path=self.storage_path, budget=self.budget,
+                      storage_path=self.storage_path, budget=self.budget, sample_rows=self.sample_rows,
                       allow_serve_fields=self.allow_serve_fields,
                       # never None (Policy's "any module"): over HTTP only the operator's prefixes run
                       factory_prefixes=tuple(self.factory_prefixes or ()))
@@ -95,7 +105,7 @@ def _errors(*codes: int) -> dict:
              404: "no such sweep", 409: "a sweep of that name exists, or the sweep's state forbids it",
              413: "body larger than the server's limit", 415: "Content-Type not JSON or YAML",
              422: "invalid spec or request: one problem per line", 502: "the Ray cluster failed the request",
-             503: "the Ray cluster does not answer"}
+             503: "the Ray cluster does not answer, or every spec check is busy (Retry-After)"}
     return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
 
 
@@ -145,6 +155,8 @@ def create_app(settings: Settings) -> FastAPI:
                   openapi_url="/openapi.json")
     app.openapi = lambda: _openapi(app)
     expected = settings.token.encode()
+    checks = gate.Gate(settings.check_workers, settings.check_queue, settings.check_timeout_s)
+    app.router.on_shutdown.append(checks.close)
     clients: dict[str, object] = {}
 
     def client():
@@ -195,14 +207,22 @@ def create_app(settings: Settings) -> FastAPI:
               responses={202: {"description": "submitted; Location names the sweep"},
                          **_errors(400, 409, 413, 415, 422, *_CLUSTER)})
     async def create_sweep(request: Request):
-        raw = await _read_spec(request, settings.max_body_bytes)
+        text, kind = await _read_body(request, settings.max_body_bytes)
         try:
-            spec = await run_in_threadpool(parse_spec, raw, None, settings.policy())
+            spec = await checks.run(_check_body, text, kind, settings.policy())
+        except gate.Busy:
+            raise ApiError(503, "busy checking other specs: retry later",
+                           headers={"Retry-After": str(gate.RETRY_AFTER_S)}) from None
+        except gate.TooSlow as e:
+            raise ApiError(422, "invalid spec", [f"<spec>: {e}"]) from None
+        except _Unreadable as e:
+            raise ApiError(400, "unreadable body", e.problems) from None
         except SpecError as e:
             raise ApiError(422, "invalid spec", e.problems) from None
         result = await run_in_threadpool(
             lambda: call(lambda c: cluster.submit(c, spec, home=settings.home, mlflow_uri=settings.mlflow_uri,
-                                               command=settings.job_command, home_is_local=True)))
+                                               command=settings.job_command, home_is_local=True,
+                                               data_roots=settings.data_roots)))
         return JSONResponse({"id": result["id"], "name": result["name"], "command": result["command"]},
                             status_code=202, headers={"Location": f"/sweeps/{result['id']}"})
 
@@ -237,7 +257,20 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _read_spec(request: Request, limit: int) -> object:
+class _Unreadable(SpecError):
+    """A body that is no spec text at all (400, not 422)."""
+
+
+def _check_body(text: str, kind: str, policy: Policy) -> SweepSpec:
+    """On a gate worker: the body's text read (YAML can be slow) and checked by the one parse path."""
+    try:
+        raw = read_spec(text, "<body>", kind, untrusted=True)
+    except SpecError as e:
+        raise _Unreadable(e.problems) from None
+    return parse_spec(raw, None, policy)
+
+
+async def _read_body(request: Request, limit: int) -> tuple[str, str]:
     length = request.headers.get("content-length")
     if length is not None:
         if not (length.isascii() and length.isdigit()) or len(length) > 18:
@@ -262,13 +295,16 @@ async def _read_spec(request: Request, limit: int) -> object:
         raise ApiError(400, "body: UTF-8 text expected") from None
     if not text.strip():
         raise ApiError(400, "body: a sweep spec expected, but the body is empty")
-    try:
-        return read_spec(text, "<body>", kind, untrusted=True)
-    except SpecError as e:
-        raise ApiError(400, "unreadable body", e.problems) from None
+    return text, kind
 
 
 def serve_api(settings: Settings, host: str, port: int) -> None:
+    import sys
+
     import uvicorn
+
+    # spec checks run Python on the gate's threads: hand the interpreter back to the event loop more
+    # often than every 5 ms, so /healthz and status answer while they run
+    sys.setswitchinterval(0.001)
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

@@ -42,6 +42,12 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
                                                      help="budget: parameters per model [10000000]"),
         max_failures: Optional[int] = typer.Option(None, "--max-failures",
                                                    help="budget: retries per trial (search.max_failures) [3]"),
+        max_workers_per_trial: Optional[int] = typer.Option(None, "--max-workers-per-trial",
+                                                            help="budget: resources.workers_per_trial [4]"),
+        max_cpus_per_trial: Optional[float] = typer.Option(None, "--max-cpus-per-trial",
+                                                           help="budget: CPUs one trial holds [4]"),
+        max_gpus_per_trial: Optional[float] = typer.Option(None, "--max-gpus-per-trial",
+                                                           help="budget: GPUs one trial holds [1]"),
         allow_serve_fields: bool = typer.Option(False, "--allow-serve-fields/--no-allow-serve-fields",
                                                 help="let API users set serve.host/port/token/replicas/GPUs..."),
         allow_factory: list[str] = typer.Option([], "--allow-factory", metavar="PREFIX",
@@ -57,7 +63,9 @@ def api(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Optio
         err.print("[yellow]warning[/yellow] --token puts the token on the command line, where every user of "
                   "this machine can read it (ps); use RAYSEMBLE_API_TOKEN or --token-file instead", highlight=False)
     budget = {"max_trials": max_trials, "max_fold_epochs": max_fold_epochs, "max_concurrent": max_concurrent,
-              "max_parameters": max_parameters, "max_failures": max_failures}
+              "max_parameters": max_parameters, "max_failures": max_failures,
+              "max_workers_per_trial": max_workers_per_trial, "max_cpus_per_trial": max_cpus_per_trial,
+              "max_gpus_per_trial": max_gpus_per_trial}
     _serve_api(host, port, address, token, data_root, home, mlflow_uri, storage_path, max_body_bytes,
                command.value, budget=budget, allow_serve_fields=allow_serve_fields, allow_factory=allow_factory)
 
@@ -105,7 +113,8 @@ def _serve_api(host: str, port: int, address: str | None, token: str | None, dat
             job_command: str = "run", budget: dict | None = None, allow_serve_fields: bool = False,
             allow_factory: list[str] | None = None) -> None:
     """budget: Budget fields the operator set (max_trials, max_fold_epochs, max_concurrent,
-    max_parameters, max_failures); the rest keep their defaults. allow_factory: module prefixes a
+    max_parameters, max_failures, max_workers_per_trial, max_cpus_per_trial, max_gpus_per_trial); the rest
+    keep their defaults. allow_factory: module prefixes a
     spec's model.factory may name (none: the API runs no user code)."""
     from pydantic import ValidationError
 

@@ -46,16 +46,17 @@ def submit(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"), a
     """Run the whole pipeline on a Ray cluster as a Ray Job; prints the sweep id."""
     from service.spec import Policy, SpecError, load_spec
 
+    # any model.factory: the CLI user can already run anything on the cluster through Ray Jobs
+    policy = Policy(data_roots=data_root or [Path.cwd()], tracking="user", factory_prefixes=None)
     try:
-        # any model.factory: the CLI user can already run anything on the cluster through Ray Jobs
-        parsed = load_spec(spec, Policy(data_roots=data_root or [Path.cwd()], tracking="user", factory_prefixes=None))
+        parsed = load_spec(spec, policy)
     except SpecError as e:
         invalid(e.problems)
     client = _client(address)
     try:
         # a factory module beside the spec or in the cwd travels with the job (not one in site-packages)
         result = cluster.submit(client, parsed, home=home, mlflow_uri=mlflow_uri, command=command.value,
-                                code_dirs=(spec.resolve().parent, Path.cwd()))
+                                code_dirs=(spec.resolve().parent, Path.cwd()), data_roots=policy.roots())
         result["address"] = cluster.resolve_address(address)
     except cluster.JobsError as e:
         invalid(str(e))

@@ -14,9 +14,10 @@ import re
 from service.cluster.client import ClusterError, UnknownSweep, call
 
 # job metadata keys: what the sweep is, where it writes (as paths on the cluster), what it runs
-KIND, SWEEP, HOME, MLFLOW, TOTAL, METRIC, MODE, EXPERIMENT, COMMAND, PARENT = (
+KIND, SWEEP, HOME, MLFLOW, TOTAL, METRIC, MODE, EXPERIMENT, COMMAND, PARENT, ROOTS = (
     "raysemble.kind", "raysemble.sweep", "raysemble.home", "raysemble.mlflow_uri", "raysemble.trials_total",
-    "raysemble.metric", "raysemble.mode", "raysemble.experiment", "raysemble.command", "raysemble.sweep_id")
+    "raysemble.metric", "raysemble.mode", "raysemble.experiment", "raysemble.command", "raysemble.sweep_id",
+    "raysemble.data_roots")
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 COMMANDS = ("run", "sweep")  # what a sweep's job runs: the whole pipeline, or the search alone
@@ -24,6 +25,18 @@ COMMANDS = ("run", "sweep")  # what a sweep's job runs: the whole pipeline, or t
 
 def state(job) -> str:
     return str(getattr(job.status, "value", job.status))
+
+
+def message(job) -> str | None:
+    """Ray's own word on a job, never its log: a failed job's message carries the last lines of its
+    output ("..., last available logs (truncated to N chars): ..."), which may quote anything the job
+    read. Only the sentence before them is kept, bounded."""
+    text = job.message
+    if not text:
+        return text
+    text = text.split(", last available logs")[0].split("last available logs")[0]
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first[:300]
 
 
 def seconds(ms: int | None) -> float | None:

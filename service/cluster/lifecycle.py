@@ -7,6 +7,7 @@ MLflow (service.cluster.progress), and keeps none of its own."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import time
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from service import sweepdir
 from service.cluster.client import Conflict, JobsError, call, first_line
-from service.cluster.jobs import (COMMAND, COMMANDS, EXPERIMENT, HOME, KIND, METRIC, MLFLOW, MODE, PARENT, SWEEP,
-                                  TERMINAL, TOTAL, current_job, get_job, new_id, raysemble_jobs, resume_jobs, state)
+from service.cluster.jobs import (COMMAND, COMMANDS, EXPERIMENT, HOME, KIND, METRIC, MLFLOW, MODE, PARENT, ROOTS,
+                                  SWEEP, TERMINAL, TOTAL, current_job, get_job, new_id, raysemble_jobs, resume_jobs,
+                                  state)
 from service.cluster.package import SPEC_FILE, entrypoint, runtime_env
 from service.cluster.progress import progress
 
@@ -24,12 +26,14 @@ if TYPE_CHECKING:  # importing the spec pulls in torch: the read-only commands d
 
 
 def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: str | None = None,
-           command: str = "run", home_is_local: bool = False, code_dirs: Iterable[Path] = ()) -> dict:
+           command: str = "run", home_is_local: bool = False, code_dirs: Iterable[Path] = (),
+           data_roots: Iterable[str | Path] = ()) -> dict:
     """Submit a validated spec as a Ray Job; returns {"id", "name", "command"}. The job runs
     `python -m service.jobrun pipeline --command run|sweep spec.json`.
 
     code_dirs: where a model.factory module may lie to travel with the job (`raysemble submit`: the
     spec's directory and the cwd; the REST API: none, its allowed modules are installed on the cluster).
+    data_roots: what the spec was checked against; the job (and a later resume) opens its data inside them.
 
     home / mlflow_uri: RAYSEMBLE_HOME and MLFLOW_TRACKING_URI for the job, as paths on the cluster
     (None: ~/.raysemble and SQLite under it, chosen on the cluster). A spec whose name another
@@ -48,10 +52,11 @@ def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: st
     sweep_id = new_id(spec.name)
     metadata = {KIND: "sweep", SWEEP: spec.name, HOME: sweepdir.cluster_home(home), MLFLOW: mlflow_uri or "",
                 TOTAL: str(spec.search.trial_count()), METRIC: spec.search.metric, MODE: spec.search.mode,
-                EXPERIMENT: spec.experiment(), COMMAND: command}
+                EXPERIMENT: spec.experiment(), COMMAND: command,
+                ROOTS: os.pathsep.join(str(r) for r in data_roots)}
     if spec.tracking.mlflow_uri:
         metadata[MLFLOW] = spec.tracking.mlflow_uri
-    with runtime_env(home, mlflow_uri, spec, code_dirs) as env:
+    with runtime_env(home, mlflow_uri, spec, code_dirs, [str(r) for r in data_roots]) as env:
         def submit_job():
             try:
                 return client.submit_job(entrypoint=entrypoint("pipeline", "--command", command, SPEC_FILE),
@@ -69,11 +74,12 @@ def submit(client, spec: "SweepSpec", *, home: str | None = None, mlflow_uri: st
     return {"id": sweep_id, "name": spec.name, "command": command}
 
 
-def _job_home(meta: dict) -> tuple[str | None, str | None]:
-    """(home, MLflow URI) a follow-up job of a sweep gets: what its first job recorded, the cluster's
-    defaults left for the job to choose."""
+def _job_home(meta: dict) -> tuple[str | None, str | None, None, tuple, list[str]]:
+    """runtime_env's arguments for a follow-up job of a sweep: its first job's home, MLflow URI and
+    data roots (the cluster's defaults left for the job to choose), no spec, no code."""
     home = meta.get(HOME)
-    return (home if home != sweepdir.cluster_home(None) else None), (meta.get(MLFLOW) or None)
+    roots = [r for r in (meta.get(ROOTS) or "").split(os.pathsep) if r]
+    return (home if home != sweepdir.cluster_home(None) else None), (meta.get(MLFLOW) or None), None, (), roots
 
 
 def wait(client, sweep_id: str, timeout_s: float, poll_s: float = 1.0, kind: str = "sweep") -> str:

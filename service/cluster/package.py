@@ -31,7 +31,7 @@ def entrypoint(*args: str) -> str:
 
 @contextlib.contextmanager
 def runtime_env(home: str | None, mlflow_uri: str | None, spec: "SweepSpec | None" = None,
-                code_dirs: Iterable[Path] = ()) -> Iterator[dict]:
+                code_dirs: Iterable[Path] = (), data_roots: Iterable[str] = ()) -> Iterator[dict]:
     """A job's runtime_env for the block: its working dir (a temporary copy, removed afterwards: Ray has
     uploaded it by then) and its environment variables."""
     with tempfile.TemporaryDirectory(prefix="raysemble-job-") as tmp:
@@ -42,7 +42,7 @@ def runtime_env(home: str | None, mlflow_uri: str | None, spec: "SweepSpec | Non
             # 0600: it may hold serve.token
             write_atomic(directory / SPEC_FILE, spec.model_dump_json(indent=1), mode=0o600)
             ship_factory(directory, spec, code_dirs)
-        yield {"working_dir": str(directory), "env_vars": job_env(home, mlflow_uri)}
+        yield {"working_dir": str(directory), "env_vars": job_env(home, mlflow_uri, data_roots)}
 
 
 def ship_factory(directory: Path, spec: "SweepSpec", code_dirs: Iterable[Path]) -> Path | None:
@@ -75,9 +75,14 @@ def ship_factory(directory: Path, spec: "SweepSpec", code_dirs: Iterable[Path]) 
     return None
 
 
-def job_env(home: str | None, mlflow_uri: str | None) -> dict[str, str]:
-    """RAYSEMBLE_HOME and MLFLOW_TRACKING_URI as paths on the cluster (unset: chosen there, by jobrun)."""
-    env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "1")}
+def job_env(home: str | None, mlflow_uri: str | None, data_roots: Iterable[str] = ()) -> dict[str, str]:
+    """RAYSEMBLE_HOME and MLFLOW_TRACKING_URI as paths on the cluster (unset: chosen there, by jobrun),
+    and the data roots the submitting side checked the spec against: the job opens its data files
+    inside them, as the check did (trainers.data.files)."""
+    from trainers.data.files import Files
+
+    env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "1"),
+           **(Files(list(data_roots)).env() if data_roots else {})}
     if home:
         env["RAYSEMBLE_HOME"] = home
     if mlflow_uri:

@@ -11,7 +11,7 @@ from pathlib import Path
 from service import sweepdir
 from service.cluster.client import call
 from service.cluster.jobs import (COMMAND, EXPERIMENT, HOME, KIND, METRIC, MLFLOW, MODE, PARENT, SWEEP, TOTAL,
-                                  current_job, get_job, raysemble_jobs, seconds, state)
+                                  current_job, get_job, message, raysemble_jobs, seconds, state)
 
 
 def sweep_files(metadata: dict) -> sweepdir.SweepDir:
@@ -109,12 +109,12 @@ def _mlflow_progress(metadata: dict) -> dict | None:
 
 def describe(job, deployments: list | None = None) -> dict:
     meta = job.metadata or {}
-    out = {"id": job.submission_id, "name": meta.get(SWEEP), "state": state(job), "message": job.message,
+    out = {"id": job.submission_id, "name": meta.get(SWEEP), "state": state(job), "message": message(job),
            "command": meta.get(COMMAND), "submitted": seconds(job.start_time), "ended": seconds(job.end_time)}
     out.update(progress(meta))
     out["sweep_state"] = settle(meta, out["state"], out["sweep_state"], out["source"], seconds(job.end_time))
     if deployments is not None:
-        out["deployments"] = [{"id": d.submission_id, "state": state(d), "message": d.message,
+        out["deployments"] = [{"id": d.submission_id, "state": state(d), "message": message(d),
                                "submitted": seconds(d.start_time)} for d in deployments]
     return out
 

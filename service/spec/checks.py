@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from service.spec.errors import format_pydantic, show
 from service.spec.schema import SweepSpec
 from trainers.data import Dataset, load_dataset
+from trainers.data.files import Files
 from trainers.families import FAMILIES, get_family, user_code_families
 from trainers.families.config import ModelConfig
 from trainers.families.scope import FAMILY_KEY, key_problem, receivers, scope_of
@@ -26,6 +27,11 @@ class Checks:
     def base_dir(self) -> Path:
         """Where a relative data path is relative to."""
         return Path.cwd()
+
+    def files(self) -> Files:
+        """How the data files are opened (trainers.data.files): here, as the environment says (a job's
+        data roots, RAYSEMBLE_DATA_ROOTS), else as the user's own."""
+        return Files.from_env()
 
     def before_data(self, spec: SweepSpec) -> list[str]:
         """After the schema, before any file is read; may rewrite spec.data.source (the path to use)."""
@@ -177,21 +183,21 @@ def image_problems(spec: SweepSpec) -> list[str]:
     return problems
 
 
-def data_problems(spec: SweepSpec, base_dir: Path, found: list) -> list[str]:
+def data_problems(spec: SweepSpec, base_dir: Path, found: list, files: Files) -> list[str]:
     """Load the data (appended to `found`) and check it against the folds and the held-out split."""
-    dataset = load_dataset(spec.data, base_dir)
+    dataset = load_dataset(spec.data, base_dir, files)
     found.append(dataset)
     if spec.data.image_shape is None and dataset.image_shape is not None:
         # inferred from the source (an idx3 header); kept in the spec so every model sees the images' shape
         spec.data.image_shape = dataset.image_shape
     problems = []
+    counts = dataset.source_counts  # every labelled row of data.source, sampled or not
     if dataset.n_predefined_test:
         # data.test_source is the held-out split as it is (test_fraction unused): folds split the rest
-        smallest_train = int(np.bincount(dataset.y[:len(dataset.y) - dataset.n_predefined_test],
-                                         minlength=dataset.n_classes).min())
+        smallest_train = int(counts.min())
     else:
-        n_test = int(np.ceil(len(dataset.y) * spec.data.test_fraction))
-        smallest = int(np.bincount(dataset.y).min())
+        n_test = int(np.ceil(int(counts.sum()) * spec.data.test_fraction))
+        smallest = int(counts.min())
         # the held-out split removes about test_fraction of each class before folding
         smallest_train = smallest - int(np.ceil(smallest * spec.data.test_fraction))
         if n_test < dataset.n_classes:

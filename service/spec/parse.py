@@ -7,6 +7,7 @@ a line naming the field it was checking. The rows it loads travel on with the sp
 them instead of loading them again)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -35,11 +36,16 @@ def _schema(raw: object) -> SweepSpec:
 
 
 def _absolute(spec: SweepSpec, base_dir: Path) -> list[str]:
-    # absolute from here on: resume, jobs and later steps may run from another directory
+    # absolute from here on: resume, jobs and later steps may run from another directory. Normalised as
+    # written, links not followed: inside data roots, a link is for the open to refuse (trainers.data.files),
+    # and resolving it here would read (and name) whatever it points at
+    def absolute(path: str) -> str:
+        return os.path.normpath(os.path.join(os.path.abspath(base_dir), path))
+
     if not spec.data.source.startswith("sklearn:"):
-        spec.data.source = str((base_dir / spec.data.source).resolve())
+        spec.data.source = absolute(spec.data.source)
     if spec.data.test_source is not None:
-        spec.data.test_source = str((base_dir / spec.data.test_source).resolve())
+        spec.data.test_source = absolute(spec.data.test_source)
     return []
 
 
@@ -58,14 +64,15 @@ def parse_spec(raw: object, base_dir: str | Path | None = None, checks: Checks |
         raise SpecError(problems)
     problems = guarded("search", semantic_problems, spec)
     found: list[Dataset] = []
-    problems += guarded("data.source", data_problems, spec, base, found)
+    problems += guarded("data.source", data_problems, spec, base, found, checks.files())
     if not problems:
         problems = guarded("search", image_problems, spec)
     if not problems and found:
         problems = guarded("<spec>", checks.after_data, spec, found[0])
     if problems:
         raise SpecError(problems[:MAX_PROBLEMS])
-    spec._dataset = found[0]
+    if not found[0].sampled:  # a sample only checks: the job loads the data itself
+        spec._dataset = found[0]
     return spec
 
 

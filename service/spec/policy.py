@@ -41,6 +41,7 @@ from service.spec.checks import Checks
 from service.spec.errors import short
 from service.spec.schema import SweepSpec
 from trainers.data import Dataset
+from trainers.data.files import Files
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
@@ -65,6 +66,9 @@ class Policy(Checks):
     # modules model.factory may name, as whole dotted components ("pkg" allows pkg and pkg.models,
     # not pkgevil); () allows none (the safe default); None allows any (a trusted CLI user)
     factory_prefixes: tuple[str, ...] | None = ()
+    # check the data on a sample (its first rows' features, every row's label; trainers.data.files):
+    # the REST API, whose process must stay small; the job that runs the sweep loads it all
+    sample_rows: int | None = None
 
     def roots(self) -> list[Path]:
         return [Path(os.path.realpath(Path(r).expanduser())) for r in self.data_roots]
@@ -72,6 +76,10 @@ class Policy(Checks):
     def base_dir(self) -> Path:
         roots = self.roots()
         return roots[0] if roots else Path.cwd()
+
+    def files(self) -> Files:
+        """Data files opened inside the roots, no link followed; a sample when sample_rows is set."""
+        return Files(self.roots(), self.sample_rows)
 
     def before_data(self, spec: SweepSpec) -> list[str]:
         problems, resolved = data_source_problems(spec.data.source, self)
@@ -159,9 +167,10 @@ def data_source_problems(source: object, policy: Policy, where: str = "data.sour
         return [f"{where}: only 'sklearn:<name>' sources are accepted here (no data roots configured), "
                 f"but got {source!r}"], None
     raw = Path(source)
-    resolved = Path(os.path.realpath(raw if raw.is_absolute() else roots[0] / raw))
+    # as written, links not followed: whether one lies on the way is for the open to find (it refuses any,
+    # trainers.data.files), so what is checked here is what will be read
+    resolved = Path(os.path.normpath(raw if raw.is_absolute() else roots[0] / raw))
     if not any(_inside(resolved, root) for root in roots):
-        # where it leads (a link's target) and whether it exists are facts about files outside the roots
         shown = [str(r) for r in roots]
         return [f"{where}: a file inside the data roots {shown} expected, but {source!r} is outside them"], None
     return [], str(resolved)

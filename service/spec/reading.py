@@ -25,6 +25,9 @@ MAX_KEY_CHARS = 128
 MAX_LIST_ITEMS = 1024
 MAX_MAPPING_KEYS = 256
 MAX_INT_DIGITS = 32  # longer integer literals are not even converted (int() of 4300+ digits raises)
+# YAML nodes of a request body (the largest spec: 64 keys x 256 choices and the rest): parsing stops past
+# it, so a body's parse time and memory are bounded whatever its shape
+MAX_YAML_NODES = 20_000
 
 
 class TooLongInteger:
@@ -65,9 +68,16 @@ SpecLoader.yaml_implicit_resolvers = {
 
 
 class UntrustedLoader(SpecLoader):
-    """A request body: no anchors or aliases (a few lines of them expand into gigabytes)."""
+    """A request body: no anchors or aliases (a few lines of them expand into gigabytes), and at most
+    MAX_YAML_NODES nodes (pure-Python parsing of a megabyte of tiny nodes takes seconds)."""
+
+    nodes = 0
 
     def compose_node(self, parent, index):
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(None, None, f"at most {MAX_YAML_NODES} YAML nodes are accepted "
+                                                    f"here", self.peek_event().start_mark)
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(None, None, "YAML aliases are not accepted here",

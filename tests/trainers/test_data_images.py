@@ -158,24 +158,35 @@ def test_pillows_decompression_bomb_guard_is_an_error(tmp_path, monkeypatch):
         _load(root, shape=(1, 4, 4))
 
 
-def test_links_may_not_lead_out_of_the_directory(tmp_path):
-    """The data sandbox checks data.source only: what the directory holds must stay inside it."""
+def test_inside_the_data_roots_no_link_is_followed_and_every_refusal_reads_the_same(tmp_path):
+    """Sandboxed (the REST API, a submitted job), a link is refused wherever it points (inside, outside,
+    nowhere), a file as a folder's entry and a folder the same way: nothing about what lies outside is told."""
+    from trainers.data.files import Files
+
     root = _tree(tmp_path / "d")
     outside = _save(tmp_path / "elsewhere" / "secret.png", "L", (8, 8), 1)
-    (root / "cat" / "z.png").symlink_to(root / "dog" / "img0.png")  # inside: fine
-    assert len(_load(root).y) == 19
-    (root / "cat" / "zz.png").symlink_to(outside)
-    with pytest.raises(DataError, match=r"^data.source: files inside 'd' expected, but 'zz.png' links outside it$"):
-        _load(root)
-    (root / "cat" / "zz.png").unlink()
+    sandbox = Files([tmp_path / "d"])
+    assert len(load_dataset(DataConfig(source=str(root), image_shape=(1, 8, 8)), files=sandbox).y) == 18
+    messages = []
+    for name, target in (("inside.png", root / "dog" / "img0.png"), ("out.png", outside),
+                         ("gone.png", root / "cat" / "never-there.png")):
+        (root / "cat" / name).symlink_to(target)
+        with pytest.raises(DataError) as err:
+            load_dataset(DataConfig(source=str(root), image_shape=(1, 8, 8)), files=sandbox)
+        messages.append(str(err.value).replace(name, "X"))
+        (root / "cat" / name).unlink()
     (root / "owl").symlink_to(outside.parent)
-    with pytest.raises(DataError, match="but 'owl' links outside it$"):
-        _load(root)
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(source=str(root), image_shape=(1, 8, 8)), files=sandbox)
+    assert messages[0] == messages[1] == messages[2], messages
+    assert "elsewhere" not in " ".join(messages) + str(err.value) and "secret" not in str(err.value)
 
 
-def test_a_dangling_link_is_named(tmp_path):
+def test_the_users_own_links_are_followed(tmp_path):
     root = _tree(tmp_path / "d")
+    (root / "cat" / "z.png").symlink_to(root / "dog" / "img0.png")
+    assert len(_load(root).y) == 19
     (root / "cat" / "gone.png").symlink_to(root / "cat" / "never-there.png")
-    with pytest.raises(DataError, match=r"^data.source: a decodable PNG or JPEG image expected, but 'cat/gone.png' "
-                                        r"failed \(FileNotFoundError\)$"):
+    with pytest.raises(DataError, match=r"^data.source: only .png/.jpg/.jpeg files in a class folder expected, but "
+                                        r"got entry 'cat/gone.png'$"):  # a link to nothing is no file
         _load(root)

@@ -67,9 +67,13 @@ def test_shard_count_limit(tmp_path, monkeypatch):
         load_dataset(DataConfig(source=str(root), target="label"))
 
 
-def test_shard_links_may_not_lead_out_of_the_directory(tmp_path):
+def test_a_linked_shard_is_refused_inside_the_data_roots(tmp_path):
+    from trainers.data.files import Files
+
     root = _shards(tmp_path / "shards", _frame())
     _frame().to_parquet(tmp_path / "outside.parquet")
     (root / "part-9.parquet").symlink_to(tmp_path / "outside.parquet")
-    with pytest.raises(DataError, match="^data.source: files inside 'shards' expected, but 'part-9.parquet' links"):
-        load_dataset(DataConfig(source=str(root), target="label"))
+    assert len(load_dataset(DataConfig(source=str(root), target="label")).y) == 60  # the user's own: followed
+    with pytest.raises(DataError, match=r"^data.source: a regular file inside the data roots expected, but "
+                                        r"'part-9.parquet' is not one \(missing, a link, or another kind of file\)$"):
+        load_dataset(DataConfig(source=str(root), target="label"), files=Files([tmp_path]))

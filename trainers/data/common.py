@@ -26,6 +26,9 @@ class Rows:
     # data.test_source must be of the same kind as data.source
     kind: str
     image_shape: tuple[int, int, int] | None = None  # known from the source itself (IDX header, declared dir)
+    # a sample (trainers.data.files.Files.sample_rows): x and labels are the first rows only, counts every
+    # row's label -> how many rows have it
+    counts: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Frame:
 
     frame: object  # pandas DataFrame
     name: str  # the file (or shards) as errors name it
+    counts: dict | None = None  # a sample's: every labelled row's label -> count (frame: the first rows)
+    missing_targets: int = 0  # a sample's: rows of the whole file without a target
 
 
 def no_missing(x: np.ndarray, names: list[str], field: str = "data.source") -> None:
@@ -45,22 +50,13 @@ def no_missing(x: np.ndarray, names: list[str], field: str = "data.source") -> N
                         f"or infinite (columns {cols})")
 
 
-def fits_in_memory(rows: int, features: int, field: str) -> None:
-    """Refuse before decoding: a header's (or a listing's) counts decide, never the bytes read."""
-    need = rows * features * 4
+def fits_in_memory(rows: int, features: int, field: str, itemsize: int = 4) -> None:
+    """Refuse before decoding: a header's (or a listing's) counts decide, never the bytes read. itemsize:
+    bytes per value as decoded (the float32 matrix's 4 by default)."""
+    need = rows * features * itemsize
     if need > MAX_IN_MEMORY_BYTES:
         raise DataError(f"{field}: at most {MAX_IN_MEMORY_BYTES} bytes of float32 features in memory expected, "
                         f"but {rows} rows x {features} features need {need}")
-
-
-def inside(path: Path, home: Path, field: str) -> None:
-    """A file a source reaches (a shard, an image, an IDX labels file) must resolve, symlinks followed, inside
-    the source's own directory `home` (already resolved): the data sandbox (service/spec/policy.py) checks only
-    the source path, so a link inside a checked directory must not lead out of it. Where it leads is not shown."""
-    real = Path(os.path.realpath(path))
-    if real != home and home not in real.parents:
-        raise DataError(f"{field}: files inside {shown(home.name)} expected, but {shown(path.name)} links "
-                        f"outside it")
 
 
 def shown(name: str) -> str:

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from trainers.data import idx, images, tabular
 from trainers.data.common import DataError, Frame, Rows, check_labels, shown
 from trainers.data.config import DEFAULT_TARGET, FILE_SUFFIXES, DataConfig
+from trainers.data.files import Files
 from trainers.data.frames import frame_rows
 from trainers.tables import ColumnSchema, Table, is_table
 
@@ -30,15 +31,30 @@ class Dataset:
     image_shape: tuple[int, int, int] | None = None
     schema: ColumnSchema | None = None  # a table's column schema (None: a plain matrix)
     dropped_rows: int = 0  # rows left out because their target was missing
+    # a sample (Files.sample_rows: the REST API checking a spec): x and y are the first rows only, and
+    # source_counts counts every labelled row of data.source per class. Never trained on.
+    sampled: bool = False
+    sampled_counts: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def source_counts(self) -> np.ndarray:
+        """Labelled rows of data.source per class (data.test_source's rows not included)."""
+        if self.sampled_counts is not None:
+            return self.sampled_counts
+        return np.bincount(self.y[:len(self.y) - self.n_predefined_test], minlength=self.n_classes)
 
-def load_dataset(cfg: DataConfig, base_dir: str | Path = ".") -> Dataset:
-    train = _rows(cfg.source, cfg, Path(base_dir), "data.source")
-    test = _rows(cfg.test_source, cfg, Path(base_dir), "data.test_source") if cfg.test_source is not None else None
+
+def load_dataset(cfg: DataConfig, base_dir: str | Path = ".", files: Files | None = None) -> Dataset:
+    """files: how data files are opened (trainers.data.files: sandboxed by data roots, sampled for a
+    check); default Files.from_env(), the roots a job inherits (RAYSEMBLE_DATA_ROOTS) or none."""
+    files = files or Files.from_env()
+    train = _rows(cfg.source, cfg, Path(base_dir), "data.source", files)
+    test = (_rows(cfg.test_source, cfg, Path(base_dir), "data.test_source", files)
+            if cfg.test_source is not None else None)
     dropped = 0
     kinds = [KINDS["table"] if isinstance(r, Frame) else KINDS[r.kind] for r in (train, test) if r is not None]
     if len(set(kinds)) > 1:
@@ -46,10 +62,15 @@ def load_dataset(cfg: DataConfig, base_dir: str | Path = ".") -> Dataset:
     if isinstance(train, Frame) or isinstance(test, Frame):
         train, test, dropped = frame_rows(_as_frame(train, cfg), _as_frame(test, cfg), cfg)
     labels = check_labels(train.labels)
-    try:
-        classes, y = np.unique(labels, return_inverse=True)
-    except TypeError:  # labels of kinds that do not order (check_labels makes them one kind): as text
-        classes, y = np.unique(labels.astype(str), return_inverse=True)
+    sampled_counts = None
+    if train.counts is not None:  # a sample: every row's label counted, the first rows' kept
+        everyone = check_labels(np.array(list(train.counts), dtype=object if labels.dtype == object else None))
+        classes = _unique(everyone)
+        y = _codes(classes, labels)
+        sampled_counts = np.array([train.counts[_original(train.counts, c)] for c in classes], dtype=np.int64)
+    else:
+        classes = _unique(labels)
+        y = _codes(classes, labels)
     if len(classes) < 2:
         raise DataError(f"data.target: at least 2 classes expected, but got {len(classes)}")
     x, y, n_test = _float32(train.x), y.astype(np.int64), 0
@@ -67,7 +88,25 @@ def load_dataset(cfg: DataConfig, base_dir: str | Path = ".") -> Dataset:
                         f"but got {list(image_shape)} = {int(np.prod(image_shape))}")
     return Dataset(x, y, [_plain(c) for c in classes], train.feature_names, n_test,
                    tuple(int(d) for d in image_shape) if image_shape is not None else None,
-                   x.schema if is_table(x) else None, dropped)
+                   x.schema if is_table(x) else None, dropped, train.counts is not None, sampled_counts)
+
+
+def _unique(labels: np.ndarray) -> np.ndarray:
+    try:
+        return np.unique(labels)
+    except TypeError:  # labels of kinds that do not order (check_labels makes them one kind): as text
+        return np.unique(labels.astype(str))
+
+
+def _codes(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return pd.Index(classes).get_indexer(labels).astype(np.int64)
+
+
+def _original(counts: dict, label):
+    """The key of counts a checked label came from (check_labels may have turned it into text)."""
+    return label if label in counts else next(k for k in counts if str(k) == str(label))
 
 
 def _float32(x):
@@ -99,32 +138,31 @@ def split_indices(dataset: Dataset, cfg: DataConfig) -> tuple[np.ndarray, np.nda
     return holdout_split(dataset.y, cfg.test_fraction, cfg.split_seed)
 
 
-def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str) -> Rows | Frame:
+def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str, files: Files) -> Rows | Frame:
     if source.startswith("sklearn:"):
         return tabular.load_sklearn(source.split(":", 1)[1])
     path = Path(source)
     path = path if path.is_absolute() else base_dir / path
-    if not path.exists():
+    kind = files.kind(path, field)
+    if kind == "missing":
+        if files.sandboxed:  # the same words whatever is there: nothing about the path is told
+            raise files.refused(path, field, "file or directory")
         raise DataError(f"{field}: an existing file or directory expected, but {str(path)!r} does not exist")
-    if path.is_dir():
-        if _has_parquet(path):
-            return tabular.load_parquet_dir(path, cfg.target, field, cfg.na_values)
+    if kind == "dir":
+        entries = files.listdir(path, field)
+        if any(name.lower().endswith(tabular.PARQUET_SUFFIXES) and not name.startswith((".", "_")) and k == "file"
+               for name, k in entries):
+            return tabular.load_parquet_dir(path, cfg.target, field, files, cfg.na_values)
         _no_target(cfg, "an image directory (classes are its subfolders)")
-        return images.load_image_dir(path, cfg.image_shape, field)
+        return images.load_image_dir(path, cfg.image_shape, field, files)
     if path.name.lower().endswith(FILE_SUFFIXES):
-        return tabular.load_file(path, cfg.target, field, cfg.na_values)
+        return tabular.load_file(path, cfg.target, field, files, cfg.na_values)
     if idx.is_idx(path):
         _no_target(cfg, "IDX files (labels are the matching labels-idx1 file)")
-        return idx.load_idx(path, cfg.image_shape, field)
+        return idx.load_idx(path, cfg.image_shape, field, files)
     raise DataError(f"{field}: a {'/'.join(FILE_SUFFIXES)} file, an IDX images file (*-images-idx3-ubyte[.gz]), "
                     f"a directory of *.parquet shards or an image directory root/<class>/*.png expected, "
                     f"but got file {shown(path.name)}")
-
-
-def _has_parquet(path: Path) -> bool:
-    with os.scandir(path) as entries:
-        return any(e.name.lower().endswith(tabular.PARQUET_SUFFIXES) and not e.name.startswith((".", "_"))
-                   and e.is_file() for e in entries)
 
 
 def _no_target(cfg: DataConfig, kind: str) -> None:
@@ -154,15 +192,20 @@ def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
     test_labels = check_labels(test.labels, "data.test_source")
     try:
         codes = pd.Index(classes).get_indexer(test_labels)
+        # a sample's labels: the first rows' are test_labels, every row's are the counts' keys
+        every = check_labels(np.array(list(test.counts)), "data.test_source") if test.counts else test_labels
+        unknown = pd.Index(classes).get_indexer(every) < 0
     except (TypeError, ValueError):  # labels pandas cannot compare with the classes: no match
-        codes = np.full(len(test.labels), -1)
-    unknown = codes < 0
+        codes, every = np.full(len(test.labels), -1), test_labels
+        unknown = np.ones(len(every), dtype=bool)
     if unknown.any():
         # class folder names are paths, shown; labels read from inside a file are not
-        names = (f" (classes {[str(v)[:40] for v in np.unique(test_labels[unknown])[:5]]})"
+        names = (f" (classes {[str(v)[:40] for v in np.unique(every[unknown])[:5]]})"
                  if test.kind == "images" else "")
+        rows = (sum(test.counts[k] for k, bad in zip(test.counts, unknown) if bad) if test.counts
+                else int(unknown.sum()))
         raise DataError(f"data.test_source: labels among data.source's {len(classes)} classes expected, but "
-                        f"{int(unknown.sum())} rows have a label data.source lacks{names}")
+                        f"{rows} rows have a label data.source lacks{names}")
     return codes.astype(np.int64)
 
 

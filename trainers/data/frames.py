@@ -6,6 +6,8 @@ table outright, data.drop leaves columns out either way. Rows whose target is mi
 (a table with unlabelled rows is common: they cannot be trained or judged on) and counted."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from trainers.data.common import DataError, Frame, Rows
@@ -25,10 +27,11 @@ def frame_rows(train: Frame, test: Frame | None, cfg: DataConfig) -> tuple[Rows,
             raise DataError(f"data.target: a column of {source.name} expected, but got {cfg.target!r} "
                             f"(columns: {[str(c)[:40] for c in list(frame.columns)[:20]]})")
         missing = frame[cfg.target].isna().to_numpy()
-        dropped += int(missing.sum())
+        # a sample's frame holds the first rows only: the whole file's count of missing targets is counted
+        dropped += source.missing_targets if source.counts is not None else int(missing.sum())
         labelled.append((field, source, frame.loc[~missing]))
     for field, source, frame in labelled:
-        if frame.empty:
+        if frame.empty and not source.counts:
             raise DataError(f"{field}: rows with a target expected, but every row of {source.name} lacks one "
                             f"(column {cfg.target!r})")
     try:
@@ -41,6 +44,7 @@ def frame_rows(train: Frame, test: Frame | None, cfg: DataConfig) -> tuple[Rows,
         rows = [_matrix(field, source, frame, features, cfg.target) for field, source, frame in labelled]
     else:
         rows = [_table(field, source, frame, schema, cfg.target) for field, source, frame in labelled]
+    rows = [dataclasses.replace(r, counts=source.counts) for r, (_, source, _) in zip(rows, labelled)]
     return rows[0], rows[1] if len(rows) > 1 else None, dropped
 
 

@@ -3,21 +3,22 @@
 The spec names the images file; its labels file is found by MNIST's naming rule, in the same directory:
 "images-idx<d>" in the name becomes "labels-idx1" (train-images-idx3-ubyte.gz -> train-labels-idx1-ubyte.gz,
 t10k-images-idx3-ubyte -> t10k-labels-idx1-ubyte), the same compression tried first, then the other;
-it must resolve (symlinks followed) inside the directory it is listed in (common.inside).
+both are opened once through trainers.data.files (regular files; inside the data roots when sandboxed).
 Format: 2 zero bytes, a dtype code, the number of dimensions d, d big-endian uint32 sizes, then the
 values big-endian, row-major. Parsed with numpy; every size is checked against the header before any
 value is read, so a truncated, padded or mismatched file is a DataError naming the file, never its bytes."""
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from trainers.data.common import DataError, Rows, fits_in_memory, inside, no_missing, shown
+from trainers.data.common import DataError, Rows, fits_in_memory, no_missing, shown
+from trainers.data.files import Files
 
 NAME = re.compile(r"-?idx\d+-ubyte(\.gz)?$", re.IGNORECASE)  # what marks a path as IDX
 IMAGES = re.compile(r"images-idx\d+", re.IGNORECASE)
@@ -29,7 +30,7 @@ def is_idx(path: Path) -> bool:
     return bool(NAME.search(path.name))
 
 
-def labels_path(images: Path, field: str) -> Path:
+def labels_path(images: Path, field: str, files: Files) -> Path:
     match = IMAGES.search(images.name)
     if match is None:
         raise DataError(f"{field}: an IDX images file named like '<prefix>-images-idx3-ubyte[.gz]' expected "
@@ -38,25 +39,29 @@ def labels_path(images: Path, field: str) -> Path:
     plain = name[:-3] if name.lower().endswith(".gz") else name
     candidates = [images.with_name(name), images.with_name(plain if name != plain else plain + ".gz")]
     for candidate in candidates:
-        if candidate.is_file():
-            inside(candidate, Path(os.path.realpath(images.parent)), field)
+        if files.kind(candidate, field) == "file":
             return candidate
     raise DataError(f"{field}: the labels file {shown(candidates[0].name)} or {shown(candidates[1].name)} "
                     f"beside {shown(images.name)} expected, but neither exists")
 
 
-def load_idx(images: Path, image_shape: tuple[int, int, int] | None, field: str) -> Rows:
+def load_idx(images: Path, image_shape: tuple[int, int, int] | None, field: str, files: Files) -> Rows:
     """Images (n, d1, ...) flattened to float32 rows; labels (n,) integers. image_shape: the declared
-    (C, H, W), checked against the header; inferred as (1, rows, cols) for idx3 when not declared."""
-    labels_file = labels_path(images, field)
-    x = read_idx(images, field)
+    (C, H, W), checked against the header; inferred as (1, rows, cols) for idx3 when not declared.
+    A sample (files.sample_rows) reads the first images only, and every label."""
+    labels_file = labels_path(images, field, files)
+    x = read_idx(images, field, files, files.sample_rows)
     if x.ndim < 2:
         raise DataError(f"{field}: an images file of at least 2 dimensions (rows, ...) expected, but "
                         f"{shown(images.name)} has shape {x.shape}")
-    labels = read_idx(labels_file, field)
+    labels = read_idx(labels_file, field, files)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{field}: a labels file of 1 integer dimension expected, but {shown(labels_file.name)} "
                         f"has shape {labels.shape} and dtype {labels.dtype}")
+    counts = None
+    if files.sample_rows is not None:
+        counts = dict(Counter(labels.astype(np.int64).tolist()))
+        labels = labels[:len(x)]
     if len(labels) != len(x):
         raise DataError(f"{field}: one label per image expected, but {shown(images.name)} has {len(x)} images "
                         f"and {shown(labels_file.name)} {len(labels)} labels")
@@ -75,20 +80,20 @@ def load_idx(images: Path, image_shape: tuple[int, int, int] | None, field: str)
     if not np.issubdtype(x.dtype, np.integer):
         no_missing(flat, names, field)
     return Rows(flat, labels.astype(np.int64), names, "idx",
-                tuple(int(d) for d in image_shape) if image_shape is not None else None)
+                tuple(int(d) for d in image_shape) if image_shape is not None else None, counts)
 
 
-def read_idx(path: Path, field: str) -> np.ndarray:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+def read_idx(path: Path, field: str, files: Files, max_rows: int | None = None) -> np.ndarray:
     try:
-        with opener(path, "rb") as f:
-            return _parse(f, path.name, field)
+        with files.open(path, field) as raw:
+            with (gzip.GzipFile(fileobj=raw, mode="rb") if path.name.lower().endswith(".gz") else raw) as f:
+                return _parse(f, path.name, field, max_rows)
     except (OSError, EOFError, zlib.error) as err:  # bad gzip stream or unreadable file: its type only
         raise DataError(f"{field}: a readable IDX file expected, but reading {shown(path.name)} failed "
                         f"({type(err).__name__})") from None
 
 
-def _parse(f, name: str, field: str) -> np.ndarray:
+def _parse(f, name: str, field: str, max_rows: int | None = None) -> np.ndarray:
     head = f.read(4)
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in DTYPES or not 1 <= head[3] <= MAX_IDX_DIMS:
         raise DataError(f"{field}: an IDX header (0, 0, dtype code in {[hex(c) for c in DTYPES]}, 1..{MAX_IDX_DIMS} "
@@ -99,7 +104,15 @@ def _parse(f, name: str, field: str) -> np.ndarray:
         raise DataError(f"{field}: {ndim} dimension sizes expected, but {shown(name)} ends inside its header")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4"))
     count = int(np.prod(shape, dtype=object))
-    fits_in_memory(shape[0], count // shape[0] if shape[0] else 0, field)
+    # decoded, a value is held up to three times: the bytes read, the native-order copy, the float32 row
+    fits_in_memory(shape[0], count // shape[0] if shape[0] else 0, field, itemsize=2 * dtype.itemsize + 4)
+    if max_rows is not None and shape[0] > max_rows:  # a sample: the first rows only
+        shape = (max_rows, *shape[1:])
+        count = int(np.prod(shape, dtype=object))
+        data = f.read(count * dtype.itemsize)
+        if len(data) < count * dtype.itemsize:
+            raise DataError(f"{field}: values for shape {shape} expected, but {shown(name)} is truncated")
+        return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
     need = count * dtype.itemsize
     data = f.read(need)
     if len(data) < need:

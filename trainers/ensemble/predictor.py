@@ -20,6 +20,7 @@ from torch.func import functional_call, stack_module_state
 
 from trainers.atomic import write_atomic
 from trainers.checkpoint import load_model, save_model
+from trainers.data.common import check_labels
 from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
@@ -94,6 +95,8 @@ class EnsemblePredictor:
         self.n_features = len(self.schema.source_columns()) if self.schema else configs[0].in_features
         self.n_classes = configs[0].n_classes
         self.classes = list(classes) if classes is not None else list(range(self.n_classes))
+        if self.classes:  # what serving sends back: finite, within int64, valid UTF-8 (a bundle made elsewhere)
+            check_labels(np.array(self.classes, dtype=object), "classes")
         self.device = torch.device(device)
         keys: dict[str, list[int]] = {}
         for i, (cfg, family) in enumerate(zip(configs, families)):

@@ -1,7 +1,7 @@
 """Model families and their registry. A new family is one module and one line below."""
 from __future__ import annotations
 
-from trainers.families._base import Family, Fit
+from trainers.families._base import Cost, Family, Fit
 from trainers.families.config import DEFAULT_FAMILY, ModelConfig
 from trainers.families.cnn import CNNFamily
 from trainers.families.extra_trees import ExtraTreesFamily
@@ -68,5 +68,5 @@ def build_model(cfg: ModelConfig | dict):
     return family.build(cfg)
 
 
-__all__ = ["DEFAULT_FAMILY", "ModelConfig", "build_model", "start_fit", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",
+__all__ = ["Cost", "DEFAULT_FAMILY", "ModelConfig", "build_model", "start_fit", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",
            "user_code_families"]

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one fit asks, known from its config before it runs (service.spec.budget sums these)."""
+
+    size: int  # what the fitted model holds: parameters, tree nodes, or training values kept (kernels, neighbours)
+    work: int  # passes over the fold's training rows: epochs, boosting iterations, trees (a fit in one go: 1)
 
 
 class Fit(ABC):
@@ -85,8 +94,13 @@ class Family(ABC):
         """The model again, from its config and dump(); in eval mode."""
 
     def parameter_count(self, model_cfg) -> int | None:
-        """Trainable parameters, where the family can tell from the config alone (budgets)."""
+        """Trainable parameters, where the family can tell from the config alone."""
         return None
+
+    @abstractmethod
+    def cost(self, model_cfg, fit_cfg: BaseModel, rows: int) -> Cost:
+        """The size and work of one fit on `rows` training rows (of model_cfg.in_features values each),
+        from the config alone: budgets refuse a spec on it before anything trains. Upper bounds."""
 
     def fit_rounds(self, fit_cfg: BaseModel) -> int:
         """Rounds a fit with these settings reports (the scheduler's time axis)."""

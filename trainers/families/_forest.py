@@ -5,6 +5,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -29,6 +30,13 @@ class ForestFamily(SklearnFamily):
             n_estimators=1, max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
             max_features=params.max_features, class_weight=params.class_weight, warm_start=True,
             n_jobs=1, random_state=seed)
+
+    def cost(self, model_cfg, params: ForestParams, rows: int) -> Cost:
+        # a tree has at most 2 x (rows / min_samples_leaf) nodes, and 2 ** (max_depth + 1) when depth-bound
+        nodes = 2 * max(1, rows // params.min_samples_leaf)
+        if params.max_depth is not None:
+            nodes = min(nodes, 2 ** min(params.max_depth + 1, 62))
+        return Cost(size=params.n_estimators * nodes, work=params.n_estimators)
 
     def fit_rounds(self, params: ForestParams) -> int:
         return min(params.rounds, params.n_estimators)

@@ -7,6 +7,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -42,6 +43,11 @@ class HistGBFamily(SklearnFamily):
     def prepare(self, est, y, model_cfg) -> None:
         if model_cfg.table is not None and model_cfg.table.categorical_columns:
             est.categorical_features = model_cfg.table.categorical_columns
+
+    def cost(self, model_cfg, params: HistGBParams, rows: int) -> Cost:
+        # a tree per class per iteration (one for two classes), of at most 2 x max_leaf_nodes nodes
+        trees = params.max_iter * (model_cfg.n_classes if model_cfg.n_classes > 2 else 1)
+        return Cost(size=trees * 2 * params.max_leaf_nodes, work=params.max_iter)
 
     def fit_rounds(self, params: HistGBParams) -> int:
         return min(params.rounds, params.max_iter)

@@ -9,6 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -28,6 +29,9 @@ class KNNFamily(SklearnFamily):
         return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=params.n_neighbors,
                                                                     weights=params.weights, p=params.p,
                                                                     algorithm="brute"))
+
+    def cost(self, model_cfg, params: KNNParams, rows: int) -> Cost:
+        return Cost(size=rows * model_cfg.in_features, work=1)  # the training rows are the model
 
     def prepare(self, est, y, model_cfg) -> None:
         # a small fold may hold fewer rows than the neighbours asked for: use them all

@@ -6,6 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -20,6 +21,10 @@ class LogRegParams(BaseModel):
 class LogRegFamily(SklearnFamily):
     name = "logreg"
     Params = LogRegParams
+
+    def cost(self, model_cfg, params: LogRegParams, rows: int) -> Cost:
+        # fitted in one go (L-BFGS converges long before max_iter on standardised features)
+        return Cost(size=(model_cfg.in_features + 1) * model_cfg.n_classes, work=1)
 
     def estimator(self, params: LogRegParams, seed: int):
         return make_pipeline(StandardScaler(), LogisticRegression(C=params.C, max_iter=params.max_iter,

@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -30,6 +31,10 @@ class SVCFamily(SklearnFamily):
     name = "svc"
     Params = SVCParams
     trusted = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration")
+
+    def cost(self, model_cfg, params: SVCParams, rows: int) -> Cost:
+        # support vectors are training rows, kept whole; a fit per calibration fold plus the final one
+        return Cost(size=rows * model_cfg.in_features, work=params.calibration_folds + 1)
 
     def estimator(self, params: SVCParams, seed: int):
         svc = SVC(C=params.C, gamma=params.gamma, kernel=params.kernel, random_state=seed)

@@ -10,7 +10,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from trainers.families._base import Family, Fit
+from trainers.families._base import Cost, Family, Fit
 
 def trains_in_pairs(model: nn.Module) -> bool:
     """BatchNorm cannot train on a one-row batch: a model with it skips such a batch."""
@@ -45,6 +45,9 @@ class TorchFamily(Family):
         update = {"family": self.name, **self.model_update(model_part)}
         model_cfg = ModelConfig.model_validate({**base.model_dump(), **update})
         return model_cfg, TrainConfig.model_validate(train_part)
+
+    def cost(self, model_cfg, fit_cfg, rows: int) -> Cost:
+        return Cost(size=int(self.parameter_count(model_cfg) or 0), work=int(fit_cfg.epochs))
 
     def start(self, model_cfg, fit_cfg, x, y, seed, device="cpu", data_parallel=None) -> Fit:
         from trainers.loop import FoldTrainer

@@ -62,9 +62,13 @@ def test_paths_inside_a_root_are_accepted_and_made_absolute(roots):
     root, _ = roots
     policy = Policy(data_roots=[root])
     for source, expected in [("set.npz", root / "set.npz"), (str(root / "set.npz"), root / "set.npz"),
-                             ("./set.npz", root / "set.npz"),
-                             ("inside.npz", root / "set.npz")]:
-        assert _parse(_spec(source), policy).data.source == str(expected.resolve())
+                             ("./set.npz", root / "set.npz"), ("sub/./set.npz", root / "sub" / "set.npz")]:
+        if not expected.exists():
+            expected.write_bytes((root / "set.npz").read_bytes())
+        assert _parse(_spec(source), policy).data.source == str(expected)
+    # a link inside a root, even one that stays inside, is refused: it is never opened (nor followed)
+    with pytest.raises(SpecError, match="'inside.npz' is not one"):
+        _parse(_spec("inside.npz"), policy)
     spec = _parse(_spec("set.npz"), policy)
     assert spec.data.source == str((root / "set.npz").resolve())
 
@@ -141,17 +145,23 @@ def test_outside_the_roots_says_nothing_of_the_file(roots):
     assert existing == [f"data.source: a file inside the data roots {[str(root)]} expected, but "
                         f"{str(outside / 'secret.csv')!r} is outside them"]
     assert missing == [existing[0].replace("secret.csv", "nothing-here.csv")]
+    # inside a root, a link (wherever it points) reads as a missing file does: opened without following it
     link = _outside_problem("escape.npz", policy)
-    assert link == [f"data.source: a file inside the data roots {[str(root)]} expected, but 'escape.npz' is "
-                    f"outside them"]
+    absent = _outside_problem("absent.npz", policy)
+    assert link == [line.replace("absent.npz", "escape.npz") for line in absent] == [
+        "data.source: a file or directory inside the data roots expected, but 'escape.npz' is not one (missing, "
+        "a link, or another kind of file)"]
     assert not any(str(outside) in line for line in link)
 
 
 def test_a_file_inside_a_root_with_text_is_named_by_column_not_value(roots):
     root, _ = roots
-    (root / "words.csv").write_text("a,target\nTOPSECRET,1\nTOPSECRET,0\n")
-    problems = _outside_problem("words.csv", Policy(data_roots=[root]))
-    assert problems == ["data.source: numeric feature columns expected, but column 'a' has dtype str"]
+    (root / "words.csv").write_text("a,target\n" + "TOPSECRET,1\nTOPSECRET,0\n" * 20)
+    spec = tiny_spec("safe", data={"source": "words.csv", "numeric": ["a"]})
+    with pytest.raises(SpecError) as e:
+        _parse(spec, Policy(data_roots=[root]))
+    assert e.value.problems == ["data.source: column 'a': numbers expected, but 40 values are not numbers (declare it "
+                                "in data.categorical, or list the markers in data.na_values)"]
 
 
 def test_the_sandbox_checks_the_value_the_schema_keeps(roots):
@@ -178,19 +188,21 @@ def _budget_problems(**search) -> list[str]:
     return []
 
 
+WORK = "search: trials x folds x passes of the largest fit (+ students x distillation epochs) <= {} (budget " \
+       "max_fold_epochs) must hold, but got {}"
+
+
 def test_each_budget_at_its_limit_and_one_past():
     # at every limit: 4 trials x 3 folds x 5 epochs = 60, 2 concurrent, 1 retry
     at = {"num_trials": 4, "max_concurrent": 2, "max_failures": 1, "fixed": {"epochs": 5, "hidden": 8}}
     assert _budget_problems(**at) == []
     assert _budget_problems(**{**at, "num_trials": 5}) == [
-        "search.num_trials: at most 4 trials (budget max_trials) expected, but the spec asks for 5",
-        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 5 x 3 x 5 = 75"]
-    assert _budget_problems(**{**at, "fixed": {"epochs": 6, "hidden": 8}}) == [
-        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 4 x 3 x 6 = 72"]
+        "search.num_trials: at most 4 trials (budget max_trials) expected, but the spec asks for 5"]
+    assert _budget_problems(**{**at, "fixed": {"epochs": 6, "hidden": 8}}) == [WORK.format(60, "4 x 3 x 6 = 72")]
     # counted as the trial will see it: a string "6" is 6 epochs, and a space counts its largest value
     assert _budget_problems(**{**at, "fixed": {"epochs": "6", "hidden": 8}})[0].endswith("4 x 3 x 6 = 72")
     assert _budget_problems(**{**at, "fixed": {"hidden": 8}, "space": {"epochs": {"choice": [1, "6"]}}}) == [
-        "search: trials x folds x epochs <= 60 (budget max_fold_epochs) must hold, but got 4 x 3 x 6 = 72"]
+        WORK.format(60, "4 x 3 x 6 = 72")]
     assert _budget_problems(**{**at, "max_concurrent": 3}) == [
         "search.max_concurrent: at most 2 (budget max_concurrent) expected, but got 3"]
     assert _budget_problems(**{**at, "max_failures": 2}) == [
@@ -204,7 +216,64 @@ def test_parameter_budget_counts_the_largest_shape_of_the_space():
     assert _budget_problems(**at) == []
     past = {"fixed": {"epochs": 1, "depth": 1}, "space": {"hidden": {"choice": [8, 67]}}}
     assert _budget_problems(**past) == ["model: at most 5000 parameters per model (budget max_parameters) "
-                                        "expected, but the space's largest model has 5035"]
+                                        "expected, but the space's largest mlp model has 5035"]
+
+
+def test_every_family_is_costed_by_its_own_size_and_passes():
+    """Boosting iterations and trees count as passes over the data, their nodes as the model's size; a
+    ResNet's width and stages count (a 195M-parameter one is refused, not passed as an MLP)."""
+    def problems(space: dict, fixed: dict, budget: Budget, family: str = "mlp") -> list[str]:
+        spec = tiny_spec("b", search={"algorithm": "random", "num_trials": 1, "space": space, "fixed": fixed},
+                         distill={"enabled": False}, model={"family": family})
+        try:
+            _parse(spec, Policy(budget=budget))
+        except SpecError as e:
+            return e.problems
+        return []
+
+    wide = Budget(max_fold_epochs=10**9, max_parameters=10**12)
+    families = {"family": {"choice": ["hist_gb", "random_forest"]}}
+    # 3 folds x 1 trial x 1000 boosting iterations: at 3000 passes and one past
+    boosting = {"hist_gb.max_iter": 1000, "random_forest.n_estimators": 10}
+    assert problems(families, boosting, wide.model_copy(update={"max_fold_epochs": 3000})) == []
+    assert problems(families, boosting, wide.model_copy(update={"max_fold_epochs": 2999})) == [
+        WORK.format(2999, "1 x 3 x 1000 = 3000")]
+    # 10 classes x 1000 iterations x 2 x 31 leaves = 620000 nodes
+    assert problems(families, boosting, wide.model_copy(update={"max_parameters": 620_000})) == []
+    assert problems(families, boosting, wide.model_copy(update={"max_parameters": 619_999})) == [
+        "model: at most 619999 parameters per model (budget max_parameters) expected, but the space's largest "
+        "hist_gb model has 620000"]
+    resnet = problems({}, {"width": 128, "depth": 8, "stages": 4, "epochs": 1},
+                      wide.model_copy(update={"max_parameters": 10_000_000}), family="resnet")
+    assert len(resnet) == 1 and resnet[0].startswith("model: at most 10000000 parameters per model (budget "
+                                                     "max_parameters) expected, but the space's largest resnet "
+                                                     "model has "), resnet
+    assert int(resnet[0].rsplit(" ", 1)[1]) > 100_000_000
+
+
+def test_students_and_trial_resources_count_too():
+    spec = tiny_spec("b", search={"algorithm": "random", "num_trials": 1, "fixed": {"epochs": 1, "hidden": 8},
+                                  "space": {"lr": {"choice": [0.01]}}},
+                     distill={"sizes": [{"hidden": 8}, {"hidden": 16}], "epochs": 10})
+    at = Budget(max_fold_epochs=3 + 2 * 10)
+    assert _parse(spec, Policy(budget=at)).distill.epochs == 10
+    with pytest.raises(SpecError) as e:
+        _parse(spec, Policy(budget=at.model_copy(update={"max_fold_epochs": 22})))
+    assert e.value.problems == [WORK.format(22, "1 x 3 x 1 + 2 x 10 = 23")]
+    for resources, limit, line in [
+            ({"workers_per_trial": 3, "executor": "ray_train"}, {"max_workers_per_trial": 2},
+             "resources.workers_per_trial: at most 2 (budget max_workers_per_trial) expected, but got 3"),
+            ({"workers_per_trial": 2, "cpus_per_worker": 2.5, "executor": "ray_train"}, {"max_cpus_per_trial": 4},
+             "resources: at most 4 CPUs per trial (budget max_cpus_per_trial) expected, but the spec asks for 5"),
+            ({"workers_per_trial": 2, "gpus_per_worker": 1, "executor": "ray_train"}, {"max_gpus_per_trial": 1},
+             "resources: at most 1 GPUs per trial (budget max_gpus_per_trial) expected, but the spec asks for "
+             "2 x 1 = 2")]:
+        limited = dict(spec, resources=resources, distill={"enabled": False})
+        with pytest.raises(SpecError) as e:
+            _parse(limited, Policy(budget=Budget(**limit)))
+        assert e.value.problems == [line]
+        fits = Budget(**{k: v * 10 for k, v in limit.items()})
+        assert _parse(limited, Policy(budget=fits)).resources.workers_per_trial == resources["workers_per_trial"]
 
 
 def test_a_grid_is_capped_by_the_trial_budget_too():
@@ -367,10 +436,20 @@ def test_a_predefined_test_source_is_sandboxed_like_the_source(roots):
     naming data.test_source, and an accepted one is made absolute."""
     root, outside = roots
     policy = Policy(data_roots=[root])
-    for bad in ("../outside/set.npz", str(outside / "set.npz"), "escape.npz", "file:///etc/passwd"):
+    for bad in ("../outside/set.npz", str(outside / "set.npz"), "escape.npz", "inside.npz", "file:///etc/passwd"):
         spec = tiny_spec("safe", data={"source": "set.npz", "test_source": bad})
         with pytest.raises(SpecError) as e:
             _parse(spec, policy)
         assert [line.split(":")[0] for line in e.value.problems] == ["data.test_source"], e.value.problems
-    spec = tiny_spec("safe", data={"source": "set.npz", "test_source": "inside.npz"})
-    assert _parse(spec, policy).data.test_source == str((root / "set.npz").resolve())
+    (root / "test.npz").write_bytes((root / "set.npz").read_bytes())
+    spec = tiny_spec("safe", data={"source": "set.npz", "test_source": "./test.npz"})
+    assert _parse(spec, policy).data.test_source == str(root / "test.npz")
+
+
+def test_a_bodys_yaml_nodes_at_the_limit_and_one_past(monkeypatch):
+    from service.spec import reading
+
+    monkeypatch.setattr(reading, "MAX_YAML_NODES", 5)
+    assert _body("a: [1, 2]\n", "yaml") == {"a": [1, 2]}  # mapping, key, list, two items: 5 nodes
+    with pytest.raises(SpecError, match="at most 5 YAML nodes are accepted here"):
+        _body("a: [1, 2, 3]\n", "yaml")
