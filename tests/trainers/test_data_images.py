@@ -1,4 +1,6 @@
 """Image directories root/<class>/*.png|jpg: decoding, channels, resize/crop, bad inputs, limits."""
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -189,4 +191,11 @@ def test_the_users_own_links_are_followed(tmp_path):
     (root / "cat" / "gone.png").symlink_to(root / "cat" / "never-there.png")
     with pytest.raises(DataError, match=r"^data.source: only .png/.jpg/.jpeg files in a class folder expected, but "
                                         r"got entry 'cat/gone.png'$"):  # a link to nothing is no file
+        _load(root)
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_refused_where_the_data_loads(tmp_path):
+    root = _tree(tmp_path / "imgs")
+    os.rename(root / "dog", os.path.join(os.fsencode(root), b"d\xffg"))
+    with pytest.raises(DataError, match="valid UTF-8"):
         _load(root)
