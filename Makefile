@@ -20,7 +20,7 @@ demo: setup
 	$(VENV)/bin/raysemble run examples/digits.yaml --replace
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=40
 
 bench: setup
 	$(PY) bench/sweep_overhead.py

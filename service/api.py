@@ -18,7 +18,7 @@ fields that open the service refused unless allowed, model.factory refused unles
 an operator's --allow-factory prefix) before anything is submitted: an invalid spec is a 422 listing
 "field.path: message" lines and launches nothing. An allowed factory module is not shipped with the
 job: it must be importable on the cluster (installed there by the operator).
-A body is parsed and checked on service.gate's few worker threads, never on the event loop, its data
+A body is parsed and checked in service.gate's few worker processes, never on the event loop, its data
 from a sample (the first rows' features, every row's label, files opened inside the data roots with no
 link followed: trainers.data.files); more checks than the gate holds get a 503 with Retry-After, a
 check past its time limit a 422. The job that runs the sweep opens its data inside the same roots.
@@ -213,7 +213,7 @@ def create_app(settings: Settings) -> FastAPI:
         except gate.Busy:
             raise ApiError(503, "busy checking other specs: retry later",
                            headers={"Retry-After": str(gate.RETRY_AFTER_S)}) from None
-        except gate.TooSlow as e:
+        except (gate.TooSlow, gate.WorkerLost) as e:
             raise ApiError(422, "invalid spec", [f"<spec>: {e}"]) from None
         except _Unreadable as e:
             raise ApiError(400, "unreadable body", e.problems) from None
@@ -299,12 +299,6 @@ async def _read_body(request: Request, limit: int) -> tuple[str, str]:
 
 
 def serve_api(settings: Settings, host: str, port: int) -> None:
-    import sys
-
     import uvicorn
-
-    # spec checks run Python on the gate's threads: hand the interpreter back to the event loop more
-    # often than every 5 ms, so /healthz and status answer while they run
-    sys.setswitchinterval(0.001)
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

@@ -1,15 +1,20 @@
-"""Checking a client's spec off the event loop, bounded in concurrency, queue and time, so the REST
-control plane keeps answering (/healthz, status) whatever arrives.
+"""Checking a client's spec away from the event loop, bounded in concurrency, queue and time, so the
+REST control plane keeps answering (/healthz, status) whatever arrives.
 
 A spec body is parsed (YAML can be slow) and validated (its data sampled: trainers.data.files) in a
-small pool of worker threads. At most `workers` checks run and `queue` more wait; past that a request
-is refused at once with 503 and Retry-After, never queued without bound. A check that takes longer
-than `timeout_s` is answered (422, naming the limit) while its thread finishes on its own and only then
-frees its place: a slow check can make the API busy, never make it hang or grow."""
+small pool of worker processes: threads would share the interpreter with the event loop, and a check
+holding it inside a C call (a CSV chunk being parsed, a counter filled) delayed /healthz past a second.
+At most `workers` checks run and `queue` more wait; past that a request is refused at once with 503
+and Retry-After, never queued without bound. A check that takes longer than `timeout_s` is answered
+(422, naming the limit) while its worker finishes on its own and only then frees its place: a slow check
+can make the API busy, never make it hang or grow. A worker that dies (killed for memory) is replaced
+and its check answered as failed."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 DEFAULT_WORKERS = 2  # checks running at once (each may read a data file's sample)
@@ -28,24 +33,60 @@ class TooSlow(Exception):
         super().__init__(f"a spec checked within {seconds:g} s expected, but checking it took longer")
 
 
+class WorkerLost(Exception):
+    def __init__(self):
+        super().__init__("a check that runs to its end expected, but the process checking it stopped (too much "
+                         "memory?)")
+
+
+def _warm() -> None:
+    """In a new worker: import what checking needs, so the first check does not pay for it."""
+    import service.spec.parse  # noqa: F401
+    import service.spec.policy  # noqa: F401
+
+
 class Gate:
     def __init__(self, workers: int = DEFAULT_WORKERS, queue: int = DEFAULT_QUEUE,
                  timeout_s: float = DEFAULT_TIMEOUT_S):
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spec-check")
-        self.places, self.taken, self.timeout_s = workers + queue, 0, timeout_s
+        self.workers, self.places, self.taken, self.timeout_s = workers, workers + queue, 0, timeout_s
+        self.pool = self._pool()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        # spawn: the server process runs threads (uvicorn's, the cluster client's), which fork would copy
+        # mid-state
+        pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_warm)
+        for _ in range(self.workers):  # started now, not by the first request
+            pool.submit(int)
+        return pool
 
     async def run(self, fn: Callable, *args):
-        """fn(*args) on a worker; Busy at once when no place is free, TooSlow past the time limit."""
+        """fn(*args) in a worker (fn and args picklable); Busy at once when no place is free, TooSlow
+        past the time limit, WorkerLost when the worker died."""
         if self.taken >= self.places:
             raise Busy()
         self.taken += 1
-        future = asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        pool = self.pool
+        try:
+            future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            self._release()
+            self._replace(pool)
+            raise WorkerLost() from None
         # the place is given back when the work ends, not when the client stops waiting for it
         future.add_done_callback(lambda _: self._release())
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout_s)
         except asyncio.TimeoutError:
             raise TooSlow(self.timeout_s) from None
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise WorkerLost() from None
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self.pool is broken:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._pool()
 
     def _release(self) -> None:
         self.taken -= 1

@@ -23,8 +23,25 @@ _HAPROXY_FILES = {"RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": "haproxy.cfg", "RAY_SERVE
                   "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": "metrics.sock"}
 
 
+# Ports handed out for later use lie between Ray's worker ports (10002-19999 by default) and the kernel's
+# ephemeral range (from 32768): a port the kernel picked for "any free port" was free only at that
+# moment, and by the time HAProxy bound it, minutes later, a Ray worker's outgoing connection had taken
+# it ("cannot bind socket (Address already in use)"). Nothing takes these by chance.
+PORT_RANGE = (20000, 32767)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    import random
+
+    low, high = PORT_RANGE
+    for port in random.sample(range(low, high + 1), 200):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range is crowded: any port the kernel gives
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -37,7 +54,7 @@ def ingress_env(config: ServeConfig, haproxy_dir: str | None = None, drain_s: fl
     if config.ingress != "haproxy":
         return {}
     env = dict(FAST_INGRESS)
-    env.update({var: str(free_port()) for var in _PORT_VARS})
+    env.update({var: str(free_port("0.0.0.0")) for var in _PORT_VARS})  # HAProxy binds its side ports on all
     if haproxy_dir is not None:
         env["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"] = haproxy_dir
         env.update({var: os.path.join(haproxy_dir, name) for var, name in _HAPROXY_FILES.items()})

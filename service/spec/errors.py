@@ -18,6 +18,10 @@ class SpecError(ValueError):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def __reduce__(self):
+        # rebuilt from its lines when it crosses a process (the API checks specs in worker processes)
+        return type(self), (self.problems,)
+
 
 def format_pydantic(err: ValidationError) -> list[str]:
     """pydantic's errors as "field.path: message (got value)" lines."""

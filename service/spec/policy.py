@@ -11,11 +11,12 @@ command). The one field that names code is model.factory (family torch: the user
   (factory_prefixes=None). The check runs in before_data, before anything imports the module (the
   parameter budget in after_data builds the user's net, i.e. imports and calls the factory).
 
-- data.source, when a file, must resolve inside one of the allowed data roots: `..` components,
+- data.source, when a file, must lie inside one of the allowed data roots: `..` components,
   absolute paths outside the roots, URLs (`file://`, `s3://`, any `scheme:`), percent-encoded
-  characters (`%2e%2e`, `%2f`), `~`, backslashes and control characters are rejected, and the
-  path is resolved with symlinks followed, so a link pointing out of a root is rejected too.
-  A relative path is relative to the first data root.
+  characters (`%2e%2e`, `%2f`), `~`, backslashes and control characters are rejected. Links are not
+  resolved here: the loader opens the file walking down from the root without following any
+  (trainers.data.files), so the check and the read are one step. A relative path is relative to the
+  first data root.
 - tracking.mlflow_uri and tracking.storage_path: where a sweep writes. With tracking="server"
   (the REST API) a spec must leave both out (422 naming the field) and the server fills in its
   own; with tracking="user" (the CLI, whose user can already run anything on the cluster through
