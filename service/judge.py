@@ -14,30 +14,40 @@ from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.metrics import all_scores, confusion
 from trainers.tables import is_table
 
-# the columns printed and logged, in order; confusion and bookkeeping are kept beside them
-METRIC_COLUMNS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")
+# the columns printed and logged per task, in order; confusion and bookkeeping are kept beside them
+TASK_COLUMNS = {"classification": ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss"),
+                "regression": ("rmse", "mae", "r2")}
+METRIC_COLUMNS = TASK_COLUMNS["classification"]
 LATENCY_BATCHES = (1, 256)
 
 
 class JudgeRow(BaseModel):
     model: str  # single | best_<family> | ensemble | student
-    accuracy: float
-    precision_macro: float
-    recall_macro: float
-    f1_macro: float
-    log_loss: float
+    task: str = "classification"  # trainers.task: which metrics the row has
+    accuracy: float | None = None
+    precision_macro: float | None = None
+    recall_macro: float | None = None
+    f1_macro: float | None = None
+    log_loss: float | None = None
     roc_auc: float | None = None
+    rmse: float | None = None  # a regression target's
+    mae: float | None = None
+    r2: float | None = None
     latency_ms_b1: float  # in-process milliseconds per sample at batch 1 (median of repeats)
     latency_ms_b256: float  # the same at batch 256
     n_members: int
     n_test: int
-    confusion: list[list[int]]
+    confusion: list[list[int]] | None = None  # classes only
+    predicted: list[float] | None = None  # a regression target's predictions on the test rows (the plots')
     family: str | None = None  # the members' families, "+"-joined when they differ (logreg+mlp)
     trial_id: str | None = None  # the trial a single/best_<family> row is
 
+    def columns(self) -> tuple[str, ...]:
+        return TASK_COLUMNS[self.task]
+
     def metrics(self) -> dict[str, float]:
         """The numbers worth logging (no confusion matrix, no NaN)."""
-        keys = (*METRIC_COLUMNS, "roc_auc", "latency_ms_b1", "latency_ms_b256")
+        keys = (*self.columns(), "roc_auc", "latency_ms_b1", "latency_ms_b256")
         return {k: float(getattr(self, k)) for k in keys
                 if getattr(self, k) is not None and np.isfinite(getattr(self, k))}
 
@@ -110,23 +120,29 @@ def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: 
     rows = []
     for name, predictor in predictors.items():
         proba = predictor.predict_proba(x_test)
-        scores = all_scores(y_test, proba)
+        task = predictor.task.name
+        scores = all_scores(y_test, proba, task)
         roc = scores.get("roc_auc")
-        rows.append(JudgeRow(model=name, **{k: scores[k] for k in METRIC_COLUMNS},
-                             roc_auc=None if roc is None or not np.isfinite(roc) else roc,
+        if task == "regression":
+            fields = {**scores, "predicted": proba[:, 0].tolist()}
+        else:
+            fields = {**{k: scores[k] for k in TASK_COLUMNS[task]}, "confusion": confusion(y_test, proba),
+                      "roc_auc": None if roc is None or not np.isfinite(roc) else roc}
+        rows.append(JudgeRow(model=name, task=task, **fields,
                              latency_ms_b1=1e3 * latency[1][name], latency_ms_b256=1e3 * latency[256][name],
                              n_members=len(predictor.models), n_test=len(y_test),
-                             confusion=confusion(y_test, proba),
                              family="+".join(sorted({c.family for c in predictor.configs})),
                              trial_id=getattr((trials or {}).get(name), "trial_id", None)))
     return rows
 
 
-HEADER = ("model", "family", "trial", *METRIC_COLUMNS, "ms/sample b1", "ms/sample b256", "members")
+def header(rows: list[JudgeRow]) -> tuple[str, ...]:
+    columns = rows[0].columns() if rows else METRIC_COLUMNS
+    return ("model", "family", "trial", *columns, "ms/sample b1", "ms/sample b256", "members")
 
 
 def _cells(r: JudgeRow) -> list[str]:
-    return [r.model, r.family or "", r.trial_id or "", *(f"{getattr(r, k):.4f}" for k in METRIC_COLUMNS),
+    return [r.model, r.family or "", r.trial_id or "", *(f"{getattr(r, k):.4f}" for k in r.columns()),
             f"{r.latency_ms_b1:.3f}", f"{r.latency_ms_b256:.4f}", str(r.n_members)]
 
 
@@ -134,7 +150,7 @@ def rows_table(rows: list[JudgeRow], title: str = "held-out test split"):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in HEADER:
+    for col in header(rows):
         table.add_column(col, justify="left" if col in ("model", "family", "trial") else "right")
     for r in rows:
         table.add_row(*_cells(r))
@@ -148,6 +164,7 @@ def print_rows(rows: list[JudgeRow], console=None) -> None:
 
 
 def markdown_table(rows: list[JudgeRow]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    head = header(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
     return "\n".join(lines)

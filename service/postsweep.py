@@ -75,7 +75,7 @@ class PostSweep:
         if len(overlap):
             raise PostSweepError(f"disjoint training and held-out rows must hold, but got {len(overlap)} shared "
                                  f"row ids (e.g. {overlap[:5].tolist()})")
-        self.classes = list(data.classes)
+        self.classes, self.task = list(data.classes), data.task
         self.x_train, self.y_train = data.x[self.train_idx], data.y[self.train_idx]
         self.x_test, self.y_test = data.x[self.test_idx], data.y[self.test_idx]
         self.ranked = sweep.ranked()
@@ -105,7 +105,7 @@ class PostSweep:
             refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed,
                              self._ray_options("refit"))
         predictor, info = build_ensemble(self.ranked, cfg, y_train=self.y_train, metric=search.metric,
-                                         mode=search.mode, classes=self.classes, refit=refit)
+                                         mode=search.mode, classes=self.classes, refit=refit, task=self.task)
         directory = predictor.save(_fresh(self.files.bundle("ensemble")))
         # OOF rows are the training split in train_idx order; refits train on all of it
         _provenance(directory, sweep=self.sweep.name, kind="ensemble", info=info,
@@ -196,9 +196,10 @@ def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path, classes: list) ->
     now = int(time.time() * 1000)
     metrics = [Metric(f"test_{r.model}_{k}", v, now, 0) for r in rows for k, v in r.metrics().items()]
     client.log_batch(sweep.mlflow_run_id, metrics=metrics)
-    # rows: true label, columns: predicted label, in `labels` order (the user's labels)
-    client.log_dict(sweep.mlflow_run_id, {"labels": [str(c) for c in classes],
-                                          "matrices": {r.model: r.confusion for r in rows}}, "test/confusion.json")
+    if any(r.confusion is not None for r in rows):
+        # rows: true label, columns: predicted label, in `labels` order (the user's labels)
+        client.log_dict(sweep.mlflow_run_id, {"labels": [str(c) for c in classes],
+                                              "matrices": {r.model: r.confusion for r in rows}}, "test/confusion.json")
     client.log_dict(sweep.mlflow_run_id, {r.model: {"family": r.family, "trial_id": r.trial_id} for r in rows},
                     "test/models.json")
     client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
@@ -286,7 +287,8 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
     by_name = {r.model: r for r in rows}
     for kind in sorted(built):
         registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2])
-    report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered)
+    report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered,
+                          run.y_test)
     _mlflow_log(sweep, rows, report.parent, run.classes)
     result = {"sweep": sweep.name, "rows": [r.model_dump() for r in rows], "registered": registered,
               "report": str(report), "ensemble": ens_info, "rows_used": rows_used,

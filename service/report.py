@@ -101,6 +101,26 @@ def plot_confusion(matrix: list[list[int]], classes: list, title: str, path: Pat
     return _save(fig, path)
 
 
+def draw_regression(axes, actual: np.ndarray, predicted: np.ndarray, title: str) -> None:
+    """Predicted against actual (the diagonal is a perfect model) and residuals against predicted (a
+    pattern, not noise, is what the model missed), on two matplotlib axes."""
+    actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    left, right = axes
+    left.scatter(actual, predicted, s=6, alpha=0.5)
+    lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    left.plot([lo, hi], [lo, hi], color="gray", lw=1)
+    left.set(xlabel="actual", ylabel="predicted", title=title)
+    right.scatter(predicted, actual - predicted, s=6, alpha=0.5)
+    right.axhline(0, color="gray", lw=1)
+    right.set(xlabel="predicted", ylabel="actual - predicted", title="residuals")
+
+
+def plot_regression(actual: np.ndarray, predicted: list[float], title: str, path: Path) -> str:
+    fig = Figure(figsize=(8, 3.6))
+    draw_regression(fig.subplots(1, 2), actual, np.asarray(predicted), title)
+    return _save(fig, path)
+
+
 def _trials_table(trials, weights: dict[str, float], families: dict[str, str | None]) -> str:
     lines = ["| trial | family | status | mean CV score | fold scores | ensemble weight | params |",
              "|---|---|---|---|---|---|---|"]
@@ -130,15 +150,16 @@ def _shape(candidate: dict) -> str:
 def _sizing_lines(sizing: dict, fit_rows: int) -> list[str]:
     """The student-size search: its candidates and which one was kept, and why."""
     chosen = sizing["candidates"][sizing["chosen"]]
+    metric = sizing.get("metric", "accuracy")
     budget = "" if sizing.get("max_latency_ms") is None else f", latency budget {sizing['max_latency_ms']:g} ms/row"
     lines = [f"Size chosen from {len(sizing['candidates'])} candidates, each distilled on {sizing['transfer_rows']} "
              f"rows of the training split and scored on the other {sizing['validation_rows']} (no test row); "
-             f"teacher's validation accuracy {sizing['teacher_val_accuracy']:.4f} ({sizing['teacher_score']}), "
+             f"teacher's validation {metric} {sizing[f'teacher_val_{metric}']:.4f} ({sizing['teacher_score']}), "
              f"margin {sizing['margin']:g}{budget}.", "",
              f"Chosen: **{_shape(chosen)}**: {sizing['reason']}. Then distilled again on all {fit_rows} training rows.",
-             "", "| candidate | parameters | validation accuracy | ms/sample b1 | chosen |", "|---|---|---|---|---|"]
+             "", f"| candidate | parameters | validation {metric} | ms/sample b1 | chosen |", "|---|---|---|---|---|"]
     for i, c in enumerate(sizing["candidates"]):
-        lines.append(f"| {_shape(c)} | {c['parameters']} | {c['val_accuracy']:.4f} | {c['latency_ms_b1']:.3f} | "
+        lines.append(f"| {_shape(c)} | {c['parameters']} | {c[f'val_{metric}']:.4f} | {c['latency_ms_b1']:.3f} | "
                      f"{'yes' if i == sizing['chosen'] else ''} |")
     return lines + [""]
 
@@ -147,7 +168,9 @@ def _data_lines(data: dict) -> list[str]:
     """What the sweep read: rows, labels, and a table's columns by kind (data.json)."""
     if not data:
         return []
-    lines = ["## Data", "", f"{data['rows']} rows, classes {', '.join(f'`{c}`' for c in data['classes'])}."]
+    target = (f"a numeric target ({data['task']})" if data.get("task") == "regression"
+              else f"classes {', '.join(f'`{c}`' for c in data['classes'])}")
+    lines = ["## Data", "", f"{data['rows']} rows, {target}."]
     if data.get("rows_without_target_dropped"):
         lines.append(f"{data['rows_without_target_dropped']} rows without a target were left out.")
     schema = data.get("schema")
@@ -170,8 +193,10 @@ def _confusion_table(matrix: list[list[int]], classes: list) -> str:
 
 
 def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
-                 distill_info: dict | None = None, registered: dict | None = None) -> Path:
-    """Write out_dir/report.md and its PNGs; returns the report's path."""
+                 distill_info: dict | None = None, registered: dict | None = None,
+                 y_test: np.ndarray | None = None) -> Path:
+    """Write out_dir/report.md and its PNGs; returns the report's path. y_test: the held-out targets (a
+    regression's plots need them)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec, metric = sweep.spec, sweep.spec.search.metric
@@ -202,8 +227,18 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
         parts += [f"```\n{json.dumps(distill_info.get('config', {}), indent=1)}\n```", ""]
         if distill_info.get("losses"):
             parts += [f"![distillation loss]({plot_losses(distill_info['losses'], out_dir / 'student_loss.png')})", ""]
-    parts += ["## Confusion matrices (held-out test split)", "", "Rows: the true label; columns: the predicted one.", ""]
-    for row in rows:
+    regression = [r for r in rows if r.predicted is not None]
+    if regression and y_test is not None:
+        parts += ["## Predicted vs actual (held-out test split)", "",
+                  "Left: each test row's prediction against its target (on the diagonal: exact); right: the "
+                  "residuals (a trend rather than noise is what the model missed).", ""]
+        for row in regression:
+            name = plot_regression(y_test, row.predicted, row.model, out_dir / f"predicted_{row.model}.png")
+            parts += [f"### {row.model}", "", f"![{row.model}]({name})", ""]
+    confused = [r for r in rows if r.confusion is not None]
+    if confused:
+        parts += ["## Confusion matrices (held-out test split)", "", "Rows: the true label; columns: the predicted one.", ""]
+    for row in confused:
         name = plot_confusion(row.confusion, classes, row.model, out_dir / f"confusion_{row.model}.png")
         parts += [f"### {row.model}", "", _confusion_table(row.confusion, classes), "", f"![{row.model}]({name})", ""]
     path = out_dir / "report.md"

@@ -108,8 +108,11 @@ class Sweep:
 
 def describe_data(dataset) -> dict:
     """What a sweep's data is, recorded with it (data.json) and shown by `raysemble validate`."""
-    out = {"rows": len(dataset.y), "features": list(dataset.feature_names), "classes": list(dataset.classes),
-           "rows_without_target_dropped": dataset.dropped_rows}
+    out = {"rows": len(dataset.y), "features": list(dataset.feature_names), "task": dataset.task,
+           "classes": list(dataset.classes), "rows_without_target_dropped": dataset.dropped_rows}
+    if dataset.task == "regression":
+        y = np.asarray(dataset.y, dtype=np.float64)
+        out["target"] = {"min": float(y.min()), "max": float(y.max()), "mean": float(y.mean()), "std": float(y.std())}
     if dataset.schema is not None:
         out.update(schema=dataset.schema.model_dump(mode="json"), id_like=list(dataset.schema.id_like))
     return out

@@ -14,6 +14,7 @@ from serving.home import Locations
 from service.spec import SweepSpec
 from service.store import TrialRecord
 from trainers.metrics import all_scores, confusion
+from trainers.task import task_of_metric
 
 SWEEP_TAG, TRIAL_TAG, FOLD_TAG = "raysemble.sweep", "raysemble.trial_id", "raysemble.fold"
 _PARENT = "mlflow.parentRunId"
@@ -78,6 +79,33 @@ def _log_confusion(client: MlflowClient, run_id: str, matrix: list[list[int]], t
         client.log_image(run_id, _png_image(_confusion_png(matrix, title, labels)), "confusion_matrix.png")
 
 
+def _residual_png(actual: np.ndarray, predicted: np.ndarray, title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from service.report import draw_regression
+
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2), dpi=80)
+    draw_regression(axes, actual, predicted, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _log_outcome(client: MlflowClient, run_id: str, y: np.ndarray, out: np.ndarray, title: str, classes: list,
+                 task: str, png: bool = True) -> None:
+    """What a classifier's confusion matrix is to classes, for either task: the matrix, or for a regression
+    target the predicted-vs-actual and residual plots (a picture only: the numbers are the OOF arrays)."""
+    if task == "regression":
+        if png:
+            client.log_image(run_id, _png_image(_residual_png(y, out[:, 0], title)), "predicted_vs_actual.png")
+        return
+    _log_confusion(client, run_id, confusion(y, out), title, classes, png)
+
+
 def _png_image(data: bytes):
     from PIL import Image
 
@@ -105,9 +133,9 @@ def log_trial(client: MlflowClient, experiment_id: str, parent_run_id: str, reco
             client.log_text(run_id, record.error, "error.txt")
         client.set_terminated(run_id, "FAILED")
         return run_id
-    oof = record.oof()
+    oof, task = record.oof(), task_of_metric(metric)
     summary = {f"cv_{metric}": record.mean_score, "epochs": record.epochs}
-    summary.update({f"oof_{k}": v for k, v in all_scores(y_train, oof).items() if np.isfinite(v)})
+    summary.update({f"oof_{k}": v for k, v in all_scores(y_train, oof, task).items() if np.isfinite(v)})
     summary.update({f"fold{k}_{metric}": s for k, s in enumerate(record.fold_scores)})
     curves = record.curves()
     history = []
@@ -117,15 +145,15 @@ def log_trial(client: MlflowClient, experiment_id: str, parent_run_id: str, reco
         for step, epoch in enumerate(curves[0]["epoch"]):
             history.append(Metric(f"mean_{key}", float(np.mean([c[key][step] for c in curves])), 0, int(epoch)))
     client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in summary.items()] + history)
-    _log_confusion(client, run_id, confusion(y_train, oof), f"trial {record.trial_id} (OOF)", classes)
+    _log_outcome(client, run_id, y_train, oof, f"trial {record.trial_id} (OOF)", classes, task)
     for k, curve in enumerate(curves):
-        _log_fold(client, experiment_id, run_id, record, k, curve, y_train, classes)
+        _log_fold(client, experiment_id, run_id, record, k, curve, y_train, classes, task)
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
 def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, record: TrialRecord, k: int,
-              curve: dict, y_train: np.ndarray, classes: list) -> None:
+              curve: dict, y_train: np.ndarray, classes: list, task: str = "classification") -> None:
     tags = {_PARENT: trial_run_id, TRIAL_TAG: record.trial_id, FOLD_TAG: str(k),
             "mlflow.runName": f"trial-{record.trial_id}-fold{k}"}
     run_id = client.create_run(experiment_id, tags=tags).info.run_id
@@ -133,12 +161,11 @@ def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, recor
                for e, v in zip(curve["epoch"], curve[key])]
     idx = np.load(record.checkpoint_dir / f"val_idx_{k}.npy")
     proba = np.load(record.checkpoint_dir / f"oof_{k}.npy")
-    final = {f"final_{name}": v for name, v in all_scores(y_train[idx], proba).items() if np.isfinite(v)}
+    final = {f"final_{name}": v for name, v in all_scores(y_train[idx], proba, task).items() if np.isfinite(v)}
     metrics += [Metric(name, float(v), 0, 0) for name, v in final.items()]
     client.log_batch(run_id, metrics=metrics, params=[Param("fold", str(k))])
     # JSON only: a picture per fold costs the driver ~0.1 s each; the trial run has the OOF picture
-    _log_confusion(client, run_id, confusion(y_train[idx], proba), f"trial {record.trial_id} fold {k}", classes,
-                   png=False)
+    _log_outcome(client, run_id, y_train[idx], proba, f"trial {record.trial_id} fold {k}", classes, task, png=False)
     with tempfile.TemporaryDirectory() as tmp:
         # the fold model, under its own name so a download needs no renaming
         src = record.checkpoint_dir / f"fold_{k}.pt"

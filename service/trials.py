@@ -19,7 +19,7 @@ from trainers.tables import is_table
 def streams(spec: SweepSpec, dataset=None) -> bool:
     """Whether the sweep's trials read their rows through Ray Data (data.stream, or "auto" and a large
     Parquet source of numbers in a sweep that can stream; a table of typed columns never streams)."""
-    if dataset is not None and is_table(dataset.x):
+    if dataset is not None and (is_table(dataset.x) or dataset.task == "regression"):
         return False
     if spec.data.stream != "auto":
         return spec.data.stream
@@ -42,7 +42,7 @@ def trial_data(sweep: Sweep) -> TrialData:
     dataset = sweep.dataset()
     spec, cv = sweep.spec, sweep.spec.cv
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
-    folds = make_folds(y, cv.folds, cv.stratified, cv.seed)
+    folds = make_folds(y, cv.folds, cv.stratified, cv.seed, dataset.task)
     stream = None
     if streams(spec, dataset):
         from trainers.stream import plan_for
@@ -52,7 +52,7 @@ def trial_data(sweep: Sweep) -> TrialData:
         stream = plan_for(_parquet_paths(spec.data.source), spec.data.target, dataset.classes,
                           sweep.train_idx, folds, len(dataset.y) - dataset.n_predefined_test, seed=cv.seed)
     return TrialData(x=None if stream else x, y=y, folds=folds,
-                     base_model=spec.base_model_config(x.shape[1], dataset.n_classes).model_dump(mode="json"),
+                     base_model=spec.base_model_config(x.shape[1], dataset.n_outputs, dataset.task).model_dump(mode="json"),
                      metric=spec.search.metric, seed=cv.seed, checkpoint_every=spec.search.checkpoint_every,
                      checkpoint_epochs=asha_rungs(spec.search), stream=stream)
 

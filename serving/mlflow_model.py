@@ -56,8 +56,9 @@ def _signature(predictor: EnsemblePredictor, example):
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):
-    """predict -> predicted classes (original labels); params={"output": "proba"} -> (rows, classes)
-    probabilities, columns in the bundle's class order (bundle.json "classes")."""
+    """predict -> predicted classes (original labels), or a regression model's predicted values;
+    params={"output": "proba"} -> (rows, classes) probabilities, columns in the bundle's class order
+    (bundle.json "classes"); a regression model's (rows, 1) values."""
 
     # the signature is logged explicitly; without this MLflow wraps predict for type-hint
     # validation and, finding no hints, warns at import

@@ -270,7 +270,11 @@ def _bytes_tensor(values: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def label_datatype(classes: list) -> str:
+def label_datatype(classes: list, task: str = "classification") -> str:
+    """The datatype of `predictions` (and `votes`): a regression target's values are FP64; labels are
+    INT64 when every one is an integer (checked within int64 where the data loads), else BYTES."""
+    if task == "regression":
+        return "FP64"
     return "INT64" if all(isinstance(c, int) and not isinstance(c, bool) for c in classes) else "BYTES"
 
 
@@ -372,11 +376,13 @@ def _table_request_schema(max_instances: int, columns: list[dict]) -> dict:
 
 
 def model_metadata(name: str, version: str, n_features: int, n_classes: int, classes: list,
-                   outputs: tuple[str, ...], members: int, inputs: list[dict] | None = None) -> dict:
-    """inputs: a table model's columns ({"name", "kind"}), each its own input; None: one matrix input."""
+                   outputs: tuple[str, ...], members: int, inputs: list[dict] | None = None,
+                   task: str = "classification") -> dict:
+    """inputs: a table model's columns ({"name", "kind"}), each its own input; None: one matrix input.
+    A regression model's outputs are predictions (FP64) and votes (each member's value), no probabilities."""
     from serving.records import datatype_of
 
-    labels = label_datatype(classes)
+    labels = label_datatype(classes, task)
     shapes = {"probabilities": ("FP32", [-1, n_classes]), "predictions": (labels, [-1]),
               "votes": (labels, [-1, members])}
     tensors = ([TensorMetadata(name=c["name"], datatype=datatype_of(c["kind"]), shape=[-1]) for c in inputs]

@@ -209,14 +209,16 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
             x = rows_matrix(req.instances, info["n_features"], config.max_instances)
         if req.return_votes and info["members"] < 2:
             raise InputError("return_votes", f"false for {model.name!r} (one member, no votes)", "true")
-        per_row = {"probabilities": len(info["classes"]), "predictions": 1}
+        regression = info.get("task") == "regression"
+        per_row = {"predictions": 1} if regression else {"probabilities": len(info["classes"]), "predictions": 1}
         if req.return_votes:
             per_row["votes"] = info["members"]
         check_output_values(per_row, max_output_values_per_row, "return_votes" if req.return_votes else "model")
         out = await model.predict(x, req.return_votes)
         check_finite_outputs(out["bad_rows"], "instances", len(x))
-        payload = {"predictions": out["labels"], "probabilities": out["probabilities"].tolist(),
-                   "model": model.name, "version": out["version"]}
+        payload = {"predictions": out["labels"], "model": model.name, "version": out["version"]}
+        if not regression:
+            payload["probabilities"] = out["probabilities"].tolist()
         if req.return_votes:
             payload["votes"] = out["votes"]
         return _json(payload)
@@ -242,7 +244,8 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         if version is not None:
             pinned(model, version, info["version"])
         return _json(oip.model_metadata(model.name, info["version"], info["n_features"], len(info["classes"]),
-                                        info["classes"], tuple(info["outputs"]), info["members"], info.get("inputs")))
+                                        info["classes"], tuple(info["outputs"]), info["members"], info.get("inputs"),
+                                        info.get("task", "classification")))
 
     async def _model_ready(name: str, version: str | None = None):
         model = lookup(name)
@@ -260,17 +263,19 @@ def build_api(models: list[ServedModel], config: ServeConfig) -> FastAPI:
         header = request.headers.get(oip.HEADER_LENGTH)
         check_content_type(request.headers.get("content-type"), INFER_TYPES if header is not None else JSON_TYPES)
         body = await read_body(request, config.max_body_bytes)
+        task = info.get("task", "classification")
+        defaults = tuple(o for o in ("probabilities", "predictions") if o in info["outputs"])
         if info.get("inputs"):
             parsed = oip.parse_infer_table(body, header, info["inputs"], config.max_instances,
-                                           tuple(info["outputs"]), ("probabilities", "predictions"))
+                                           tuple(info["outputs"]), defaults)
         else:
             parsed = oip.parse_infer(body, header, info["n_features"], config.max_instances,
-                                     tuple(info["outputs"]), ("probabilities", "predictions"))
+                                     tuple(info["outputs"]), defaults)
         widths = {"probabilities": len(info["classes"]), "predictions": 1, "votes": info["members"]}
         check_output_values({n: widths[n] for n in parsed.outputs}, max_output_values_per_row, "outputs")
         out = await model.predict(parsed.x, "votes" in parsed.outputs)
         check_finite_outputs(out["bad_rows"], "inputs[0]", len(parsed.x), indexed=False)
-        labels = oip.label_datatype(info["classes"])
+        labels = oip.label_datatype(info["classes"], task)
         proba_type = parsed.datatype
         values = {"probabilities": (proba_type, out["probabilities"]),
                   "predictions": (labels, out["labels"]),

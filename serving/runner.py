@@ -26,7 +26,10 @@ class ModelRunner:
             predictor, version = load_predictor(source, num_gpus)
         self.predictor, self.version = predictor, version or "0"
         self.aliases = [source.registered_name] if source.registered_name else []
-        self.outputs = ("probabilities", "predictions") + (("votes",) if self.members > 1 else ())
+        self.regression = self.predictor.regression
+        # a regression model answers values: nothing to give probabilities of
+        self.outputs = (("predictions",) if self.regression else ("probabilities", "predictions")) \
+            + (("votes",) if self.members > 1 else ())
         # a batcher per instance: @serve.batch on a method would share one queue between instances.
         # Outside a Serve replica (tests of the routes in-process) requests run one by one.
         self._batched = self._run_one
@@ -52,7 +55,7 @@ class ModelRunner:
         p = self.predictor
         return {"name": self.name, "aliases": self.aliases, "version": self.version, "source": self.public_source,
                 "kind": p.kind, "method": p.method, "members": self.members, "n_features": p.n_features,
-                "classes": p.classes, "outputs": list(self.outputs), "inputs": self.inputs}
+                "classes": p.classes, "outputs": list(self.outputs), "inputs": self.inputs, "task": p.task.name}
 
     @property
     def public_source(self) -> str:
@@ -84,13 +87,18 @@ class ModelRunner:
 
     async def predict(self, x: np.ndarray, votes: bool = False) -> dict:
         """{"probabilities": (rows, classes), "labels": per row, "votes": per row per member or None,
-        "version", "bad_rows": rows whose member or combined probabilities are not finite}.
+        "version", "bad_rows": rows whose member or combined probabilities are not finite}. A regression
+        model: "labels" are the predicted values and "votes" each member's, "probabilities" None.
 
         Finite float32 features can still overflow a network (3e38 times a weight is inf, inf - inf is
         NaN); labels and votes of such rows are argmaxes of NaN, so the caller refuses them all."""
         proba, member = await self._batched(x)
         finite = np.isfinite(proba).all(1) & np.isfinite(member).all((0, 2))
         bad_rows = np.flatnonzero(~finite).tolist()
+        if self.regression:
+            return {"probabilities": None, "labels": proba[:, 0].tolist(),
+                    "votes": member[:, :, 0].T.tolist() if votes else None, "version": self.version,
+                    "bad_rows": bad_rows}
         classes = self.predictor.classes
         voted = [[classes[i] for i in row] for row in member.argmax(2).T] if votes else None
         return {"probabilities": proba, "labels": [classes[i] for i in proba.argmax(1)], "votes": voted,
@@ -99,6 +107,10 @@ class ModelRunner:
     def check(self) -> None:
         """A real forward pass on one row; raises when the model cannot predict."""
         proba = self.predictor.predict_proba(self._probe)
+        if self.regression:
+            if proba.shape != (1, 1) or not np.isfinite(proba).all():
+                raise RuntimeError(f"model {self.name!r}: one finite predicted value expected, but got {proba!r}")
+            return
         if proba.shape != (1, self.predictor.n_classes) or not np.isfinite(proba).all() \
                 or abs(float(proba.sum()) - 1.0) > 1e-3:
             raise RuntimeError(f"model {self.name!r}: one finite probability row summing to 1 expected, "

@@ -29,8 +29,10 @@ class RecordsRequest(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    predictions: list[Any] = Field(description="the predicted class label per row")
-    probabilities: list[list[float]] = Field(description="class probabilities per row, in `classes` order")
+    predictions: list[Any] = Field(description="the predicted class label per row (a regression model: the "
+                                               "predicted value)")
+    probabilities: list[list[float]] | None = Field(None, description="class probabilities per row, in `classes` "
+                                                                     "order (absent for a regression model)")
     model: str
     version: str
     votes: list[list[Any]] | None = Field(None, description="per row, each member's predicted class "
@@ -47,7 +49,8 @@ class ModelInfo(BaseModel):
     method: str
     members: int
     n_features: int = Field(description="values per row: features, or a table model's columns")
-    classes: list[Any]
+    classes: list[Any] = Field(description="the labels predictions are drawn from (empty for a regression model)")
+    task: str = Field("classification", description="classification, or regression (predictions are numbers)")
     inputs: list[dict[str, str]] | None = Field(None, description="a table model's columns ({name, kind}: "
                                                                   "numeric, categorical or datetime); null: rows "
                                                                   "of numbers")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator, model_validator
 
 from trainers.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, SearchAlgorithm, get_algorithm
 from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER
@@ -12,6 +12,7 @@ from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activa
 from trainers.loop import MAX_EPOCHS
 from trainers.metrics import METRICS
 from trainers.space import Dimension, Scalar
+from trainers.task import get_task
 
 MAX_TRIALS = 10_000  # num_trials, and a grid's (or random search's grid axes') combinations
 MAX_SPACE_KEYS = 64  # entries of search.space and of search.fixed each
@@ -35,7 +36,8 @@ class SearchConfig(_Section):
     algorithm: Literal[tuple(ALGORITHMS)] = DEFAULT_ALGORITHM
     num_trials: int = Field(8, ge=1, le=MAX_TRIALS)  # ignored by grid: it runs every combination once
     max_concurrent: int = Field(2, ge=1, le=1024)
-    # one of trainers.metrics.METRICS, on the out-of-fold predictions
+    # one of trainers.metrics.METRICS for the data's task, on the out-of-fold predictions; default: the
+    # task's (accuracy for classes, rmse for a regression target: set once the data is loaded, for_task)
     metric: StrictStr = Field("accuracy", max_length=64)
     mode: Literal["min", "max"] | None = None  # default: the metric's natural direction
     scheduler: Literal["none", "asha"] = "none"
@@ -71,8 +73,23 @@ class SearchConfig(_Section):
         if both:
             raise ValueError(f"a key is either searched or fixed, but {both} are both")
         if self.mode is None:
+            self._mode_given = False
             self.mode = METRICS[self.metric]
         return self
+
+    _mode_given: bool = PrivateAttr(True)
+
+    def for_task(self, task: str) -> "SearchConfig":
+        """This section for the data's task: its default metric (and that metric's mode) when the spec
+        named none; ValueError naming search.metric when the spec's metric is for the other task."""
+        metrics = get_task(task).metrics
+        if self.metric in metrics:
+            return self
+        if "metric" in self.model_fields_set:
+            raise ValueError(f"search.metric: one of {sorted(metrics)} for a {task} target expected, but got "
+                             f"{self.metric!r}")
+        metric = get_task(task).default_metric
+        return self.model_copy(update={"metric": metric, "mode": self.mode if self._mode_given else metrics[metric]})
 
     def searcher(self) -> SearchAlgorithm:
         """The algorithm this section names (trainers.algorithms)."""
@@ -158,7 +175,8 @@ class DistillConfig(_Section):
     # search, `student` is the shape (distilled on the whole training split, as before sizes existed)
     sizes: list[StudentSize] = Field(default_factory=list, max_length=MAX_STUDENT_SIZES)
     # validation accuracy a candidate may lose against the teacher's and still count as good enough;
-    # 0.01 = one point of accuracy, about what a reshuffled split moves on a few hundred rows
+    # 0.01 = one point of accuracy, about what a reshuffled split moves on a few hundred rows. A regression
+    # target: the share of the teacher's validation RMSE it may add (0.05 = at most 5% higher)
     margin: float = Field(0.01, ge=0.0, le=1.0)
     # share of the training split (stratified; never the test rows) held out of the candidates'
     # transfer set to score them and the teacher; 0.2 keeps 80% to learn from

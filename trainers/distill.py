@@ -1,7 +1,9 @@
 """Distillation: a small student trained on the ensemble's soft targets (Hinton et al. 2015).
 
 loss = alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*CE(student, labels)
-(trainers.losses.distillation_loss). The teacher's probabilities on the transfer set (the
+(trainers.losses.distillation_loss); for a regression target the student regresses the teacher's
+predicted values mixed with the targets, alpha*MSE(student, teacher) + (1-alpha)*MSE(student, target),
+in standard deviations of the target (temperature unused). The teacher's probabilities on the transfer set (the
 training split) are computed once, before the first epoch. With mixup on, each batch is mixed
 and the teacher relabels the mixed rows (its targets for a blend are not the blend of its
 targets), so then the teacher runs once per batch.
@@ -31,7 +33,9 @@ from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
 from trainers.families.torchnet import trains_in_pairs
-from trainers.losses import distillation_loss
+from trainers.losses import distillation_loss, regression_loss
+from trainers.metrics import score
+from trainers.task import get_task
 from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 from trainers.tables import TableEncoding, is_table
 
@@ -43,7 +47,8 @@ def student_model_config(student: StudentConfig, like: ModelConfig, x=None) -> M
     teacher's members. A table's rows (x) get the student's own encoding, fitted on them: the student
     carries it, as every model of a table does."""
     cfg = ModelConfig.model_validate({**student.model_dump(), "in_features": like.in_features,
-                                      "n_classes": like.n_classes, "image_shape": like.image_shape})
+                                      "n_classes": like.n_classes, "image_shape": like.image_shape,
+                                      "task": like.task})
     if is_table(x):
         encoding = TableEncoding.fit(x, get_family(student.family).table_encoding)
         cfg = cfg.model_copy(update={"table": encoding, "in_features": encoding.width})
@@ -64,14 +69,17 @@ class Distiller:
             # mixed rows exist only in the student's encoding, where the teacher cannot read them
             raise ValueError(f"distill.mixup_alpha: 0 for a table's rows expected, but got {cfg.mixup_alpha}")
         encoded = x if model_cfg.table is None else model_cfg.table.transform(x)
+        self.regression = model_cfg.task == "regression"
         self.x = torch.as_tensor(np.asarray(encoded, dtype=np.float32), device=self.device)
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.float32 if self.regression else np.int64), device=self.device)
         self.n_classes = model_cfg.n_classes
         # computed once, from the rows as the teacher reads them: the transfer set does not change
         self.teacher_probs = torch.as_tensor(self.teacher.predict_proba(x), dtype=torch.float32, device=self.device)
         self.model = build_model(model_cfg).to(self.device)
         self.min_batch = 2 if trains_in_pairs(self.model) else 1
         self.model.standardize.fit(self.x)
+        if self.regression:
+            self.model.target.fit(self.y)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=WEIGHT_DECAY)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs)
 
@@ -84,7 +92,8 @@ class Distiller:
         xb, yb = self.x[idx], self.y[idx]
         if self.cfg.mixup_alpha <= 0 or len(idx) < 2:
             return xb, self.teacher_probs[idx], yb
-        xm, ym = mixup(xb, F.one_hot(yb, self.n_classes).float(), self.cfg.mixup_alpha, self.generator)
+        targets = yb.reshape(-1, 1) if self.regression else F.one_hot(yb, self.n_classes).float()
+        xm, ym = mixup(xb, targets, self.cfg.mixup_alpha, self.generator)
         return xm, self._teach(xm), ym  # cross_entropy takes probability targets as they are
 
     def train_epoch(self) -> float:
@@ -96,7 +105,12 @@ class Distiller:
             if len(idx) < self.min_batch:
                 continue
             xb, tb, yb = self._batch(idx)
-            loss = distillation_loss(self.model(xb), tb, yb, self.cfg.temperature, self.cfg.alpha)
+            if self.regression:
+                out, scale = self.model(xb), self.model.target.scale
+                loss = (self.cfg.alpha * regression_loss(out, tb, scale)
+                        + (1 - self.cfg.alpha) * regression_loss(out, yb, scale))
+            else:
+                loss = distillation_loss(self.model(xb), tb, yb, self.cfg.temperature, self.cfg.alpha)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -142,7 +156,7 @@ def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.nda
     (worker nodes need not share a disk with the driver). ray_options: run_on_ray_train's
     keywords (name, storage_path, cpus_per_worker, gpus_per_worker)."""
     payload = {"cfg": cfg.model_dump(mode="json"), "model_cfg": model_cfg.model_dump(mode="json"),
-               "x": _rows(x), "y": np.asarray(y, dtype=np.int64), "seed": seed,
+               "x": _rows(x), "y": _targets(y), "seed": seed,
                "teacher": _teacher_files(teacher_dir)}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
     model = build_model(model_cfg)
@@ -155,6 +169,12 @@ def _rows(x):
     return x if is_table(x) else np.asarray(x, dtype=np.float32)
 
 
+def _targets(y) -> np.ndarray:
+    """Class indices as int64, a regression target's values as float64."""
+    y = np.asarray(y)
+    return y.astype(np.float64) if y.dtype.kind == "f" else y.astype(np.int64)
+
+
 # ---- sizing: which student shape ----
 
 # (predicts: name -> predict_proba, rows) -> name -> milliseconds per row at batch 1. Supplied by the
@@ -162,13 +182,15 @@ def _rows(x):
 LatencyFn = Callable[[dict[str, Callable[[np.ndarray], object]], np.ndarray], dict[str, float]]
 
 
-def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(y: np.ndarray, fraction: float, seed: int,
+                     task: str = "classification") -> tuple[np.ndarray, np.ndarray]:
     """(transfer positions, validation positions), sorted, into the rows given (the caller passes the
-    training split only, so no test row can be drawn). Stratified, so every class is scored; a plain
-    shuffled split when some class has a single row or the share is too small to hold every class."""
+    training split only, so no test row can be drawn). Stratified, so every class (a regression target:
+    every quantile bin) is scored; a plain shuffled split when some class has a single row or the share
+    is too small to hold every class."""
     from sklearn.model_selection import train_test_split
 
-    y = np.asarray(y)
+    y = get_task(task).strata(np.asarray(y), max(2, int(round(1 / min(fraction, 1 - fraction)))))
     n = len(y)
     n_val = int(np.ceil(n * fraction))
     if n_val < 1 or n - n_val < 2:
@@ -180,39 +202,50 @@ def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(fit), np.sort(val)
 
 
-def choose_student(candidates: list[dict], teacher_accuracy: float, margin: float,
-                   max_latency_ms: float | None = None) -> tuple[int, str]:
-    """(index of the chosen candidate, why). candidates: {"parameters", "val_accuracy", "latency_ms_b1"}.
+STUDENT_METRICS = {"classification": "accuracy", "regression": "rmse"}  # what sizing scores candidates by
 
-    No budget: the smallest (fewest parameters) whose validation accuracy is within `margin` of the
-    teacher's; if none is, the most accurate. Budget: the most accurate under it; if none is, the
-    fastest. Ties go to the smaller model, then to the earlier candidate.
+
+def choose_student(candidates: list[dict], teacher_score: float, margin: float,
+                   max_latency_ms: float | None = None, metric: str = "accuracy") -> tuple[int, str]:
+    """(index of the chosen candidate, why). candidates: {"parameters", f"val_{metric}", "latency_ms_b1"};
+    metric: accuracy (higher is better) or rmse (lower is better).
+
+    No budget: the smallest (fewest parameters) whose validation score is within `margin` of the
+    teacher's (accuracy: margin points below it; rmse: at most (1 + margin) times it); if none is, the
+    best. Budget: the best under it; if none is, the fastest. Ties go to the smaller model, then to the
+    earlier candidate.
     """
     if not candidates:
         raise ValueError("at least one candidate must hold, but got none")
-    order = range(len(candidates))
+    order, key, up = range(len(candidates)), f"val_{metric}", metric == "accuracy"
+
+    def quality(i):
+        return candidates[i][key] if up else -candidates[i][key]
 
     def best(idx):
-        return max(idx, key=lambda i: (candidates[i]["val_accuracy"], -candidates[i]["parameters"], -i))
+        return max(idx, key=lambda i: (quality(i), -candidates[i]["parameters"], -i))
 
     if max_latency_ms is not None:
         under = [i for i in order if candidates[i]["latency_ms_b1"] <= max_latency_ms]
         if under:
-            return best(under), (f"best validation accuracy of the {len(under)} candidate(s) under the latency "
+            return best(under), (f"best validation {metric} of the {len(under)} candidate(s) under the latency "
                                  f"budget of {max_latency_ms:g} ms/row")
         fastest = min(order, key=lambda i: (candidates[i]["latency_ms_b1"], candidates[i]["parameters"], i))
         return fastest, (f"no candidate under the latency budget of {max_latency_ms:g} ms/row: the fastest "
                          f"({candidates[fastest]['latency_ms_b1']:.3f} ms/row)")
     # accuracies are counts over the same rows; the epsilon keeps float rounding of
     # teacher - margin from excluding a candidate exactly at the margin
-    floor = teacher_accuracy - margin - 1e-9
-    within = [i for i in order if candidates[i]["val_accuracy"] >= floor]
+    if up:
+        within = [i for i in order if candidates[i][key] >= teacher_score - margin - 1e-9]
+    else:
+        within = [i for i in order if candidates[i][key] <= teacher_score * (1 + margin) + 1e-12]
+    how = f"{margin:g}" if up else f"{margin:.0%}"
     if within:
-        smallest = min(within, key=lambda i: (candidates[i]["parameters"], -candidates[i]["val_accuracy"], i))
-        return smallest, (f"smallest of the {len(within)} candidate(s) within {margin:g} of the teacher's "
-                          f"validation accuracy ({teacher_accuracy:.4f})")
-    return best(order), (f"no candidate within {margin:g} of the teacher's validation accuracy "
-                         f"({teacher_accuracy:.4f}): the most accurate")
+        smallest = min(within, key=lambda i: (candidates[i]["parameters"], -quality(i), i))
+        return smallest, (f"smallest of the {len(within)} candidate(s) within {how} of the teacher's "
+                          f"validation {metric} ({teacher_score:.4f})")
+    return best(order), (f"no candidate within {how} of the teacher's validation {metric} "
+                         f"({teacher_score:.4f}): the best")
 
 
 @dataclass
@@ -222,8 +255,6 @@ class Sizing:
     validation: np.ndarray  # positions (into the rows given) the candidates were scored on
 
 
-def _accuracy(proba: np.ndarray, y: np.ndarray) -> float:
-    return float((np.asarray(proba).argmax(1) == np.asarray(y)).mean())
 
 
 def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.ndarray, teacher: EnsemblePredictor,
@@ -239,14 +270,15 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
     ray_resources: None = in-process, one candidate after another; else {"num_cpus", "num_gpus"} per
     candidate, each a Ray task (needs teacher_dir, the teacher's saved bundle).
     """
-    x, y = _rows(x), np.asarray(y, dtype=np.int64)
+    x, y = _rows(x), _targets(y)
+    metric = STUDENT_METRICS[like.task]
     if len(x) != len(y):
         raise ValueError(f"as many labels as rows must hold, but got {len(x)} rows and {len(y)} labels")
     if teacher_oof is not None and np.shape(teacher_oof)[0] != len(x):
         raise ValueError(f"teacher_oof with one row per training row must hold, but got {np.shape(teacher_oof)[0]} "
                          f"rows for {len(x)}")
     shapes = cfg.candidates()
-    fit, val = validation_split(y, cfg.validation_fraction, seed)
+    fit, val = validation_split(y, cfg.validation_fraction, seed, like.task)
     # a table's candidates encode it from their own transfer rows, never the validation ones
     model_cfgs = [student_model_config(s, like, x[fit]) for s in shapes]
     if ray_resources is None:
@@ -256,17 +288,18 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
             raise ValueError("candidates on Ray need the teacher's bundle directory, but got teacher_dir=None")
         models = _candidates_on_ray(cfg, model_cfgs, x[fit], y[fit], teacher_dir, seed, ray_resources)
     honest = teacher_oof is not None
-    teacher_acc = _accuracy(teacher_oof[val] if honest else teacher.predict_proba(x[val]), y[val])
+    teacher_score = score(metric, y[val], teacher_oof[val] if honest else teacher.predict_proba(x[val]))
     # served the way the judged student is: a one-member bundle's predict_proba
     predictors = {str(i): EnsemblePredictor([m], [c], kind="student")
                   for i, (m, c) in enumerate(zip(models, model_cfgs))}
     ms = latency({k: p.predict_proba for k, p in predictors.items()}, x[val])
     candidates = [{"family": s.family, "shape": s.shape(), "parameters": c.parameter_count(),
-                   "val_accuracy": _accuracy(predictors[str(i)].predict_proba(x[val]), y[val]),
+                   f"val_{metric}": score(metric, y[val], predictors[str(i)].predict_proba(x[val])),
                    "latency_ms_b1": float(ms[str(i)])}
                   for i, (s, c) in enumerate(zip(shapes, model_cfgs))]
-    chosen, reason = choose_student(candidates, teacher_acc, cfg.margin, cfg.max_latency_ms)
-    info = {"candidates": candidates, "chosen": chosen, "reason": reason, "teacher_val_accuracy": teacher_acc,
+    chosen, reason = choose_student(candidates, teacher_score, cfg.margin, cfg.max_latency_ms, metric)
+    info = {"candidates": candidates, "chosen": chosen, "reason": reason, "metric": metric,
+            f"teacher_val_{metric}": teacher_score,
             "teacher_score": "out-of-fold" if honest else "in-sample (the teacher trained on these rows)",
             "margin": cfg.margin, "max_latency_ms": cfg.max_latency_ms, "transfer_rows": len(fit),
             "validation_rows": len(val), "ray": ray_resources is not None}

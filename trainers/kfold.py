@@ -21,6 +21,7 @@ from trainers.checkpoint import load_model, save_model
 from trainers.families import Fit, get_family, start_fit
 from trainers.loop import pick_device, split_params
 from trainers.metrics import score
+from trainers.task import get_task
 from trainers.families.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -28,10 +29,12 @@ if TYPE_CHECKING:
     from trainers.tables import Table
 
 
-def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int) -> list[np.ndarray]:
-    """Validation positions of each fold, from scikit-learn's splitters."""
+def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int,
+               task: str = "classification") -> list[np.ndarray]:
+    """Validation positions of each fold, from scikit-learn's splitters; stratified on the classes, or
+    on a regression target's quantile bins (trainers.task.Regression.strata)."""
     splitter = (StratifiedKFold if stratified else KFold)(n_splits=folds, shuffle=True, random_state=seed)
-    return [val for _, val in splitter.split(np.zeros(len(y)), y)]
+    return [val for _, val in splitter.split(np.zeros(len(y)), get_task(task).strata(y, folds))]
 
 
 @dataclass
@@ -98,7 +101,7 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     device = device or pick_device()
     n_classes = int(data.base_model["n_classes"])
     model_cfg, fit_cfg = split_params(params, ModelConfig.model_validate(data.base_model))
-    family = get_family(model_cfg.family)
+    family, loss_metric = get_family(model_cfg.family), get_task(model_cfg.task).loss_metric
     trainers, curves = {}, {}
     for k in fold_ids:
         val = data.folds[k]
@@ -115,7 +118,7 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
             loss = trainer.advance()
             proba = trainer.predict_proba(data.x[data.folds[k]])
             y_val = data.y[data.folds[k]]
-            row = {"epoch": epoch + 1, "train_loss": loss, "val_loss": score("log_loss", y_val, proba),
+            row = {"epoch": epoch + 1, "train_loss": loss, "val_loss": score(loss_metric, y_val, proba),
                    f"val_{data.metric}": score(data.metric, y_val, proba)}
             curves[k].append(row)
             local[k] = (row, proba)

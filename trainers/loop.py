@@ -20,7 +20,8 @@ from trainers.families import build_model
 from trainers.families._base import Fit
 from trainers.families.config import ModelConfig
 from trainers.families.torchnet import trains_in_pairs
-from trainers.losses import soft_target_cross_entropy
+from trainers.losses import regression_loss, soft_target_cross_entropy
+from trainers.task import get_task
 
 
 MAX_EPOCHS = 10_000
@@ -42,7 +43,10 @@ class TrainConfig(BaseModel):
     schedule: Literal["cosine", "step", "none"] = "cosine"
     step_size: int = Field(10, ge=1, le=MAX_EPOCHS)  # step schedule: epochs between decays
     gamma: float = Field(0.1, gt=0.0, le=1.0)  # step schedule: decay factor
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # torch's own CrossEntropyLoss smoothing
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # torch's own CrossEntropyLoss smoothing; classes only
+    # a regression target's loss, on the standardised target: mse, or huber (delta 1 standard deviation:
+    # squared near the fit, linear for outliers)
+    regression_loss: Literal["mse", "huber"] = "mse"
     mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off
     cutmix_alpha: float = Field(0.0, ge=0.0, le=10.0)  # 0 = off; image-shaped data only
     # image-shaped data only: shift by up to this many pixels (zero padding, then a random H x W crop); 0 = off
@@ -106,6 +110,9 @@ class FoldTrainer(Fit):
         problem = augmentation_problem(train_cfg, model_cfg.image_shape)
         if problem:
             raise ValueError(problem)
+        self.regression = model_cfg.task == "regression"
+        if self.regression and train_cfg.label_smoothing > 0:
+            raise ValueError(f"label_smoothing: 0 for a regression target expected, but got {train_cfg.label_smoothing}")
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # parameter init and dropout; the generator drives data order
@@ -113,7 +120,7 @@ class FoldTrainer(Fit):
         # where the rows live between batches: the device, or pinned host memory for large sets
         self.store = self.device if rows_stay_on_device(x_train.nbytes, self.device) else torch.device("cpu")
         self.x = torch.as_tensor(x_train, device=self.store)
-        self.y = torch.as_tensor(y_train, dtype=torch.long, device=self.store)
+        self.y = torch.as_tensor(y_train, dtype=torch.float32 if self.regression else torch.long, device=self.store)
         if self.store != self.device:
             self.x, self.y = self.x.pin_memory(), self.y.pin_memory()
         self.model = build_model(model_cfg).to(self.device)
@@ -127,6 +134,8 @@ class FoldTrainer(Fit):
         self.rng = self._rng_state()
         if len(self.x):  # streamed rows: the caller fits it from moments (Standardize.fit_moments)
             self.model.standardize.fit(self.x)  # scaling from this fold's training rows only
+            if self.regression:
+                self.model.target.fit(self.y.to(self.device))
         self.needs_pairs = trains_in_pairs(self.model)
         self.rank, self.world = data_parallel or (0, 1)
         self.net = self.model
@@ -157,7 +166,10 @@ class FoldTrainer(Fit):
         if not use or len(xb) < 2:
             return xb, None
         kind, alpha = use[int(torch.randint(len(use), (1,), generator=self.generator))]
-        smooth = F.one_hot(yb, n_classes).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
+        if self.regression:  # a number mixes as it is
+            smooth = yb.float().reshape(-1, 1)
+        else:
+            smooth = F.one_hot(yb, n_classes).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
         if kind == "mixup":
             return mixup(xb, smooth, alpha, self.generator)
         return cutmix(xb, smooth, alpha, self.model_cfg.image_shape, self.generator)
@@ -219,7 +231,10 @@ class FoldTrainer(Fit):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.net(xb)
             logits = logits.float()
-            if soft is None:
+            if self.regression:
+                loss = regression_loss(logits, yb if soft is None else soft, self.model.target.scale,
+                                       self.cfg.regression_loss)
+            elif soft is None:
                 loss = F.cross_entropy(logits, yb, label_smoothing=self.cfg.label_smoothing)
             else:
                 loss = soft_target_cross_entropy(logits, soft)
@@ -262,6 +277,10 @@ class FoldTrainer(Fit):
         if self.sched is not None:
             self.sched.load_state_dict(state["sched"])
 
+    @property
+    def task(self):
+        return get_task(self.model_cfg.task)
+
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
         self.model.eval()
@@ -270,5 +289,5 @@ class FoldTrainer(Fit):
         for start in range(0, len(xt), batch_size):
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(xt[start:start + batch_size].to(self.device))
-            out.append(torch.softmax(logits.float(), -1).cpu())
+            out.append(self.task.outputs(logits.float()).cpu())
         return torch.cat(out).numpy().astype(np.float64)

@@ -23,3 +23,12 @@ def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor,
     soft_teacher = F.softmax(torch.log(teacher_probs.clamp_min(1e-12)) / temperature, dim=-1)
     kl = F.kl_div(F.log_softmax(student_logits / temperature, dim=-1), soft_teacher, reduction="batchmean")
     return alpha * temperature**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, scale: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """MSE or Huber (delta 1) of predictions against a regression target, both in the target's units,
+    measured in standard deviations of the target (scale): the loss reads the same whatever the units."""
+    residual = (pred.reshape(-1) - target.reshape(-1).float()) / scale
+    if kind == "huber":
+        return F.huber_loss(residual, torch.zeros_like(residual), delta=1.0)
+    return residual.pow(2).mean()

@@ -1,15 +1,34 @@
-"""Classification metrics, all from scikit-learn."""
+"""Metrics, all from scikit-learn, on (rows, outputs) predictions: class probabilities, or one column
+of predicted values for a regression target (trainers.task)."""
 from __future__ import annotations
 
 import numpy as np
 from sklearn import metrics as skm
 
-# name -> mode; the spec's metric must be one of these
-METRICS = {"accuracy": "max", "precision_macro": "max", "recall_macro": "max", "f1_macro": "max",
-           "log_loss": "min", "roc_auc": "max"}
+# name -> mode, per task; the spec's metric must be one of its task's
+CLASSIFICATION_METRICS = {"accuracy": "max", "precision_macro": "max", "recall_macro": "max", "f1_macro": "max",
+                          "log_loss": "min", "roc_auc": "max"}
+REGRESSION_METRICS = {"rmse": "min", "mae": "min", "r2": "max"}
+METRICS = {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}
+
+
+def _regression(name: str, y_true: np.ndarray, pred: np.ndarray) -> float:
+    pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)[:, 0]
+    y_true = np.asarray(y_true, dtype=np.float64)
+    if not np.isfinite(pred).all():
+        return float("nan")
+    if name == "rmse":
+        return float(np.sqrt(skm.mean_squared_error(y_true, pred)))
+    if name == "mae":
+        return float(skm.mean_absolute_error(y_true, pred))
+    if len(y_true) < 2:
+        return float("nan")  # R² needs the target's spread
+    return float(skm.r2_score(y_true, pred))
 
 
 def score(name: str, y_true: np.ndarray, proba: np.ndarray) -> float:
+    if name in REGRESSION_METRICS:
+        return _regression(name, y_true, proba)
     n_classes = proba.shape[1]
     pred = proba.argmax(1)
     if name == "accuracy":
@@ -31,8 +50,9 @@ def score(name: str, y_true: np.ndarray, proba: np.ndarray) -> float:
     raise ValueError(f"metric one of {sorted(METRICS)} expected, but got {name!r}")
 
 
-def all_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    return {name: score(name, y_true, proba) for name in METRICS}
+def all_scores(y_true: np.ndarray, proba: np.ndarray, task: str = "classification") -> dict[str, float]:
+    names = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    return {name: score(name, y_true, proba) for name in names}
 
 
 def confusion(y_true: np.ndarray, proba: np.ndarray) -> list[list[int]]:

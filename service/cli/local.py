@@ -24,7 +24,13 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
     out.print(f"ok: {parsed.name} ({parsed.search.algorithm}, {parsed.cv.folds} folds, "
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
     data = describe_data(parsed.dataset())
-    line = f"data: {data['rows']} rows, {len(data['classes'])} classes {[str(c)[:20] for c in data['classes'][:10]]}"
+    if data["task"] == "regression":
+        t = data["target"]
+        line = (f"data: {data['rows']} rows, a numeric target: regression (mean {t['mean']:.4g}, std {t['std']:.4g}, "
+                f"{t['min']:.4g} to {t['max']:.4g}); metric {parsed.search.metric} ({parsed.search.mode})")
+    else:
+        line = (f"data: {data['rows']} rows, classification, {len(data['classes'])} classes "
+                f"{[str(c)[:20] for c in data['classes'][:10]]}")
     if "schema" in data:
         kinds = [c["kind"] for c in data["schema"]["columns"]]
         line += (f"; a table of {len(kinds)} feature columns ({kinds.count('numeric')} numeric, "
@@ -68,6 +74,8 @@ def _search(target, ray_address: Optional[str], as_json: bool, serve_after: bool
             target = prepare(target, replace=replace)
         except SweepExists as e:
             invalid(str(e))
+        search = target.spec.search
+        err.print(f"task: {target.spec.data.task}; metric {search.metric} ({search.mode})", highlight=False)
     owns_ray = ray_init(ray_address, target.spec.serve if serve_after else None)
     sweep = run_sweep(target, SweepProgress())
     result = summary(sweep)

@@ -68,7 +68,7 @@ class Budget(BaseModel):
         width = dataset.x.shape[1]
         if is_table(dataset.x):  # the widest encoding a fit can have: one-hot's
             width = TableEncoding.fit(dataset.x, "onehot").width
-        base = spec.base_model_config(width, dataset.n_classes)
+        base = spec.base_model_config(width, dataset.n_outputs, dataset.task)
         rows = int(dataset.source_counts.sum())
         fold_rows = math.ceil(rows * (1 - spec.data.test_fraction) * (spec.cv.folds - 1) / spec.cv.folds)
         got, work = [], 0

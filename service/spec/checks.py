@@ -13,6 +13,7 @@ from service.spec.errors import format_pydantic, show
 from service.spec.schema import SweepSpec
 from trainers.data import Dataset, load_dataset
 from trainers.data.files import Files
+from trainers.ensemble.combiners import COMBINERS, get_combiner
 from trainers.families import FAMILIES, get_family, user_code_families
 from trainers.families.config import ModelConfig
 from trainers.families.scope import FAMILY_KEY, key_problem, receivers, scope_of
@@ -190,8 +191,12 @@ def data_problems(spec: SweepSpec, base_dir: Path, found: list, files: Files) ->
     if spec.data.image_shape is None and dataset.image_shape is not None:
         # inferred from the source (an idx3 header); kept in the spec so every model sees the images' shape
         spec.data.image_shape = dataset.image_shape
-    problems = []
+    # what auto decided, kept in the spec like the image shape: a job or a resume reads the same task
+    spec.data.task = dataset.task
+    problems = task_problems(spec, dataset.task)
     counts = dataset.source_counts  # every labelled row of data.source, sampled or not
+    regression = dataset.task == "regression"
+    what = "training rows" if regression else "smallest class's training rows"
     if dataset.n_predefined_test:
         # data.test_source is the held-out split as it is (test_fraction unused): folds split the rest
         smallest_train = int(counts.min())
@@ -200,11 +205,12 @@ def data_problems(spec: SweepSpec, base_dir: Path, found: list, files: Files) ->
         smallest = int(counts.min())
         # the held-out split removes about test_fraction of each class before folding
         smallest_train = smallest - int(np.ceil(smallest * spec.data.test_fraction))
-        if n_test < dataset.n_classes:
-            problems.append(f"data.test_fraction: a test split of at least one row per class ({dataset.n_classes}) "
-                            f"expected, but got {n_test} rows")
+        need = 2 if regression else dataset.n_classes
+        if n_test < need:
+            problems.append(f"data.test_fraction: a test split of at least {need} rows "
+                            f"{'' if regression else '(one per class) '}expected, but got {n_test} rows")
     if spec.cv.folds > smallest_train:
-        problems.append(f"cv.folds: folds <= the smallest class's training rows ({smallest_train}) must hold, "
+        problems.append(f"cv.folds: folds <= the {what} ({smallest_train}) must hold, "
                         f"but got folds={spec.cv.folds}")
     if is_table(dataset.x):
         if spec.data.stream is True:
@@ -213,4 +219,36 @@ def data_problems(spec: SweepSpec, base_dir: Path, found: list, files: Files) ->
         if spec.distill.enabled and spec.distill.mixup_alpha > 0:
             problems.append(f"distill.mixup_alpha: 0 for a table's rows expected (mixed records exist only in the "
                             f"student's encoding, which the teacher cannot read), but got {spec.distill.mixup_alpha}")
+    return problems
+
+
+def task_problems(spec: SweepSpec, task: str) -> list[str]:
+    """The spec against the data's task (trainers.task); sets search.metric to the task's default when the
+    spec named none."""
+    try:
+        spec.search = spec.search.for_task(task)
+    except ValueError as err:
+        return [str(err)]
+    if task != "regression":
+        huber = [v for v in trial_values(spec, "regression_loss") if v != "mse"]
+        return [f"search.regression_loss: 'mse' (unused) for a class target expected, but got {huber[0]!r}"] \
+            if huber else []
+    problems = []
+    weighted = [v for v in trial_values(spec, "class_weight") if v is not None]
+    if weighted:
+        problems.append(f"search.class_weight: None for a regression target expected (there are no classes to "
+                        f"weight), but got {weighted[0]!r}")
+    method = spec.ensemble.method
+    if task not in get_combiner(method).tasks:
+        problems.append(f"ensemble.method: one of {[n for n, c in COMBINERS.items() if task in c.tasks]} for a "
+                        f"regression target expected, but got {method!r} (votes and ranks are over classes)")
+    if spec.ensemble.selection_metric == "log_loss":
+        problems.append("ensemble.selection_metric: 'search' for a regression target expected, but got 'log_loss'")
+    smoothing = max(trial_values(spec, "label_smoothing"), default=0)
+    if smoothing > 0:
+        problems.append(f"search.label_smoothing: 0 for a regression target expected (it smooths class labels), "
+                        f"but got {smoothing}")
+    if spec.data.stream is True:
+        problems.append("data.stream: a class target expected for streamed rows, but the target is a number "
+                        "(data.task: regression); leave data.stream unset")
     return problems

@@ -37,7 +37,7 @@ class LocalCode(Checks):
             if is_table(dataset.x):  # the factory builds on the encoded width, as each fold's fit will
                 encoding = TableEncoding.fit(dataset.x, get_family(family).table_encoding)
                 x, width = encoding.transform(dataset.x[:2]), encoding.width
-            base = spec.base_model_config(width, dataset.n_classes)
+            base = spec.base_model_config(width, dataset.n_outputs, dataset.task)
             try:
                 model_cfg, _ = split_params({**values, **spec.search.fixed, FAMILY_KEY: family}, base)
                 with torch.no_grad():
@@ -47,7 +47,7 @@ class LocalCode(Checks):
             except Exception as err:  # noqa: BLE001 - the user's code failing is a spec problem, not a crash
                 return [f"model.factory: a factory that builds and runs expected, but {spec.model.factory} raised "
                         f"{type(err).__name__}: {str(err)[:200]}"]
-            if tuple(out.shape) != (2, dataset.n_classes):
-                problems.append(f"model.factory: logits of shape (rows, {dataset.n_classes}) expected, but "
+            if tuple(out.shape) != (2, dataset.n_outputs):
+                problems.append(f"model.factory: logits of shape (rows, {dataset.n_outputs}) expected, but "
                                 f"{spec.model.factory}'s network returned {tuple(out.shape)} for 2 rows")
         return problems

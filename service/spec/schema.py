@@ -65,10 +65,13 @@ class SweepSpec(BaseModel):
     _code_dirs: list[str] = PrivateAttr(default_factory=list)  # where a user-code family imports from
     _dataset: Any = PrivateAttr(None)  # the rows parse_spec loaded to check them, handed on to prepare
 
-    def base_model_config(self, in_features: int = 0, n_classes: int = 0) -> ModelConfig:
+    def base_model_config(self, in_features: int = 0, n_classes: int = 0, task: str | None = None) -> ModelConfig:
+        """n_classes: the model's outputs (Dataset.n_outputs); task: the data's (default data.task, with
+        auto read as classification)."""
         fixed = {k: v for k, v in self.model.model_dump().items() if v is not None}
+        task = task or (self.data.task if self.data.task != "auto" else "classification")
         return ModelConfig.model_validate({**fixed, "in_features": in_features, "n_classes": n_classes,
-                                           "image_shape": self.data.image_shape})
+                                           "image_shape": self.data.image_shape, "task": task})
 
     def families(self) -> list[str]:
         """The families trials can train: the searched `family` dimension's values, else model.family."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,30 @@ def test_raysemble_home_keeps_everything_under_it(newcomer, tmp_path):
     assert found.returncode == 0, found.stderr[-2000:]
     assert found.stdout.strip() == f"sqlite:///{home}/mlflow.db"
     assert list(elsewhere.iterdir()) == []
+
+
+def trimmed(spec: dict) -> None:
+    """An example's spec at the suite's size: 3 folds, one tiny trial per family, fold members, a short student."""
+    spec["cv"]["folds"] = 3
+    spec["search"].update(algorithm="grid", max_concurrent=2, space={"family": {"grid": ["hist_gb", "logreg", "mlp"]}},
+                          fixed={"mlp.epochs": 10, "mlp.hidden": 16, "hist_gb.max_iter": 40})
+    spec["ensemble"].update(members="folds", top_k=3)
+    spec["distill"].update(epochs=20)
+
+
+@contextmanager
+def served_example(root: Path, example: str, edit=trimmed):
+    """`raysemble run` of examples/<example> as a newcomer types it, trimmed by edit(spec) for the suite's
+    time, until it serves: yields (user, running, url, sweep name); stopped with Ctrl-C after."""
+    user = Newcomer(root)
+    try:
+        spec = yaml.safe_load((user.work / "examples" / example).read_text())
+        edit(spec)
+        path = user.work / f"small-{example}"
+        path.write_text(yaml.safe_dump(spec))
+        running = user.start([str(VENV_BIN / "raysemble"), "run", str(path), "--port", str(free_port())], "run")
+        url = running.url(timeout_s=900)
+        yield user, running, url, spec["name"]
+        assert running.interrupt() <= 15
+    finally:
+        user.cleanup()

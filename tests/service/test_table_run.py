@@ -13,10 +13,8 @@ import sys
 import numpy as np
 import pytest
 import tritonclient.http as triton
-import yaml
 
-from serving.cluster import free_port
-from tests.service.test_front_door import VENV_BIN, Newcomer
+from tests.service.test_front_door import served_example
 
 LABELS = {"female", "male"}
 GENTOO = {"species": "Gentoo", "island": "Biscoe", "bill_length_mm": 47.5, "bill_depth_mm": 15.0,
@@ -26,23 +24,8 @@ SPARSE = {"species": "Adelie", "island": "Dream", "body_mass_g": None}  # most c
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    user = Newcomer(tmp_path_factory.mktemp("table-user"))
-    try:
-        spec = yaml.safe_load((user.work / "examples" / "penguins.yaml").read_text())
-        spec["cv"]["folds"] = 3
-        spec["search"].update(algorithm="grid", max_concurrent=2,
-                              space={"family": {"grid": ["hist_gb", "logreg", "mlp"]}},
-                              fixed={"mlp.epochs": 8, "mlp.hidden": 16, "hist_gb.max_iter": 40})
-        spec["ensemble"].update(members="folds", top_k=3)
-        spec["distill"].update(epochs=20)
-        path = user.work / "penguins-small.yaml"
-        path.write_text(yaml.safe_dump(spec))
-        running = user.start([str(VENV_BIN / "raysemble"), "run", str(path), "--port", str(free_port())], "run")
-        url = running.url(timeout_s=900)
-        yield user, running, url, spec["name"]
-        assert running.interrupt() <= 15
-    finally:
-        user.cleanup()
+    with served_example(tmp_path_factory.mktemp("table-user"), "penguins.yaml") as served:
+        yield served
 
 
 def test_the_sweep_recorded_the_table_it_read(served):

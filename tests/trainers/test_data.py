@@ -118,3 +118,69 @@ def test_labels_are_checked_where_they_are_loaded(tmp_path):
             load_dataset(DataConfig(source=str(tmp_path / "d.npz"), target="y"))
     np.savez(tmp_path / "d.npz", X=x, y=np.array([3, 2**40, 3, 2**40, 3, 2**40], dtype=np.uint64))
     assert load_dataset(DataConfig(source=str(tmp_path / "d.npz"), target="y")).classes == [3, 2**40]
+
+
+# ---- a numeric target: data.task ----
+
+def _prices(n=60):
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=n)
+    return pd.DataFrame({"a": a, "city": rng.choice(["paris", "oslo", None], n), "price": 100 + 20 * a})
+
+
+def test_a_numeric_target_is_regression_under_auto_and_classes_stay_classes(tmp_path):
+    _prices().to_csv(tmp_path / "p.csv", index=False)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "p.csv"), target="price"))
+    assert ds.task == "regression" and ds.classes == [] and ds.n_outputs == 1
+    assert ds.y.dtype == np.float64 and ds.y[:3] == pytest.approx(_prices()["price"][:3].to_numpy())
+    assert ds.source_counts.tolist() == [60]
+    ds = load_dataset(DataConfig(source=str(tmp_path / "p.csv"), target="city"))
+    assert ds.task == "classification" and ds.classes == ["oslo", "paris"]  # rows without a city dropped
+    # the spec decides either way: whole numbers as a number to predict, or a float column as classes
+    counts = _prices().assign(n=np.arange(60) % 5)
+    counts.to_csv(tmp_path / "c.csv", index=False)
+    assert load_dataset(DataConfig(source=str(tmp_path / "c.csv"), target="n")).task == "classification"
+    assert load_dataset(DataConfig(source=str(tmp_path / "c.csv"), target="n", task="regression")).task == "regression"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda f: f.assign(price=["cheap"] * len(f)), "data.target: numbers for a regression target (data.task) "
+                                                   "expected, but some values are text"),
+    (lambda f: f.assign(price=[np.inf] + [1.5] * (len(f) - 1)), "finite numbers for a regression target expected, "
+                                                                "but 1 are NaN or infinite"),
+])
+def test_a_regression_target_that_is_not_numbers_is_named(tmp_path, mutate, message):
+    mutate(_prices()).to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_dataset(DataConfig(source=str(tmp_path / "p.csv"), target="price", task="regression"))
+
+
+def test_images_cannot_be_a_regression_target(tmp_path):
+    from PIL import Image
+
+    for label in ("1", "2"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        Image.new("L", (4, 4), 9).save(tmp_path / "imgs" / label / "a.png")
+    cfg = dict(source=str(tmp_path / "imgs"), image_shape=(1, 4, 4))
+    assert load_dataset(DataConfig(**cfg)).task == "classification"  # folder names are classes
+    with pytest.raises(DataError, match="data.task: classification for image directory data"):
+        load_dataset(DataConfig(**cfg, task="regression"))
+
+
+def test_a_sample_counts_a_regression_targets_rows_in_bounded_memory(tmp_path, monkeypatch):
+    """The API's sample: every row counted, distinct values kept only up to a limit (a numeric target
+    has about as many as rows), and more distinct numbers than kept still read as regression."""
+    import trainers.data.common as common
+    from trainers.data.files import Files
+
+    monkeypatch.setattr(common, "MAX_COUNTED_LABELS", 50)
+    _prices(400).to_csv(tmp_path / "p.csv", index=False)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "p.csv"), target="price"), files=Files(sample_rows=20))
+    assert ds.sampled and ds.task == "regression" and ds.source_counts.tolist() == [400] and len(ds.y) == 20
+    frame = _prices(400).assign(price=np.arange(400))  # whole numbers, but 400 distinct: a number
+    frame.to_csv(tmp_path / "q.csv", index=False)
+    ds = load_dataset(DataConfig(source=str(tmp_path / "q.csv"), target="price"), files=Files(sample_rows=20))
+    assert ds.task == "regression"
+    with pytest.raises(DataError, match="data.target: at most 100000 classes expected, but got more"):
+        load_dataset(DataConfig(source=str(tmp_path / "q.csv"), target="price", task="classification"),
+                     files=Files(sample_rows=20))

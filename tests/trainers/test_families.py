@@ -302,3 +302,50 @@ def test_split_refuses_values_the_estimator_would_refuse_later(name, flat, field
     with pytest.raises(ValidationError) as err:
         get_family(name).split(flat, base(name))
     assert any(field in e["loc"] for e in err.value.errors()), err.value
+
+
+# ---- regression: the same contract with one output, the predicted value -------------------------
+
+@functools.cache
+def regression_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A number the pixels tell: the digit plus noise, in units far from 0..1 (offset and scale) so a
+    model that ignored the target's scale would miss by far."""
+    x, y = load_digits(return_X_y=True)
+    target = 1000.0 + 50.0 * y + np.random.default_rng(0).normal(0, 10, len(y))
+    return x[:300], target[:300], x[300:400], target[300:400]
+
+
+def regression_fit(name: str, seed: int = 0):
+    family = get_family(name)
+    model_cfg, fit_cfg = family.split(dict(SMALL.get(name, {})),
+                                      base(name).model_copy(update={"n_classes": 1, "task": "regression"}))
+    x, y, _, _ = regression_data()
+    fit = family.start(model_cfg, fit_cfg, x, y, seed)
+    while fit.done < fit.rounds:
+        loss = fit.advance()
+        assert isinstance(loss, float) and np.isfinite(loss) and loss >= 0
+    return fit, model_cfg
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_regression_fit_predicts_values_in_the_targets_units(name):
+    fit, _ = regression_fit(name)
+    _, _, xt, yt = regression_data()
+    out = fit.predict_proba(xt)
+    assert out.shape == (len(xt), 1) and out.dtype == np.float64 and np.isfinite(out).all()
+    rmse = float(np.sqrt(((out[:, 0] - yt) ** 2).mean()))
+    # better than the mean: it learned from the target, offset and scale included (a few tiny rounds each)
+    assert rmse < 0.95 * yt.std(), (name, rmse, yt.std())
+    np.testing.assert_allclose(get_family(name).proba(fit.model, xt), out, atol=1e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_regression_save_load_round_trip_and_same_seed(name, tmp_path):
+    fit, model_cfg = regression_fit(name)
+    xt = regression_data()[2]
+    save_model(tmp_path / "m.pt", fit.model, model_cfg)
+    model, cfg, _ = load_model(tmp_path / "m.pt")
+    assert cfg.task == "regression" and cfg.n_classes == 1
+    np.testing.assert_allclose(get_family(name).proba(model, xt), fit.predict_proba(xt), atol=1e-4, rtol=1e-6)
+    again, _ = regression_fit(name)
+    np.testing.assert_allclose(again.predict_proba(xt), fit.predict_proba(xt), atol=1e-4, rtol=1e-6)

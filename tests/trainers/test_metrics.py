@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trainers.metrics import METRICS, all_scores, confusion, score
+from trainers.metrics import CLASSIFICATION_METRICS, METRICS, all_scores, confusion, score
 
 
 def test_hand_computed_binary_case():
@@ -12,7 +12,7 @@ def test_hand_computed_binary_case():
     assert s["roc_auc"] == 1.0  # every positive outranks every negative
     assert s["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.8, 0.7])))
     assert confusion(y, p) == [[1, 1], [0, 2]]
-    assert set(s) == set(METRICS)
+    assert set(s) == set(CLASSIFICATION_METRICS)
 
 
 def test_roc_auc_is_nan_when_a_class_is_absent_and_unknown_metric_raises():
@@ -20,3 +20,15 @@ def test_roc_auc_is_nan_when_a_class_is_absent_and_unknown_metric_raises():
     assert np.isnan(score("roc_auc", np.array([0, 1]), p))
     with pytest.raises(ValueError, match="but got 'auc_pr'"):
         score("auc_pr", np.array([0]), p[:1])
+
+
+def test_regression_metrics_by_hand_on_one_column_of_values():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    pred = np.array([[1.5], [2.0], [2.0], [5.0]])  # errors 0.5, 0, -1, 1
+    s = all_scores(y, pred, "regression")
+    assert set(s) == {"rmse", "mae", "r2"}
+    assert s["rmse"] == pytest.approx(np.sqrt((0.25 + 0 + 1 + 1) / 4))
+    assert s["mae"] == pytest.approx(2.5 / 4)
+    assert s["r2"] == pytest.approx(1 - 2.25 / 5.0)  # 1 - SSE / SST, SST = 2.25 + 0.25 + 0.25 + 2.25
+    assert METRICS["rmse"] == "min" and METRICS["r2"] == "max"
+    assert np.isnan(score("rmse", y, np.array([[np.nan]] * 4)))  # a diverged model is the worst, not a crash

@@ -240,3 +240,39 @@ def test_sizes_choose_retrain_and_report_the_candidates(small_sweep, tmp_path):
     assert "| mlp hidden=4, depth=1 | " in report and "| mlp hidden=24, depth=1 | " in report
     chosen_line = next(line for line in report.splitlines() if line.startswith("| mlp hidden=4,"))
     assert chosen_line.endswith("| yes |") and "Chosen: **mlp hidden=4, depth=1**" in report
+
+
+# ---- a regression target: RMSE, lower is better, the margin a share of the teacher's ----
+
+def test_regression_smallest_within_a_share_of_the_teachers_rmse_wins():
+    cands = [{"parameters": p, "val_rmse": r, "latency_ms_b1": 1.0} for p, r in
+             ((5000, 9.8), (300, 11.0), (800, 10.4), (1200, 10.5))]
+    # teacher 10.0, margin 0.05: at most 10.5 qualifies (at the margin counts); 800 is the smallest of those
+    index, reason = choose_student(cands, 10.0, 0.05, metric="rmse")
+    assert index == 2 and "within 5% of the teacher's validation rmse (10.0000)" in reason
+    index, reason = choose_student(cands, 9.0, 0.01, metric="rmse")
+    assert index == 0 and "no candidate within" in reason  # none within 1% of 9.0: the lowest RMSE
+
+
+def test_a_regression_student_learns_the_teachers_values_in_the_targets_units():
+    """Distilled from a regression teacher: the student answers one value per row, close to the teacher
+    where it learned (alpha 1: the teacher's values only), whatever the target's offset and scale."""
+    from sklearn.datasets import load_diabetes
+
+    x, y = load_diabetes(return_X_y=True)
+    x, y = x.astype(np.float32), 1000.0 + 10.0 * y  # far from 0..1
+    family = get_family("hist_gb")
+    cfg = ModelConfig(family="hist_gb", in_features=x.shape[1], n_classes=1, task="regression")
+    model_cfg, params = family.split({"max_iter": 40, "rounds": 1}, cfg)
+    fit = family.start(model_cfg, params, x[:350], y[:350], 0)
+    fit.advance()
+    teacher = EnsemblePredictor([fit.model], [model_cfg], kind="ensemble")
+    dcfg = DistillConfig(epochs=60, alpha=1.0, lr=0.01, student={"hidden": 32})
+    student_cfg = student_model_config(dcfg.student, model_cfg)
+    assert student_cfg.task == "regression" and student_cfg.n_classes == 1
+    model, losses = distill(dcfg, student_cfg, x[:350], y[:350], teacher, seed=0)
+    assert losses[-1] < 0.5 * losses[0]
+    student = EnsemblePredictor([model], [student_cfg], kind="student")
+    out, taught = student.predict_proba(x[350:])[:, 0], teacher.predict_proba(x[350:])[:, 0]
+    assert np.sqrt(((out - taught) ** 2).mean()) < 0.5 * taught.std()
+    assert student.predict(x[350:352]) == pytest.approx(out[:2].tolist())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,25 @@ MAX_IN_MEMORY_BYTES = 8 * 2**30
 
 class DataError(ValueError):
     """A problem with the data a spec points at; the message names the field."""
+
+
+MAX_COUNTED_LABELS = 100_000  # distinct labels a sample keeps counting (trainers.families.config.MAX_CLASSES)
+
+
+class LabelCounts(Counter):
+    """A sample's count of every row's label, bounded: a numeric target of a large file has about as
+    many distinct values as rows, so past MAX_COUNTED_LABELS distinct labels no new one is kept (`many`),
+    while `rows` still counts every labelled row. Memory: at most MAX_COUNTED_LABELS plus one chunk's keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.many = 0, False
+
+    def add(self, labels: list) -> None:
+        self.rows += len(labels)
+        if not self.many:
+            self.update(labels)
+            self.many = len(self) > MAX_COUNTED_LABELS
 
 
 @dataclass(frozen=True)
@@ -28,7 +48,7 @@ class Rows:
     image_shape: tuple[int, int, int] | None = None  # known from the source itself (IDX header, declared dir)
     # a sample (trainers.data.files.Files.sample_rows): x and labels are the first rows only, counts every
     # row's label -> how many rows have it
-    counts: dict | None = None
+    counts: LabelCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +58,7 @@ class Frame:
 
     frame: object  # pandas DataFrame
     name: str  # the file (or shards) as errors name it
-    counts: dict | None = None  # a sample's: every labelled row's label -> count (frame: the first rows)
+    counts: LabelCounts | None = None  # a sample's: every labelled row's label -> count (frame: the first rows)
     missing_targets: int = 0  # a sample's: rows of the whole file without a target
 
 
@@ -65,6 +85,20 @@ def shown(name: str) -> str:
 
 
 MAX_LABEL_CHARS = 256  # one class label (a target value, a class folder's name)
+
+
+def check_targets(values: np.ndarray, field: str = "data.target") -> np.ndarray:
+    """A regression target as it will be trained on: float64, finite. Never echoes a value."""
+    try:
+        out = np.asarray(values).astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{field}: numbers for a regression target (data.task) expected, but some values are "
+                        f"text") from None
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise DataError(f"{field}: finite numbers for a regression target expected, but {int(bad.sum())} are NaN "
+                        f"or infinite")
+    return out
 
 
 def check_labels(labels: np.ndarray, field: str = "data.target") -> np.ndarray:

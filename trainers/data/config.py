@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 
 from trainers.families.config import ImageShape, image_shape_problem
 
-SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer")
+SKLEARN_SETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")  # diabetes: a numeric target
 FILE_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")  # single-file tabular sources
 MAX_PATH_CHARS = 4096  # data.source, data.test_source
 MAX_NAME_CHARS = 256  # data.target, and each column named in data.categorical / numeric / drop
@@ -24,7 +24,8 @@ class DataConfig(BaseModel):
 
     # What a source is, decided by what is on disk when it is loaded (a relative path is relative to the
     # spec file's directory):
-    #   sklearn:<name>                          scikit-learn's bundled set (digits, iris, wine, breast_cancer)
+    #   sklearn:<name>                          scikit-learn's bundled set (digits, iris, wine, breast_cancer,
+    #                                           diabetes)
     #   data/set.csv | .parquet | .pq | .npz    one file; `target` is the label column (NPZ: the label
     #                                           array, features under "X")
     #   data/shards/                            a directory of *.parquet shards, read as one table with the
@@ -45,6 +46,10 @@ class DataConfig(BaseModel):
     test_source: StrictStr | None = Field(None, min_length=1, max_length=MAX_PATH_CHARS)
     # target column (CSV/Parquet) or array name (NPZ, features under "X")
     target: StrictStr = Field(DEFAULT_TARGET, min_length=1, max_length=MAX_NAME_CHARS)
+    # what the target is: classes, or a number to predict (regression). auto: decided from the target's
+    # values by trainers.task.detect (text and booleans are classes; a number is regression when some value
+    # is not whole, or it has more than 20 distinct whole values); the decision is printed and recorded
+    task: Literal["auto", "classification", "regression"] = "auto"
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # held out, never seen by search; unused with test_source
     image_shape: ImageShape | None = None  # (C, H, W) for rows that are images
     split_seed: int = Field(0, ge=0, le=2**32 - 1)  # seed of the held-out split

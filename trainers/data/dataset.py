@@ -9,11 +9,13 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from trainers.data import idx, images, tabular
-from trainers.data.common import DataError, Frame, Rows, check_labels, shown
+from trainers.data.common import DataError, Frame, Rows, check_labels, check_targets, shown
 from trainers.data.config import DEFAULT_TARGET, FILE_SUFFIXES, DataConfig
 from trainers.data.files import Files
 from trainers.data.frames import frame_rows
+from trainers.families.config import MAX_CLASSES
 from trainers.tables import ColumnSchema, Table, is_table
+from trainers.task import detect, get_task
 
 
 KINDS = {"table": "tabular", "idx": "IDX", "images": "image directory"}  # Rows.kind as errors name it
@@ -22,8 +24,8 @@ KINDS = {"table": "tabular", "idx": "IDX", "images": "image directory"}  # Rows.
 @dataclass(frozen=True)
 class Dataset:
     x: np.ndarray | Table  # float32 (n, features), or a Table of typed columns (trainers.tables)
-    y: np.ndarray  # int64 class indices 0..k-1
-    classes: list  # original label of each class index
+    y: np.ndarray  # int64 class indices 0..k-1, or a regression target's float64 values
+    classes: list  # original label of each class index (a regression target: none)
     feature_names: list[str]
     # the last n_predefined_test rows are data.test_source's: the held-out split itself (split_indices)
     n_predefined_test: int = 0
@@ -35,17 +37,27 @@ class Dataset:
     # source_counts counts every labelled row of data.source per class. Never trained on.
     sampled: bool = False
     sampled_counts: np.ndarray | None = None
+    task: str = "classification"  # trainers.task: data.task, or what auto decided
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
 
     @property
+    def n_outputs(self) -> int:
+        """A model's outputs: one per class, or the one value of a regression target."""
+        return get_task(self.task).n_outputs(self.n_classes)
+
+    @property
     def source_counts(self) -> np.ndarray:
-        """Labelled rows of data.source per class (data.test_source's rows not included)."""
+        """Labelled rows of data.source per class (data.test_source's rows not included); a regression
+        target's rows in one count."""
         if self.sampled_counts is not None:
             return self.sampled_counts
-        return np.bincount(self.y[:len(self.y) - self.n_predefined_test], minlength=self.n_classes)
+        n = len(self.y) - self.n_predefined_test
+        if self.task == "regression":
+            return np.array([n], dtype=np.int64)
+        return np.bincount(self.y[:n], minlength=self.n_classes)
 
 
 def load_dataset(cfg: DataConfig, base_dir: str | Path = ".", files: Files | None = None) -> Dataset:
@@ -61,21 +73,19 @@ def load_dataset(cfg: DataConfig, base_dir: str | Path = ".", files: Files | Non
         raise DataError(f"data.test_source: a source of data.source's kind ({kinds[0]}) expected, but got {kinds[1]}")
     if isinstance(train, Frame) or isinstance(test, Frame):
         train, test, dropped = frame_rows(_as_frame(train, cfg), _as_frame(test, cfg), cfg)
-    labels = check_labels(train.labels)
+    task = _task(cfg, train)
     sampled_counts = None
-    if train.counts is not None:  # a sample: every row's label counted, the first rows' kept
-        everyone = check_labels(np.array(list(train.counts), dtype=object if labels.dtype == object else None))
-        classes = _unique(everyone)
-        y = _codes(classes, labels)
-        sampled_counts = np.array([train.counts[_original(train.counts, c)] for c in classes], dtype=np.int64)
+    if task == "regression":
+        classes, y = [], check_targets(train.labels)
+        if train.counts is not None:
+            check_targets(np.array(list(train.counts), dtype=object))
+            sampled_counts = np.array([train.counts.rows], dtype=np.int64)
     else:
-        classes = _unique(labels)
-        y = _codes(classes, labels)
-    if len(classes) < 2:
-        raise DataError(f"data.target: at least 2 classes expected, but got {len(classes)}")
-    x, y, n_test = _float32(train.x), y.astype(np.int64), 0
+        classes, y, sampled_counts = _classes(train)
+    x, n_test = _float32(train.x), 0
     if test is not None:
-        y_test = _test_labels(train, test, classes)
+        y_test = check_targets(_test_rows(train, test).labels, "data.test_source") if task == "regression" \
+            else _test_labels(train, test, classes)
         x = Table.concat([x, test.x]) if is_table(x) else np.concatenate([x, _float32(test.x)])
         y = np.concatenate([y, y_test])
         n_test = len(y_test)
@@ -88,7 +98,50 @@ def load_dataset(cfg: DataConfig, base_dir: str | Path = ".", files: Files | Non
                         f"but got {list(image_shape)} = {int(np.prod(image_shape))}")
     return Dataset(x, y, [_plain(c) for c in classes], train.feature_names, n_test,
                    tuple(int(d) for d in image_shape) if image_shape is not None else None,
-                   x.schema if is_table(x) else None, dropped, train.counts is not None, sampled_counts)
+                   x.schema if is_table(x) else None, dropped, train.counts is not None, sampled_counts, task)
+
+
+def _task(cfg: DataConfig, train: Rows) -> str:
+    """data.task, or under auto what the target's values say (trainers.task.detect): every row's label
+    where a sample counted them (as many as were kept), else the loaded ones."""
+    if cfg.task != "auto":
+        if cfg.task == "regression" and train.kind != "table":
+            raise DataError(f"data.task: classification for {KINDS[train.kind]} data (its labels are classes) "
+                            f"expected, but got 'regression'")
+        return cfg.task
+    if train.kind != "table":
+        return "classification"
+    # a sample's counted labels as numpy infers them (numbers stay numbers; object arrays read as text)
+    seen = np.array(list(train.counts)) if train.counts is not None else np.asarray(train.labels)
+    try:
+        values = check_labels(seen)
+    except DataError:
+        return "classification"  # the class checks name the problem
+    if values.dtype == object and len(values) and all(isinstance(v, str) for v in values.tolist()):
+        return "classification"
+    return detect(values, bool(train.counts is not None and train.counts.many))
+
+
+def _classes(train: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(classes, each row's class index, a sample's per-class counts of every row or None)."""
+    labels = check_labels(train.labels)
+    sampled_counts = None
+    if train.counts is not None:  # a sample: every row's label counted, the first rows' kept
+        if train.counts.many:
+            raise DataError(f"data.target: at most {MAX_CLASSES} classes expected, but got more")
+        everyone = check_labels(np.array(list(train.counts), dtype=object if labels.dtype == object else None))
+        classes = _unique(everyone)
+        y = _codes(classes, labels)
+        sampled_counts = np.array([train.counts[_original(train.counts, c)] for c in classes], dtype=np.int64)
+    else:
+        classes = _unique(labels)
+        y = _codes(classes, labels)
+    if len(classes) < 2:
+        raise DataError(f"data.target: at least 2 classes expected, but got {len(classes)}")
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"data.target: at most {MAX_CLASSES} classes expected, but got {len(classes)} (a number "
+                        f"to predict is data.task: regression)")
+    return classes, y.astype(np.int64), sampled_counts
 
 
 def _unique(labels: np.ndarray) -> np.ndarray:
@@ -122,10 +175,14 @@ def _as_frame(rows: Rows | Frame | None, cfg: DataConfig) -> Frame | None:
     return Frame(pd.DataFrame(rows.x, columns=rows.feature_names).assign(**{cfg.target: rows.labels}), "the NPZ file")
 
 
-def holdout_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train_idx, test_idx), both sorted."""
+def holdout_split(y: np.ndarray, test_fraction: float, seed: int,
+                  task: str = "classification") -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train_idx, test_idx), both sorted: on the classes, or a regression target's quantile
+    bins (trainers.task.Regression.strata)."""
     idx_ = np.arange(len(y))
-    train_idx, test_idx = train_test_split(idx_, test_size=test_fraction, stratify=y, random_state=seed)
+    groups = max(2, int(round(1 / min(test_fraction, 1 - test_fraction))))
+    strata = get_task(task).strata(y, groups)
+    train_idx, test_idx = train_test_split(idx_, test_size=test_fraction, stratify=strata, random_state=seed)
     return np.sort(train_idx), np.sort(test_idx)
 
 
@@ -135,7 +192,7 @@ def split_indices(dataset: Dataset, cfg: DataConfig) -> tuple[np.ndarray, np.nda
     if dataset.n_predefined_test:
         n_train = len(dataset.y) - dataset.n_predefined_test
         return np.arange(n_train), np.arange(n_train, len(dataset.y))
-    return holdout_split(dataset.y, cfg.test_fraction, cfg.split_seed)
+    return holdout_split(dataset.y, cfg.test_fraction, cfg.split_seed, dataset.task)
 
 
 def _rows(source: str, cfg: DataConfig, base_dir: Path, field: str, files: Files) -> Rows | Frame:
@@ -170,10 +227,8 @@ def _no_target(cfg: DataConfig, kind: str) -> None:
         raise DataError(f"data.target: unset for {kind} expected, but got {cfg.target!r}")
 
 
-def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
-    """test's labels as indices into train's classes; a DataError naming data.test_source otherwise."""
-    import pandas as pd
-
+def _test_rows(train: Rows, test: Rows) -> Rows:
+    """test, once its features match train's; a DataError naming data.test_source otherwise."""
     if test.kind != train.kind:
         raise DataError(f"data.test_source: a source of data.source's kind ({KINDS[train.kind]}) expected, but "
                         f"got {KINDS[test.kind]}")
@@ -189,6 +244,14 @@ def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
                         f"but got {list(test.image_shape)}")
     if len(test.labels) == 0:
         raise DataError("data.test_source: at least one row expected, but got 0")
+    return test
+
+
+def _test_labels(train: Rows, test: Rows, classes: np.ndarray) -> np.ndarray:
+    """test's labels as indices into train's classes; a DataError naming data.test_source otherwise."""
+    import pandas as pd
+
+    test = _test_rows(train, test)
     test_labels = check_labels(test.labels, "data.test_source")
     try:
         codes = pd.Index(classes).get_indexer(test_labels)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from trainers.data.common import DataError, Rows, fits_in_memory, no_missing, shown
+from trainers.data.common import DataError, LabelCounts, Rows, fits_in_memory, no_missing, shown
 from trainers.data.files import Files
 
 NAME = re.compile(r"-?idx\d+-ubyte(\.gz)?$", re.IGNORECASE)  # what marks a path as IDX
@@ -60,7 +59,8 @@ def load_idx(images: Path, image_shape: tuple[int, int, int] | None, field: str,
                         f"has shape {labels.shape} and dtype {labels.dtype}")
     counts = None
     if files.sample_rows is not None:
-        counts = dict(Counter(labels.astype(np.int64).tolist()))
+        counts = LabelCounts()
+        counts.add(labels.astype(np.int64).tolist())
         labels = labels[:len(x)]
     if len(labels) != len(x):
         raise DataError(f"{field}: one label per image expected, but {shown(images.name)} has {len(x)} images "

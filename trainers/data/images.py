@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from trainers.data.common import DataError, Rows, fits_in_memory, shown
+from trainers.data.common import DataError, LabelCounts, Rows, fits_in_memory, shown
 from trainers.data.files import Files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -71,7 +70,8 @@ def load_image_dir(root: Path, image_shape: tuple[int, int, int] | None, field: 
     listed = list_images(root, field, files)
     counts = None
     if files.sample_rows is not None and len(listed) > files.sample_rows:
-        counts = dict(Counter(label for label, _ in listed))
+        counts = LabelCounts()
+        counts.add([label for label, _ in listed])
         listed = [listed[i] for i in np.linspace(0, len(listed) - 1, files.sample_rows).astype(int)]
     fits_in_memory(len(listed), c * h * w, field)
     x = np.empty((len(listed), c * h * w), dtype=np.float32)

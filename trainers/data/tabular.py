@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from trainers.data.common import MAX_IN_MEMORY_BYTES, DataError, Frame, Rows, fits_in_memory, shown
+from trainers.data.common import MAX_IN_MEMORY_BYTES, DataError, Frame, LabelCounts, Rows, fits_in_memory, shown
 from trainers.data.files import Files
 
 MAX_PARQUET_SHARDS = 10_000  # *.parquet files in one shard directory
@@ -81,16 +80,16 @@ def _read_csv(f, name: str, target: str, field: str, na_values, sample_rows: int
             return Frame(frame, name)
         # every row's label, counted chunk by chunk (only the counts are kept)
         f.seek(0)
-        counts: Counter = Counter()
+        counts = LabelCounts()
         missing = 0
         for chunk in pd.read_csv(f, usecols=[target], na_values=markers, chunksize=LABEL_CHUNK_ROWS):
             missing += int(chunk[target].isna().sum())
-            counts.update(chunk[target].dropna().tolist())
+            counts.add(chunk[target].dropna().tolist())
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - any reader failure is a bad file, never a crash
         raise _unreadable(field, ".csv", name, err) from None
-    return Frame(frame, name, counts=dict(counts), missing_targets=missing)
+    return Frame(frame, name, counts=counts, missing_targets=missing)
 
 
 def _missing_markers(frame, na_values):
@@ -139,17 +138,17 @@ def _read_parquet(parts: list, name: str, target: str, field: str, na_values, sa
         frame = _missing_markers(frame.to_pandas(), na_values)
         if target not in frame.columns:
             return Frame(frame, name)
-        counts: Counter = Counter()
+        counts = LabelCounts()
         missing = 0
         for pf, _ in opened:
             for batch in pf.iter_batches(batch_size=LABEL_CHUNK_ROWS, columns=[target]):
                 labels = _missing_markers(batch.to_pandas(), na_values)[target]
                 missing += int(labels.isna().sum())
-                counts.update(labels.dropna().tolist())
+                counts.add(labels.dropna().tolist())
     except Exception as err:  # noqa: BLE001 - Arrow's message can quote the file's bytes: its type only
         raise DataError(f"{field}: readable Parquet shards expected, but reading {shown(name)} failed "
                         f"({type(err).__name__})") from None
-    return Frame(frame, name, counts=dict(counts), missing_targets=missing)
+    return Frame(frame, name, counts=counts, missing_targets=missing)
 
 
 def load_parquet_dir(path: Path, target: str, field: str, files: Files, na_values: list[str] = ()) -> Frame:
@@ -243,7 +242,9 @@ def _load_npz(f, name: str, target: str, field: str, sample_rows: int | None) ->
                         f"{labels.shape}")
     counts = None
     if sample_rows is not None:
-        counts = dict(Counter(labels.tolist()))
+        counts = LabelCounts()
+        for start in range(0, len(labels), LABEL_CHUNK_ROWS):
+            counts.add(labels[start:start + LABEL_CHUNK_ROWS].tolist())
         labels = labels[:len(x)]
     names = [f"x{i}" for i in range(x.shape[1])]
     if np.isnan(x).any():

@@ -63,8 +63,8 @@ def resolved_method(cfg: EnsembleConfig) -> str:
 
 
 def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train: np.ndarray, metric: str,
-                   mode: str, classes: list | None = None,
-                   refit: RefitFn | None = None) -> tuple[EnsemblePredictor, dict]:
+                   mode: str, classes: list | None = None, refit: RefitFn | None = None,
+                   task: str = "classification") -> tuple[EnsemblePredictor, dict]:
     """Returns (predictor, info). `ranked`: finished trials best first; `y_train`: labels of the
     training split in the OOF rows' order; `refit`: needed for members: refit (see refit.Refitter)."""
     chosen, trial_weights = choose_trials(ranked, cfg, y_train, metric, mode)
@@ -79,8 +79,10 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         groups = [[pair] for pair in refit(chosen)]
     method = resolved_method(cfg)
     combiner = get_combiner(method)
+    if task not in combiner.tasks:
+        raise ValueError(f"ensemble.method: one for a {task} target expected, but got {method!r}")
     member_weights = [w / len(g) for w, g in zip(trial_weights, groups) for _ in g]
-    state = combiner.fit([t.oof() for t in chosen], y_train, [len(g) for g in groups])
+    state = combiner.fit([t.oof() for t in chosen], y_train, [len(g) for g in groups], task)
     predictor = EnsemblePredictor(
         [m for g in groups for m, _ in g], [c for g in groups for _, c in g], method=method,
         weights=member_weights if combiner.uses_weights else None, stacker=state,

@@ -25,6 +25,7 @@ from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
 from trainers.tables import as_table
+from trainers.task import get_task
 
 
 PREDICT_CHUNK_ROWS = 2048  # rows per forward of a member group
@@ -82,9 +83,9 @@ class EnsemblePredictor:
         # they share the table's schema, not their width
         schemas = {c.table.columns.model_dump_json() if c.table is not None else None for c in configs}
         widths = {c.in_features for c in configs if c.table is None}
-        if len(schemas) != 1 or len(widths) > 1 or len({c.n_classes for c in configs}) != 1:
-            raise ValueError("members must share their input (in_features, or a table's columns) and n_classes, "
-                             f"but got {sorted((c.in_features, c.n_classes, c.table is not None) for c in configs)}")
+        if len(schemas) != 1 or len(widths) > 1 or len({(c.n_classes, c.task) for c in configs}) != 1:
+            raise ValueError("members must share their input (in_features, or a table's columns), n_classes and "
+                             f"task, but got {sorted((c.in_features, c.n_classes, c.task, c.table is not None) for c in configs)}")
         families = [get_family(c.family) for c in configs]
         self.models = [m.eval() if f.is_torch else m for m, f in zip(models, families)]
         self.configs, self.method, self.kind = list(configs), method, kind
@@ -93,8 +94,12 @@ class EnsemblePredictor:
         self.schema = configs[0].table.columns if configs[0].table is not None else None
         # the columns a row has: a matrix's features, a table's raw columns (datetimes before expansion)
         self.n_features = len(self.schema.source_columns()) if self.schema else configs[0].in_features
-        self.n_classes = configs[0].n_classes
-        self.classes = list(classes) if classes is not None else list(range(self.n_classes))
+        self.n_classes = configs[0].n_classes  # outputs: one per class, or a regression target's one value
+        self.task = get_task(configs[0].task)
+        if self.task.name == "regression":
+            self.classes = []
+        else:
+            self.classes = list(classes) if classes is not None else list(range(self.n_classes))
         if self.classes:  # what serving sends back: finite, within int64, valid UTF-8 (a bundle made elsewhere)
             check_labels(np.array(self.classes, dtype=object), "classes")
         self.device = torch.device(device)
@@ -123,8 +128,13 @@ class EnsemblePredictor:
         encoding = self.configs[i].table
         return rows if encoding is None else encoding.transform(rows)
 
+    @property
+    def regression(self) -> bool:
+        return self.task.name == "regression"
+
     def member_proba(self, x) -> np.ndarray:
-        """(members, rows, classes) probabilities, in member order."""
+        """(members, rows, outputs) predictions in member order: class probabilities, or a regression
+        target's one predicted value (trainers.task)."""
         rows = self.rows(x)
         if not len(rows):
             return np.zeros((len(self.models), 0, self.n_classes))
@@ -136,9 +146,9 @@ class EnsemblePredictor:
                 xt = torch.as_tensor(self._encoded(rows, idx[0]), device=self.device)
                 # in chunks: activations of every member for every row at once would not fit for large
                 # inputs (the distiller's transfer set: 60k images, ~26 GB for 3 small cnns)
-                parts.append((idx, torch.softmax(torch.cat([group(xt[s:s + PREDICT_CHUNK_ROWS])
-                                                            for s in range(0, len(xt), PREDICT_CHUNK_ROWS)], 1)
-                                                 .float(), -1)))
+                parts.append((idx, self.task.outputs(torch.cat([group(xt[s:s + PREDICT_CHUNK_ROWS])
+                                                                for s in range(0, len(xt), PREDICT_CHUNK_ROWS)], 1)
+                                                     .float())))
         if self._in_order:
             # the usual bundle (torch members, grouped in member order): no scatter into a zero array,
             # which at batch 1 costs a student about a third of its call
@@ -169,7 +179,11 @@ class EnsemblePredictor:
         return self.combine(self.member_proba(x))
 
     def predict(self, x) -> list:
-        return [self.classes[i] for i in self.predict_proba(x).argmax(1)]
+        """Each row's label, or a regression target's predicted value."""
+        out = self.predict_proba(x)
+        if self.regression:
+            return out[:, 0].tolist()
+        return [self.classes[i] for i in out.argmax(1)]
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
@@ -203,11 +217,12 @@ class EnsemblePredictor:
         return [c.family for c in self.configs]
 
 
-def loop_member_proba(models: list[torch.nn.Module], x: np.ndarray) -> np.ndarray:
+def loop_member_proba(models: list[torch.nn.Module], x: np.ndarray, task: str = "classification") -> np.ndarray:
     """The plain loop the vectorised path must match; kept for tests and benchmarks."""
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    outputs = get_task(task).outputs
     with torch.no_grad():
-        return np.stack([torch.softmax(m.eval()(xt), -1).numpy() for m in models]).astype(np.float64)
+        return np.stack([outputs(m.eval()(xt)).numpy() for m in models]).astype(np.float64)
 
 
 __all__ = ["EnsemblePredictor", "loop_member_proba", "build_model"]

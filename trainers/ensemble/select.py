@@ -11,6 +11,7 @@ from typing import Protocol, Sequence, TypeVar
 import numpy as np
 
 from trainers.metrics import METRICS, score
+from trainers.task import get_task, task_of_metric
 
 
 class TrialLike(Protocol):
@@ -42,7 +43,7 @@ def _as_stack(oof_probs_list: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray
         raise ValueError("at least one candidate must hold, but got none")
     probs = np.stack([np.asarray(p, dtype=np.float64) for p in oof_probs_list])
     if probs.ndim != 3 or probs.shape[1] != len(y):
-        raise ValueError(f"candidates of shape (rows={len(y)}, classes) must hold, but got stacked shape "
+        raise ValueError(f"candidates of shape (rows={len(y)}, outputs) must hold, but got stacked shape "
                          f"{probs.shape}")
     return probs
 
@@ -57,8 +58,8 @@ def greedy_selection(oof_probs_list: Sequence[np.ndarray], y: np.ndarray, metric
     of the chosen multiset. Like auto-sklearn, all rounds are kept (no back-off to the best
     prefix): with replacement the late rounds mostly re-add good members, smoothing weights.
 
-    Ties on `metric` go to the candidate whose addition gives the lower log loss, then to the lowest
-    index (callers pass candidates ranked best first). Accuracy ties constantly on small data, and a
+    Ties on `metric` go to the candidate whose addition gives the lower log loss (a regression target's:
+    the lower RMSE), then to the lowest index (callers pass candidates ranked best first). Accuracy ties constantly on small data, and a
     tie kept going to the best single trial, so the ensemble stayed that one trial; the log loss
     prefers the member that fixes confident mistakes the argmax does not show yet. A metric that is
     undefined (NaN) counts as worst.
@@ -72,14 +73,15 @@ def greedy_selection(oof_probs_list: Sequence[np.ndarray], y: np.ndarray, metric
     y = np.asarray(y)
     probs = _as_stack(oof_probs_list, y)
     sign = 1.0 if mode == "max" else -1.0
+    tie_metric = get_task(task_of_metric(metric)).loss_metric
     counts = np.zeros(len(probs), dtype=np.int64)
     total = np.zeros(probs.shape[1:])
     for r in range(rounds):
         gains = np.nan_to_num(np.array([sign * score(metric, y, (total + cand) / (r + 1)) for cand in probs]),
                               nan=-np.inf)
         tied = np.flatnonzero(gains >= gains.max() - 1e-12)
-        if len(tied) > 1 and metric != "log_loss":
-            losses = [score("log_loss", y, (total + probs[i]) / (r + 1)) for i in tied]
+        if len(tied) > 1 and metric != tie_metric:
+            losses = [score(tie_metric, y, (total + probs[i]) / (r + 1)) for i in tied]
             best = int(tied[int(np.argmin(np.nan_to_num(losses, nan=np.inf)))])  # argmin: first of equals
         else:
             best = int(tied[0])

@@ -57,15 +57,17 @@ def start_fit(model_cfg: ModelConfig, fit_cfg, x, y, seed: int, device="cpu", da
 def build_model(cfg: ModelConfig | dict):
     """An untrained network of a torch family."""
     cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.model_validate(cfg)
-    if cfg.in_features < 1 or cfg.n_classes < 2:
-        raise ValueError(f"in_features >= 1 and n_classes >= 2 must hold, but got "
+    outputs_ok = cfg.n_classes == 1 if cfg.task == "regression" else cfg.n_classes >= 2
+    if cfg.in_features < 1 or not outputs_ok:
+        need = "n_classes == 1 (regression)" if cfg.task == "regression" else "n_classes >= 2"
+        raise ValueError(f"in_features >= 1 and {need} must hold, but got "
                          f"(in_features={cfg.in_features}, n_classes={cfg.n_classes})")
     family = get_family(cfg.family)
     if not family.is_torch:
         torch_names = sorted(n for n, f in FAMILIES.items() if f.is_torch)
         raise ValueError(f"a torch family ({', '.join(torch_names)}) must hold to build a network, but got "
                          f"{cfg.family!r}")
-    return family.build(cfg)
+    return family.network(cfg)
 
 
 __all__ = ["Cost", "DEFAULT_FAMILY", "ModelConfig", "build_model", "start_fit", "FAMILIES", "STUDENT_FAMILIES", "Family", "Fit", "get_family", "known_family",

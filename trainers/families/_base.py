@@ -37,7 +37,8 @@ class Fit(ABC):
 
     @abstractmethod
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """(rows, n_classes) float64 probabilities of the model as fitted so far."""
+        """(rows, n_classes) float64 probabilities of the model as fitted so far; for a regression
+        config (model_cfg.task, n_classes 1) the (rows, 1) predicted values (trainers.task)."""
 
     def state(self) -> dict:
         """What continuing exactly needs beyond the model (tensors, arrays and plain values only)."""
@@ -82,7 +83,7 @@ class Family(ABC):
 
     @abstractmethod
     def proba(self, model: Any, x: np.ndarray) -> np.ndarray:
-        """(rows, n_classes) float64 probabilities of a fitted model."""
+        """(rows, n_classes) float64 probabilities of a fitted model (a regressor's: (rows, 1) values)."""
 
     @abstractmethod
     def dump(self, model: Any) -> dict:

@@ -1,5 +1,5 @@
-"""What the scikit-learn families share: fit a round at a time, probabilities over every class,
-and a skops payload loaded with an explicit list of trusted types (never a pickle)."""
+"""What the scikit-learn families share: fit a round at a time, probabilities over every class (a
+regression target: the predicted value, from the family's regressor), and a skops payload loaded with an explicit list of trusted types (never a pickle)."""
 from __future__ import annotations
 
 import functools
@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from trainers.families._base import Family, Fit, class_columns, train_log_loss
+from trainers.metrics import score
 
 
 @functools.cache
@@ -31,8 +32,10 @@ class SklearnFit(Fit):
     def __init__(self, family: "SklearnFamily", model_cfg, params: BaseModel, x: np.ndarray, y: np.ndarray,
                  seed: int):
         self.family, self.params, self.model_cfg, self.n_classes = family, params, model_cfg, model_cfg.n_classes
-        self.x, self.y, self.seed = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64), seed
-        self.model = family.estimator(params, seed)
+        self.regression = model_cfg.task == "regression"
+        self.x, self.seed = np.asarray(x, dtype=np.float64), seed
+        self.y = np.asarray(y, dtype=np.float64 if self.regression else np.int64)
+        self.model = family.estimator(params, seed, model_cfg.task)
         family.prepare(self.model, self.y, model_cfg)
         self.model.raysemble_n_classes = self.n_classes  # proba() spreads a fold's seen classes over all
         self.rounds, self.done = family.fit_rounds(params), 0
@@ -42,6 +45,8 @@ class SklearnFit(Fit):
         self.family.grow(self.model, self.params, self.done, self.rounds)
         with one_thread():
             self.model.fit(self.x, self.y)
+        if self.regression:
+            return score("rmse", self.y, self.predict_proba(self.x))
         return train_log_loss(self.y, self.predict_proba(self.x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -59,8 +64,9 @@ class SklearnFamily(Family):
     trusted: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def estimator(self, params: BaseModel, seed: int) -> Any:
-        """An unfitted estimator (single-threaded: trials run side by side)."""
+    def estimator(self, params: BaseModel, seed: int, task: str = "classification") -> Any:
+        """An unfitted estimator (single-threaded: trials run side by side): a classifier, or for
+        task "regression" the family's regressor."""
 
     def prepare(self, est: Any, y: np.ndarray, model_cfg) -> None:
         """Adjust an unfitted estimator to the rows it will see (before the first round); model_cfg.table
@@ -88,6 +94,11 @@ class SklearnFamily(Family):
     def proba(self, model: Any, x: np.ndarray) -> np.ndarray:
         # one thread here too: the predictor, the judge, the distillation teacher and serving replicas
         # call this in processes where torch's and OpenMP's thread pools would fight over few cores
+        from sklearn.base import is_regressor
+
+        if is_regressor(model):
+            with one_thread():
+                return np.asarray(model.predict(np.asarray(x, dtype=np.float64)), dtype=np.float64).reshape(-1, 1)
         with one_thread():
             proba = model.predict_proba(np.asarray(x, dtype=np.float64))
         n_classes = getattr(model, "raysemble_n_classes", None) or len(model.classes_)

@@ -38,7 +38,9 @@ class ModelConfig(BaseModel):
     # a name in trainers.families.FAMILIES (checked there; the default is the registry's DEFAULT_FAMILY)
     family: StrictStr = Field(DEFAULT_FAMILY, max_length=64)
     in_features: int = Field(0, ge=0, le=MAX_FEATURES)  # filled in from the data (0 = not yet known)
-    n_classes: int = Field(0, ge=0, le=MAX_CLASSES)  # filled in from the data
+    # outputs, filled in from the data: one per class, or 1 for a regression target
+    n_classes: int = Field(0, ge=0, le=MAX_CLASSES)
+    task: Literal["classification", "regression"] = "classification"  # trainers.task: what the outputs mean
     image_shape: ImageShape | None = None  # (C, H, W) when rows are images
     # the shape fields of the built-in nets (trainers.families.torchnet.BuiltinNetFamily); each family
     # reads the ones it uses

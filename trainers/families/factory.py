@@ -2,8 +2,9 @@
 
 The factory is code the user runs: it is called as
 `build(in_features, n_classes, image_shape, **options)` and must return an nn.Module mapping
-(rows, in_features) float32 to (rows, n_classes) logits. Inputs are standardised in front of it
-(fitted on each fold's training rows), as for the built-in nets. Every key of the trial that is
+(rows, in_features) float32 to (rows, n_classes) logits (a regression target: n_classes is 1, and its
+one output learns the standardised target). Inputs are standardised in front of it (fitted on each
+fold's training rows), as for the built-in nets. Every key of the trial that is
 not a TrainConfig field goes to the factory as a keyword (`options`).
 """
 from __future__ import annotations

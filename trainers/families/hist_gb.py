@@ -1,11 +1,11 @@
-"""hist_gb: scikit-learn's HistGradientBoostingClassifier (boosting: each tree fits the previous
-trees' errors), grown with warm_start a block of iterations per round so ASHA can stop it early."""
+"""hist_gb: scikit-learn's HistGradientBoostingClassifier, or Regressor for a number (boosting: each
+tree fits the previous trees' errors), grown with warm_start a block of iterations per round so ASHA can stop it early."""
 from __future__ import annotations
 
 import math
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
@@ -32,9 +32,10 @@ class HistGBFamily(SklearnFamily):
     trusted = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "functools.partial",
                "sklearn.utils.validation.check_array")
 
-    def estimator(self, params: HistGBParams, seed: int) -> HistGradientBoostingClassifier:
+    def estimator(self, params: HistGBParams, seed: int, task: str = "classification"):
         # no early stopping inside: the iteration budget is the searched knob, ASHA the stopper
-        return HistGradientBoostingClassifier(
+        cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+        return cls(
             learning_rate=params.learning_rate, max_iter=1, max_leaf_nodes=params.max_leaf_nodes,
             max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
             l2_regularization=params.l2_regularization, max_features=params.max_features,

@@ -1,11 +1,11 @@
-"""knn: standardised k-nearest neighbours (scikit-learn), fitted in one go. Brute-force search
+"""knn: standardised k-nearest neighbours (scikit-learn; a regression target: their weighted mean), fitted in one go. Brute-force search
 keeps the saved model to plain arrays (no tree types to trust on load)."""
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -25,10 +25,10 @@ class KNNFamily(SklearnFamily):
     name = "knn"
     Params = KNNParams
 
-    def estimator(self, params: KNNParams, seed: int):
-        return make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=params.n_neighbors,
-                                                                    weights=params.weights, p=params.p,
-                                                                    algorithm="brute"))
+    def estimator(self, params: KNNParams, seed: int, task: str = "classification"):
+        cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
+        return make_pipeline(StandardScaler(), cls(n_neighbors=params.n_neighbors, weights=params.weights,
+                                                   p=params.p, algorithm="brute"))
 
     def cost(self, model_cfg, params: KNNParams, rows: int) -> Cost:
         return Cost(size=rows * model_cfg.in_features, work=1)  # the training rows are the model

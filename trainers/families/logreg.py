@@ -1,8 +1,9 @@
-"""logreg: standardised multinomial logistic regression (scikit-learn), fitted in one go."""
+"""logreg: standardised multinomial logistic regression (scikit-learn), fitted in one go; for a
+regression target its linear counterpart, ridge regression with alpha = 1 / C (the same L2 knob)."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -26,6 +27,8 @@ class LogRegFamily(SklearnFamily):
         # fitted in one go (L-BFGS converges long before max_iter on standardised features)
         return Cost(size=(model_cfg.in_features + 1) * model_cfg.n_classes, work=1)
 
-    def estimator(self, params: LogRegParams, seed: int):
+    def estimator(self, params: LogRegParams, seed: int, task: str = "classification"):
+        if task == "regression":
+            return make_pipeline(StandardScaler(), Ridge(alpha=1.0 / params.C))
         return make_pipeline(StandardScaler(), LogisticRegression(C=params.C, max_iter=params.max_iter,
                                                                   class_weight=params.class_weight))

@@ -5,6 +5,16 @@ import torch
 from torch import nn
 
 
+MIN_SCALE = 1e-6  # a feature whose training values spread less than this is constant
+
+
+def _scale(std: torch.Tensor) -> torch.Tensor:
+    """A constant feature (digits has border pixels that are 0 in every training row) is centred, not
+    scaled, as scikit-learn's StandardScaler does: dividing by a near-zero spread turned a value the
+    training rows never had into millions, which a softmax hides but a regression output does not."""
+    return torch.where(std > MIN_SCALE, std, torch.ones_like(std))
+
+
 class Standardize(nn.Module):
     """(x - mean) / scale with buffers fitted on the training fold only: one mean and scale per feature,
     or, for image rows (channels=C), one per channel over all its pixels. Per-pixel scaling of images
@@ -34,8 +44,7 @@ class Standardize(nn.Module):
         else:
             mean, std = self._grouped(x).mean((0, 2)), self._grouped(x).std((0, 2), unbiased=False)
         self.mean.copy_(mean)
-        # constant features (digits has border pixels that are always 0) must not divide by 0
-        self.scale.copy_(std.clamp_min(1e-6))
+        self.scale.copy_(_scale(std))
         return self
 
     def fit_moments(self, count: int, total: torch.Tensor, squares: torch.Tensor) -> "Standardize":
@@ -46,7 +55,7 @@ class Standardize(nn.Module):
             total, squares = total.reshape(self.mean.shape[-1], -1).sum(1), squares.reshape(self.mean.shape[-1], -1).sum(1)
         mean = total / max(count, 1)
         self.mean.copy_(mean)
-        self.scale.copy_((squares / max(count, 1) - mean ** 2).clamp_min(0).sqrt().clamp_min(1e-6))
+        self.scale.copy_(_scale((squares / max(count, 1) - mean ** 2).clamp_min(0).sqrt()))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """svc: a standardised RBF support-vector classifier with probabilities from sigmoid calibration
-(scikit-learn's replacement for the deprecated SVC(probability=True))."""
+(scikit-learn's replacement for the deprecated SVC(probability=True)); for a regression target, support
+vector regression (SVR) on the standardised target (its epsilon tube is then in standard deviations)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.svm import SVC, SVR
 
 from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
@@ -34,14 +36,20 @@ class SVCFamily(SklearnFamily):
 
     def cost(self, model_cfg, params: SVCParams, rows: int) -> Cost:
         # support vectors are training rows, kept whole; a fit per calibration fold plus the final one
-        return Cost(size=rows * model_cfg.in_features, work=params.calibration_folds + 1)
+        work = 1 if model_cfg.task == "regression" else params.calibration_folds + 1
+        return Cost(size=rows * model_cfg.in_features, work=work)
 
-    def estimator(self, params: SVCParams, seed: int):
+    def estimator(self, params: SVCParams, seed: int, task: str = "classification"):
+        if task == "regression":
+            svr = make_pipeline(StandardScaler(), SVR(C=params.C, gamma=params.gamma, kernel=params.kernel))
+            return TransformedTargetRegressor(regressor=svr, transformer=StandardScaler())
         svc = SVC(C=params.C, gamma=params.gamma, kernel=params.kernel, random_state=seed)
         return make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, cv=params.calibration_folds,
                                                                       ensemble=False))
 
     def prepare(self, est, y, model_cfg) -> None:
+        if model_cfg.task == "regression":
+            return  # no calibration
         # the calibration's stratified folds need that many rows of every class: a fold of a small
         # dataset may hold fewer, so use fewer calibration folds rather than fail the trial
         rarest = int(np.bincount(y)[np.unique(y)].min())

@@ -155,3 +155,45 @@ def test_a_bad_fixed_value_is_a_field_error_not_a_crash():
         parse_spec(spec)
     assert err.value.problems == ["search.fixed.cutmix_alpha: Input should be a valid number, unable to parse "
                                   "string as a number (got 'abc')"]
+
+
+# ---- data.task ----
+
+def _diabetes(**sections) -> dict:
+    return {"name": "diab", "data": {"source": "sklearn:diabetes"}, "cv": {"folds": 3}, **sections}
+
+
+def test_a_numeric_target_sets_the_task_and_its_default_metric():
+    spec = parse_spec(_diabetes())
+    assert (spec.data.task, spec.search.metric, spec.search.mode) == ("regression", "rmse", "min")
+    assert (parse_spec(_diabetes(search={"metric": "r2"})).search.mode) == "max"
+    assert parse_spec(_diabetes(search={"mode": "max"})).search.mode == "max"  # a mode the spec set stays
+    iris = parse_spec({"name": "iris", "data": {"source": "sklearn:iris"}})
+    assert (iris.data.task, iris.search.metric) == ("classification", "accuracy")
+
+
+@pytest.mark.parametrize("sections, line", [
+    ({"search": {"metric": "accuracy"}},
+     "search.metric: one of ['mae', 'r2', 'rmse'] for a regression target expected, but got 'accuracy'"),
+    ({"ensemble": {"method": "hard_vote"}}, "ensemble.method: one of ['soft_vote', 'weighted', 'stacking'] for a "
+                                            "regression target expected, but got 'hard_vote'"),
+    ({"ensemble": {"selection_metric": "log_loss"}},
+     "ensemble.selection_metric: 'search' for a regression target expected, but got 'log_loss'"),
+    ({"search": {"fixed": {"label_smoothing": 0.1}}}, "search.label_smoothing: 0 for a regression target expected"),
+    ({"search": {"space": {"family": {"choice": ["mlp", "random_forest"]}},
+                 "fixed": {"random_forest.class_weight": "balanced"}}},
+     "search.class_weight: None for a regression target expected"),
+])
+def test_what_only_classes_have_is_refused_for_a_regression_target_naming_the_field(sections, line):
+    with pytest.raises(SpecError) as err:
+        parse_spec(_diabetes(**sections))
+    assert any(p.startswith(line) for p in err.value.problems), err.value.problems
+
+
+def test_a_class_target_refuses_a_regression_metric_and_loss():
+    with pytest.raises(SpecError) as err:
+        parse_spec({"name": "iris", "data": {"source": "sklearn:iris"}, "search": {"metric": "rmse"}})
+    assert err.value.problems == ["search.metric: one of ['accuracy', 'f1_macro', 'log_loss', 'precision_macro', "
+                                  "'recall_macro', 'roc_auc'] for a classification target expected, but got 'rmse'"]
+    with pytest.raises(SpecError, match="search.regression_loss: 'mse' \\(unused\\) for a class target expected"):
+        parse_spec({"name": "iris", "data": {"source": "sklearn:iris"}, "search": {"fixed": {"regression_loss": "huber"}}})

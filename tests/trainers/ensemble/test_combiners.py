@@ -85,3 +85,58 @@ def test_rank_average_counts_orderings_not_confidence():
     out = get_combiner("rank_average").combine(m)
     np.testing.assert_allclose(out, [[3.5 / 9, 5 / 9, 0.5 / 9]])
     assert get_combiner("soft_vote").combine(m).argmax(1).tolist() == [0]  # the mean follows the loud member
+
+
+# ---- a regression target: (members, rows, 1) predicted values -----------------------------------
+
+REGRESSORS = sorted(n for n, c in COMBINERS.items() if "regression" in c.tasks)
+
+
+def _values(rng, n_members: int = 3, rows: int = N_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy members around the target, each with its own bias."""
+    y = rng.normal(100.0, 20.0, rows)
+    members = y[None, :, None] + rng.normal(0, 5, (n_members, rows, 1)) + np.array([-3.0, 0.0, 4.0])[:n_members, None, None]
+    return members, y
+
+
+def test_the_combiners_that_refuse_a_regression_target_are_the_class_ones():
+    assert sorted(set(COMBINERS) - set(REGRESSORS)) == ["hard_vote", "rank_average"]
+
+
+@pytest.mark.parametrize("name", REGRESSORS)
+def test_regression_values_in_one_column_out_and_agreeing_members_decide(name, tmp_path):
+    rng = np.random.default_rng(3)
+    combiner = get_combiner(name)
+    members, y = _values(rng)
+    state = combiner.fit(list(members), y, [1] * len(members), "regression")
+    weights = [0.5, 0.3, 0.2] if combiner.uses_weights else None
+    fresh, _ = _values(rng, rows=20)
+    before = fresh.copy()
+    out = combiner.combine(fresh, weights, state)
+    assert out.shape == (20, 1) and np.isfinite(out).all()
+    np.testing.assert_array_equal(fresh, before)
+    same = np.repeat(np.linspace(50, 150, 12)[None, :, None], 3, 0)  # every member says the same value
+    np.testing.assert_allclose(combiner.combine(same, weights, state)[:, 0], same[0, :, 0], rtol=0.05)
+    # and a one-output regression bundle keeps it through save and load
+    torch.manual_seed(0)
+    cfg = ModelConfig(in_features=4, n_classes=1, task="regression", hidden=8, depth=1)
+    predictor = EnsemblePredictor([build_model(cfg) for _ in range(3)], [cfg] * 3, method=name, weights=weights,
+                                  stacker=state)
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    loaded = EnsemblePredictor.load(predictor.save(tmp_path / name))
+    assert loaded.classes == [] and loaded.regression
+    np.testing.assert_allclose(loaded.predict_proba(x), predictor.predict_proba(x), atol=1e-6)
+    assert loaded.predict(x) == pytest.approx(loaded.predict_proba(x)[:, 0].tolist())
+
+
+def test_ridge_stacking_learns_to_undo_a_members_bias_by_hand():
+    """Member 0 is the target plus 10; member 1 is noise. The ridge stacker leans on member 0 and its
+    intercept takes the bias back out: far better than the mean of the two."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(0, 10, 300)
+    members = np.stack([y + 10.0, rng.normal(0, 10, 300)])[:, :, None]
+    state = get_combiner("stacking").fit(list(members), y, [1, 1], "regression")
+    coef = np.asarray(state["coef"])[0]
+    assert coef[0] > 0.9 and abs(coef[1]) < 0.1 and state["intercept"][0] == pytest.approx(-10.0 * coef[0], abs=0.5)
+    fitted = get_combiner("stacking").combine(members, None, state)[:, 0]
+    assert np.sqrt(((fitted - y) ** 2).mean()) < 0.2 * np.sqrt(((members.mean(0)[:, 0] - y) ** 2).mean())

@@ -48,7 +48,35 @@ def test_greedy_rejects_bad_input():
     y = np.array([0, 1])
     with pytest.raises(ValueError, match="rounds >= 1 must hold"):
         greedy_selection([np.eye(2)], y, "accuracy", rounds=0)
-    with pytest.raises(ValueError, match=r"candidates of shape \(rows=2, classes\) must hold"):
+    with pytest.raises(ValueError, match=r"candidates of shape \(rows=2, outputs\) must hold"):
         greedy_selection([np.ones((3, 2)) / 2], y, "accuracy", rounds=1)
     with pytest.raises(ValueError, match="at least one candidate"):
         greedy_selection([], y, "accuracy", rounds=1)
+
+
+def test_greedy_on_rmse_pairs_members_whose_errors_cancel():
+    """A regression target: A is 2 too high, B 2 too low, C 5 too high. Alone A and B tie (A, ranked
+    first, goes in); then B makes the mean exact; C, closest to nothing, is never picked."""
+    y = np.linspace(0.0, 10.0, 50)
+    cands = [(y + 2.0)[:, None], (y - 2.0)[:, None], (y + 5.0)[:, None]]
+    np.testing.assert_allclose(greedy_selection(cands, y, "rmse", rounds=4), [0.5, 0.5, 0.0])
+    # r2 (max) picks the same pair
+    np.testing.assert_allclose(greedy_selection(cands, y, "r2", rounds=2), [0.5, 0.5, 0.0])
+
+
+def test_build_refuses_a_class_combiner_for_a_regression_target():
+    from trainers.config import EnsembleConfig
+    from trainers.ensemble.build import build_ensemble
+
+    class Trial:
+        trial_id, params, mean_score = "t0", {"family": "mlp"}, 1.0
+
+        def oof(self):
+            return np.zeros((4, 1))
+
+        def fold_model_paths(self):
+            return []
+
+    with pytest.raises(ValueError, match="ensemble.method: one for a regression target expected, but got 'hard_vote'"):
+        build_ensemble([Trial()], EnsembleConfig(method="hard_vote", members="refit"), y_train=np.zeros(4),
+                       metric="rmse", mode="min", refit=lambda trials: [(None, None)], task="regression")

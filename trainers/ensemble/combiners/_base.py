@@ -1,5 +1,5 @@
-"""What every way of combining members is to the rest of raysemble: (members, rows, classes)
-probabilities in, (rows, classes) out, with per-member weights and a state fitted on out-of-fold
+"""What every way of combining members is to the rest of raysemble: (members, rows, outputs)
+predictions in (class probabilities, or a regression target's one value: trainers.task), (rows, outputs) out, with per-member weights and a state fitted on out-of-fold
 predictions where it needs them. The spec's ensemble.method names one (COMBINERS); the ensemble
 builder, the predictor and serving use only this interface."""
 from __future__ import annotations
@@ -17,14 +17,16 @@ class Combiner(ABC):
     fits_weights: ClassVar[bool] = False
     # what greedy selection (with replacement: a weighted multiset) turns this combiner into; None: itself
     under_greedy: ClassVar[str | None] = None
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")  # the data's tasks it can combine for
 
-    def fit(self, oof_blocks: Sequence[np.ndarray], y: np.ndarray, members_per_block: Sequence[int]) -> dict | None:
-        """State learnt from each chosen trial's out-of-fold probabilities (None: nothing to learn)."""
+    def fit(self, oof_blocks: Sequence[np.ndarray], y: np.ndarray, members_per_block: Sequence[int],
+            task: str = "classification") -> dict | None:
+        """State learnt from each chosen trial's out-of-fold predictions (None: nothing to learn)."""
         return None
 
     @abstractmethod
     def combine(self, member_probs: np.ndarray, weights=None, state: dict | None = None) -> np.ndarray:
-        """(members, rows, classes) -> (rows, classes) probabilities; a new array, the input untouched."""
+        """(members, rows, outputs) -> (rows, outputs) predictions; a new array, the input untouched."""
 
 
 def normalised(n_members: int, weights) -> np.ndarray:

@@ -9,6 +9,7 @@ from trainers.ensemble.combiners._base import Combiner, normalised
 class HardVote(Combiner):
     name = "hard_vote"
     uses_weights = True
+    tasks = ("classification",)  # over classes: a number has none to vote for or rank
 
     def combine(self, member_probs, weights=None, state=None):
         """Vote shares. Tie rule (deterministic): among classes with the same vote share, the one with

@@ -13,6 +13,7 @@ from trainers.ensemble.combiners._base import Combiner, normalised
 class RankAverage(Combiner):
     name = "rank_average"
     uses_weights = True
+    tasks = ("classification",)  # over classes: a number has none to vote for or rank
 
     def combine(self, member_probs, weights=None, state=None):
         n_classes = member_probs.shape[2]
