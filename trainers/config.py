@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from trainers.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, SearchAlgorithm, get_algorithm
 from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER
@@ -73,11 +73,11 @@ class SearchConfig(_Section):
         if both:
             raise ValueError(f"a key is either searched or fixed, but {both} are both")
         if self.mode is None:
-            self._mode_given = False
+            # filled in but not marked as given, so for_task may still follow the task's metric; a
+            # private flag instead would make equal specs unequal once one went through JSON
             self.mode = METRICS[self.metric]
+            self.model_fields_set.discard("mode")
         return self
-
-    _mode_given: bool = PrivateAttr(True)
 
     def for_task(self, task: str) -> "SearchConfig":
         """This section for the data's task: its default metric (and that metric's mode) when the spec
@@ -89,7 +89,7 @@ class SearchConfig(_Section):
             raise ValueError(f"search.metric: one of {sorted(metrics)} for a {task} target expected, but got "
                              f"{self.metric!r}")
         metric = get_task(task).default_metric
-        return self.model_copy(update={"metric": metric, "mode": self.mode if self._mode_given else metrics[metric]})
+        return self.model_copy(update={"metric": metric, "mode": self.mode if "mode" in self.model_fields_set else metrics[metric]})
 
     def searcher(self) -> SearchAlgorithm:
         """The algorithm this section names (trainers.algorithms)."""

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.spec import SpecError, parse_spec
 from tests.conftest import tiny_spec
+from trainers.config import SearchConfig
 
 runner = CliRunner()
 
@@ -170,6 +171,13 @@ def test_a_numeric_target_sets_the_task_and_its_default_metric():
     assert parse_spec(_diabetes(search={"mode": "max"})).search.mode == "max"  # a mode the spec set stays
     iris = parse_spec({"name": "iris", "data": {"source": "sklearn:iris"}})
     assert (iris.data.task, iris.search.metric) == ("classification", "accuracy")
+
+
+@pytest.mark.parametrize("search", [{}, {"mode": "max"}, {"metric": "r2"}])
+def test_a_search_section_equals_itself_after_a_trip_through_json(search):
+    # the stored and shipped spec.json must read back as the spec that was checked
+    section = SearchConfig.model_validate(search)
+    assert SearchConfig.model_validate_json(section.model_dump_json()) == section
 
 
 @pytest.mark.parametrize("sections, line", [
