@@ -223,11 +223,15 @@ def test_raysemble_home_keeps_everything_under_it(newcomer, tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
-def trimmed(spec: dict) -> None:
+TINY = {"mlp.epochs": 10, "mlp.hidden": 16, "hist_gb.max_iter": 40, "lightgbm.n_estimators": 40,
+        "xgboost.n_estimators": 40}  # per family, where the sweep has it
+
+
+def trimmed(spec: dict, families: tuple[str, ...] = ("hist_gb", "logreg", "mlp")) -> None:
     """An example's spec at the suite's size: 3 folds, one tiny trial per family, fold members, a short student."""
     spec["cv"]["folds"] = 3
-    spec["search"].update(algorithm="grid", max_concurrent=2, space={"family": {"grid": ["hist_gb", "logreg", "mlp"]}},
-                          fixed={"mlp.epochs": 10, "mlp.hidden": 16, "hist_gb.max_iter": 40})
+    spec["search"].update(algorithm="grid", max_concurrent=2, space={"family": {"grid": list(families)}},
+                          fixed={k: v for k, v in TINY.items() if k.split(".")[0] in families})
     spec["ensemble"].update(members="folds", top_k=3)
     spec["distill"].update(epochs=20)
 

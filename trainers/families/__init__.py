@@ -8,15 +8,18 @@ from trainers.families.extra_trees import ExtraTreesFamily
 from trainers.families.factory import TorchFactoryFamily
 from trainers.families.hist_gb import HistGBFamily
 from trainers.families.knn import KNNFamily
+from trainers.families.lightgbm import LightGBMFamily
 from trainers.families.logreg import LogRegFamily
 from trainers.families.mlp import MLPFamily
 from trainers.families.random_forest import RandomForestFamily
 from trainers.families.resnet import ResNetFamily
 from trainers.families.svc import SVCFamily
+from trainers.families.xgboost import XGBoostFamily
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     MLPFamily(), CNNFamily(), ResNetFamily(), TorchFactoryFamily(),
     HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(), KNNFamily(),
+    LightGBMFamily(), XGBoostFamily(),
 )}
 assert DEFAULT_FAMILY in FAMILIES and FAMILIES[DEFAULT_FAMILY].student_keys  # model.family's and the student's
 STUDENT_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.student_keys)

@@ -108,6 +108,16 @@ class Family(ABC):
         return int(getattr(fit_cfg, "epochs", getattr(fit_cfg, "rounds", 1)))
 
 
+def options_split(family: Family, flat: dict, base):
+    """split() of a family whose hyperparameters all live in ModelConfig.options (no shape fields)."""
+    from trainers.families.config import ModelConfig
+
+    params = family.Params.model_validate(flat)
+    model_cfg = ModelConfig.model_validate({**base.model_dump(), "family": family.name,
+                                            "options": params.model_dump(mode="json")})
+    return model_cfg, params
+
+
 def class_columns(proba: np.ndarray, seen: np.ndarray, n_classes: int) -> np.ndarray:
     """A model fitted on rows that lacked some classes predicts only the classes it saw: put its
     columns where they belong among all n_classes (the missing ones get probability 0)."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from trainers.families._base import Family, Fit, class_columns, train_log_loss
+from trainers.families._base import Family, Fit, class_columns, options_split, train_log_loss
 from trainers.metrics import score
 
 
@@ -79,12 +79,7 @@ class SklearnFamily(Family):
         return int(getattr(params, "rounds", 1))
 
     def split(self, flat: dict, base):
-        from trainers.families.config import ModelConfig
-
-        params = self.Params.model_validate(flat)
-        model_cfg = ModelConfig.model_validate({**base.model_dump(), "family": self.name,
-                                                "options": params.model_dump(mode="json")})
-        return model_cfg, params
+        return options_split(self, flat, base)
 
     def start(self, model_cfg, fit_cfg, x, y, seed, device="cpu", data_parallel=None) -> Fit:
         if data_parallel and data_parallel[1] > 1:

@@ -26,7 +26,9 @@ from trainers.tables import Table, is_table
 FACTORY = "tests.trainers.factory_models:build"
 SMALL = {"mlp": {"hidden": 16, "depth": 1, "epochs": 3, "lr": 0.02}, "torch": {"width": 8, "epochs": 3, "lr": 0.02},
          "hist_gb": {"max_iter": 10, "rounds": 2}, "random_forest": {"n_estimators": 8, "rounds": 2},
-         "extra_trees": {"n_estimators": 8, "rounds": 2}, "logreg": {"max_iter": 300}, "svc": {}, "knn": {}}
+         "extra_trees": {"n_estimators": 8, "rounds": 2}, "logreg": {"max_iter": 300}, "svc": {}, "knn": {},
+         "lightgbm": {"n_estimators": 10, "rounds": 2, "min_child_samples": 5, "min_data_per_group": 5},
+         "xgboost": {"n_estimators": 10, "rounds": 2, "max_depth": 3}}
 FLAT = sorted(n for n, f in FAMILIES.items() if not f.needs_image_shape)
 
 
