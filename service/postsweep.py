@@ -114,6 +114,12 @@ class PostSweep:
                     ray_train=self.use_ray and cfg.members == "refit")
         return predictor, info
 
+    def run_deadline(self) -> float | None:
+        """The end of the run's time budget (search.time_budget_s from when the sweep last started), or None."""
+        started = self.sweep.meta.get("started")
+        deadlines = self.spec.search.deadlines(float(started)) if started is not None else None
+        return deadlines[1] if deadlines else None
+
     def distill(self, teacher: EnsemblePredictor, teacher_dir: Path) -> tuple[EnsemblePredictor, dict]:
         cfg = self.spec.distill
         options = self._ray_options("distill")
@@ -133,16 +139,19 @@ class PostSweep:
         # rows were held out only to compare shapes, and the candidate itself learned from
         # 1 - validation_fraction of them; what is chosen is the shape, not that candidate's weights
         model_cfg = student_model_config(student_cfg, teacher.configs[0], self.x_train)
+        deadline = self.run_deadline()
         if options is None:
             model, losses = distill(cfg, model_cfg, self.x_train, self.y_train, teacher, self.spec.cv.seed,
-                                    pick_device())
+                                    pick_device(), deadline)
         else:
             model, losses = distill_with_ray_train(cfg, model_cfg, self.x_train, self.y_train, teacher_dir,
-                                                   self.spec.cv.seed, **options)
+                                                   self.spec.cv.seed, deadline, **options)
         student = EnsemblePredictor([model], [model_cfg], classes=self.classes, kind="student")
         directory = student.save(_fresh(self.files.bundle("student")))
         info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
                 "student": student_cfg.model_dump(mode="json"), "parameters": model_cfg.parameter_count(),
+                # the run's time budget ended its training early (distill.epochs were asked)
+                "epochs_trained": len(losses),
                 **({"sizing": sizing.info} if sizing else {})}
         _provenance(directory, sweep=self.sweep.name, kind="student", info=info, teacher=str(teacher_dir),
                     fit_rows=self.train_idx.tolist(), **extra)

@@ -7,6 +7,7 @@ import logging
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +23,19 @@ log = logging.getLogger("raysemble")
 class Recorder:
     """Turns finished Tune trials into TrialRecords: local artifact copy, trials.json, MLflow runs."""
 
-    def __init__(self, sweep: Sweep, y_train: np.ndarray):
-        self.sweep, self.y_train = sweep, y_train
+    def __init__(self, sweep: Sweep, y_train: np.ndarray, deadline: float | None = None):
+        self.sweep, self.y_train, self.deadline = sweep, y_train, deadline  # deadline: the search's (budget)
         self.records = {t.trial_id: t for t in sweep.trials}
         self.client = tracking.client_for(sweep.where)
 
-    def record(self, trial_id: str, config: dict, result: dict, checkpoint, error: str | None) -> TrialRecord:
+    def record(self, trial_id: str, config: dict, result: dict, checkpoint,
+               error: str | None) -> TrialRecord | None:
+        """The trial's record (None for a trial that started after the search's deadline: it trained nothing)."""
         if trial_id in self.records and self.records[trial_id].status == "TERMINATED":
             return self.records[trial_id]
+        if (error is None and checkpoint is None and not result.get("checkpoint_path") and self.deadline is not None
+                and time.time() >= self.deadline):
+            return None
         local = None
         path = result.get("checkpoint_path")
         if checkpoint is not None or path:

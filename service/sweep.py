@@ -106,11 +106,19 @@ def run_sweep(sweep: Sweep | SweepSpec, progress) -> Sweep:
 
 def _run_sweep(sweep: Sweep, progress) -> Sweep:
     spec = sweep.spec
-    sweep.set_state(state="RUNNING", finished=None)  # a resumed sweep runs again
-    data = trial_data(sweep)
-    recorder = Recorder(sweep, data.y)
+    started = time.time()
+    # a resumed sweep runs again, with its time budget counted afresh from here (postsweep reads "started")
+    sweep.set_state(state="RUNNING", finished=None, started=started, budget_reached=None)
+    deadlines = spec.search.deadlines(started)
+    data = trial_data(sweep, deadline=deadlines[0] if deadlines else None)
+    recorder = Recorder(sweep, data.y, data.deadline)
     experiment = sweepdir.tune_path(sweep.where.tune_storage, spec.name)
     callbacks = [SweepCallback(recorder, progress)]
+    stopper = None
+    if deadlines:
+        from trainers.deadline import Deadline, grace_s
+
+        stopper = Deadline(deadlines[0], grace_s(deadlines[0] - started))
     progress.start(expected_trials(spec), spec.search.metric, spec.search.mode, recorder.records)
     # let trials run ahead of the driver by up to one checkpoint interval: each result otherwise
     # waits for a round trip through Tune's event loop (about 10 s of 33 for the benchmark sweep)
@@ -119,12 +127,13 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
         tuner = tune.Tuner.restore(experiment, trainable(sweep, data), resume_unfinished=True, resume_errored=True)
         # callbacks are pickled with the run config; this run's display and recorder replace them
         tuner._local_tuner.get_run_config().callbacks = callbacks
+        tuner._local_tuner.get_run_config().stop = stopper
     else:
         tuner = tune.Tuner(trainable(sweep, data), param_space=param_space(spec.search),
                            tune_config=tune_config(spec.search),
                            run_config=tune.RunConfig(
                                name=spec.name, storage_path=sweep.where.tune_storage, callbacks=callbacks,
-                               verbose=0, failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+                               stop=stopper, verbose=0, failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     try:
         # Tune prints its own tables on stdout; stdout belongs to our results (--json)
@@ -147,12 +156,14 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
     client = recorder.client
     if best:
         client.log_metric(sweep.mlflow_run_id, f"best_cv_{spec.search.metric}", best[0].mean_score)
-    if len(sweep.trials) < expected_trials(spec):
+    budget_reached = bool(not stopped and data.past_deadline())
+    if len(sweep.trials) < expected_trials(spec) and not budget_reached:
         # Tune returns normally after Ctrl-C (or SIGTERM), with the unstarted and running trials unrecorded
         sweep.set_state(state="STOPPED" if stopped else "INTERRUPTED", finished=time.time())
         client.set_terminated(sweep.mlflow_run_id, "KILLED")
         return sweep
-    sweep.set_state(state="SUCCEEDED" if best else "FAILED", finished=time.time())
+    # a sweep its time budget ended is done: the trials that did not start are not owed to a resume
+    sweep.set_state(state="SUCCEEDED" if best else "FAILED", finished=time.time(), budget_reached=budget_reached)
     client.set_terminated(sweep.mlflow_run_id, "FINISHED" if best else "FAILED")
     return sweep
 

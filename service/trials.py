@@ -38,7 +38,8 @@ def _parquet_paths(source: str) -> list[str]:
     return [str(p) for p in parquet_shards(path)] if path.is_dir() else [str(path)]
 
 
-def trial_data(sweep: Sweep) -> TrialData:
+def trial_data(sweep: Sweep, deadline: float | None = None) -> TrialData:
+    """What every trial shares; deadline: the search's (SearchConfig.deadlines), None without a budget."""
     dataset = sweep.dataset()
     spec, cv = sweep.spec, sweep.spec.cv
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
@@ -54,7 +55,7 @@ def trial_data(sweep: Sweep) -> TrialData:
     return TrialData(x=None if stream else x, y=y, folds=folds,
                      base_model=spec.base_model_config(x.shape[1], dataset.n_outputs, dataset.task).model_dump(mode="json"),
                      metric=spec.search.metric, seed=cv.seed, checkpoint_every=spec.search.checkpoint_every,
-                     checkpoint_epochs=asha_rungs(spec.search), stream=stream)
+                     checkpoint_epochs=asha_rungs(spec.search), stream=stream, deadline=deadline)
 
 
 def trainable(sweep: Sweep, data: TrialData):

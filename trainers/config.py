@@ -11,6 +11,7 @@ from trainers.families import DEFAULT_FAMILY, STUDENT_FAMILIES, get_family
 from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation
 from trainers.loop import MAX_EPOCHS
 from trainers.metrics import METRICS
+from trainers.portfolio import PRESETS
 from trainers.space import Dimension, Scalar
 from trainers.task import get_task
 
@@ -18,6 +19,8 @@ MAX_TRIALS = 10_000  # num_trials, and a grid's (or random search's grid axes') 
 MAX_SPACE_KEYS = 64  # entries of search.space and of search.fixed each
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 MAX_RETRIES = 100
+MAX_START_POINTS = 64  # search.start_with
+MIN_BUDGET_S = 20.0  # search.time_budget_s: below this Ray's own start-up and one trial's round do not fit
 MAX_CPUS, MAX_GPUS = 1024, 64  # per worker / per trial
 
 
@@ -51,8 +54,20 @@ class SearchConfig(_Section):
     # and the last epoch always checkpoint
     checkpoint_every: int = Field(5, ge=1, le=MAX_EPOCHS)
     seed: int = Field(0, ge=0, le=MAX_SEED)  # searcher seed
+    # wall-clock seconds for the whole run: search, ensemble and student together (from the moment the
+    # sweep starts running; a resumed sweep gets the budget again); null: no limit. See deadlines()
+    time_budget_s: float | None = Field(None, ge=MIN_BUDGET_S, le=7 * 24 * 3600)
+    # the share of time_budget_s the steps after the search keep (ensemble, student, judgement)
+    postsweep_share: float = Field(0.25, ge=0.05, le=0.9)
     space: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
     fixed: dict[str, Scalar] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
+    # trainers.portfolio: "auto" is "tabular" for a spec that names no model and no search space or fixed
+    # keys; "tabular" fills an empty space with the portfolio's, its fixed keys, start_with, and
+    # num_trials/algorithm where the spec left them out (service.spec.schema applies it)
+    preset: Literal[PRESETS] = "auto"
+    # the first trials, as given, then the searcher's own (bayesian, gp): each key searched in space,
+    # each value inside its dimension
+    start_with: list[dict[str, Scalar]] = Field(default_factory=list, max_length=MAX_START_POINTS)
 
     @field_validator("metric")
     @classmethod
@@ -69,6 +84,7 @@ class SearchConfig(_Section):
             counted = " grid combinations" if self.searcher().trials_field == "search.space" else ""
             raise ValueError(f"at most {MAX_TRIALS} trials (the num_trials limit) expected, but the space gives "
                              f"{trials}{counted}")
+        self._check_start_points()
         both = sorted(set(self.space) & set(self.fixed))
         if both:
             raise ValueError(f"a key is either searched or fixed, but {both} are both")
@@ -90,6 +106,28 @@ class SearchConfig(_Section):
                              f"{self.metric!r}")
         metric = get_task(task).default_metric
         return self.model_copy(update={"metric": metric, "mode": self.mode if "mode" in self.model_fields_set else metrics[metric]})
+
+    def _check_start_points(self) -> None:
+        if self.start_with and not self.searcher().takes_start_points:
+            takers = sorted(n for n, a in ALGORITHMS.items() if a.takes_start_points)
+            raise ValueError(f"start_with needs algorithm {' or '.join(takers)}, but got algorithm {self.algorithm!r}")
+        for i, point in enumerate(self.start_with):
+            unknown = sorted(k for k in point if k not in self.space)
+            if unknown:
+                raise ValueError(f"start_with[{i}]: keys of search.space expected, but got {unknown}")
+            outside = sorted(k for k, v in point.items() if not self.space[k].contains(v))
+            if outside:
+                raise ValueError(f"start_with[{i}]: values inside search.space expected, but got "
+                                 + ", ".join(f"{k}={point[k]!r}" for k in outside))
+
+    def deadlines(self, started: float) -> tuple[float, float] | None:
+        """(search's deadline, the run's deadline) as time.time() values for a run started then, or None
+        without a budget. After the search's: no trial starts, and a running one stops at its next round
+        with that round's checkpoint; after the run's: the student stops training (its epochs so far)."""
+        if self.time_budget_s is None:
+            return None
+        end = started + self.time_budget_s
+        return end - self.postsweep_share * self.time_budget_s, end
 
     def searcher(self) -> SearchAlgorithm:
         """The algorithm this section names (trainers.algorithms)."""

@@ -18,6 +18,7 @@ then distils the chosen shape on the whole training split.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -120,13 +121,16 @@ class Distiller:
 
 
 def distill(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray, teacher: EnsemblePredictor,
-            seed: int = 0, device: torch.device | str = "cpu") -> tuple[nn.Module, list[float]]:
+            seed: int = 0, device: torch.device | str = "cpu",
+            deadline: float | None = None) -> tuple[nn.Module, list[float]]:
     """In-process distillation on (x, y), the training split. Returns (student in eval mode on CPU,
-    mean loss per epoch)."""
+    mean loss per epoch). deadline (time.time(), a run's time budget): no epoch starts after it but the first."""
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"as many labels as rows (>= 2) must hold, but got {len(x)} rows and {len(y)} labels")
     run = Distiller(cfg, model_cfg, x, y, teacher, seed, device)
-    losses = [run.train_epoch() for _ in range(cfg.epochs)]
+    losses: list[float] = []
+    while len(losses) < cfg.epochs and not (losses and deadline is not None and time.time() >= deadline):
+        losses.append(run.train_epoch())
     return run.model.cpu().eval(), losses
 
 
@@ -142,7 +146,7 @@ def _distill_payload(payload: dict) -> dict:
         teacher = EnsemblePredictor.load(tmp, device=device)
     model, losses = distill(DistillConfig.model_validate(payload["cfg"]),
                             ModelConfig.model_validate(payload["model_cfg"]), payload["x"], payload["y"],
-                            teacher, payload["seed"], device)
+                            teacher, payload["seed"], device, payload.get("deadline"))
     return {"state_dict": state_to_numpy(model.state_dict()), "losses": losses}
 
 
@@ -151,12 +155,13 @@ def _teacher_files(teacher_dir: str | Path) -> dict[str, bytes]:
 
 
 def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
-                           teacher_dir: str | Path, seed: int = 0, **ray_options) -> tuple[nn.Module, list[float]]:
+                           teacher_dir: str | Path, seed: int = 0, deadline: float | None = None,
+                           **ray_options) -> tuple[nn.Module, list[float]]:
     """`distill` on one Ray Train (TorchTrainer) worker. The teacher travels as its bundle's files
     (worker nodes need not share a disk with the driver). ray_options: run_on_ray_train's
     keywords (name, storage_path, cpus_per_worker, gpus_per_worker)."""
     payload = {"cfg": cfg.model_dump(mode="json"), "model_cfg": model_cfg.model_dump(mode="json"),
-               "x": _rows(x), "y": _targets(y), "seed": seed,
+               "x": _rows(x), "y": _targets(y), "seed": seed, "deadline": deadline,
                "teacher": _teacher_files(teacher_dir)}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
     model = build_model(model_cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -53,9 +54,16 @@ class TrialData:
     checkpoint_epochs: tuple[int, ...] = ()
     # set when the rows stream through Ray Data (x is then None: no trial holds a copy)
     stream: "StreamPlan | None" = None
+    # the search's deadline (time.time(); SearchConfig.deadlines): trials do not start after it, and every
+    # round after it checkpoints, so the round the budget stops a trial at is the one it keeps
+    deadline: float | None = None
 
     def checkpoints_at(self, epoch: int, last: int) -> bool:
-        return epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last
+        return (epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last
+                or self.past_deadline())
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
     def fold_seed(self, k: int, params: dict) -> int:
         """Seed of fold k of the trial with these hyperparameters (see derived_seed)."""

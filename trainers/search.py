@@ -140,6 +140,13 @@ def run_trial(config: dict, data: TrialData, execution: Execution) -> None:
         _log_attempt(execution.attempts_log, trial_id, "replay")
         tune.report(done["metrics"], checkpoint=Checkpoint.from_directory(done["checkpoint_dir"]))
         return
+    if data.past_deadline():
+        # the search's time is up: a trial Tune starts now returns at once. Tune insists on the metric in
+        # a result: NaN, which the searcher takes as a failed trial; no checkpoint, so the sweep does not
+        # record it (service.recorder); the budget stopper ends the experiment
+        _log_attempt(execution.attempts_log, trial_id, "skipped")
+        tune.report({data.metric: float("nan"), "skipped": "time budget"})
+        return
     in_trial = execution.executor == "in_trial"
     _log_attempt(execution.attempts_log, trial_id, "train", tune.get_checkpoint() is not None if in_trial else None)
     if in_trial:

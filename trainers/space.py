@@ -21,6 +21,12 @@ class _Dim(BaseModel):
     def to_tune(self):
         raise NotImplementedError
 
+    def contains(self, value) -> bool:
+        """Whether the dimension can yield this value (a search's given start point must lie inside)."""
+        ends = self.endpoints()
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and min(ends) <= value <= max(ends))
+
     def suggest(self, trial, name: str):
         """This dimension asked of an Optuna trial (define-by-run searches of several families)."""
         raise NotImplementedError
@@ -31,6 +37,9 @@ class Choice(_Dim):
 
     def endpoints(self):
         return list(self.choice)
+
+    def contains(self, value) -> bool:
+        return _among(value, self.choice)
 
     def to_tune(self):
         from ray import tune
@@ -46,12 +55,20 @@ class Grid(_Dim):
     def endpoints(self):
         return list(self.grid)
 
+    def contains(self, value) -> bool:
+        return _among(value, self.grid)
+
     def to_tune(self):
         from ray import tune
         return tune.grid_search(self.grid)
 
     def suggest(self, trial, name):
         return trial.suggest_categorical(name, self.grid)
+
+
+def _among(value, options: list) -> bool:
+    # 1 and 1.0 are one value, True and 1 are not
+    return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in options)
 
 
 def _ordered(low, high):

@@ -38,6 +38,13 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
     if data["rows_without_target_dropped"]:
         line += f"; {data['rows_without_target_dropped']} rows without a target dropped"
     out.print(line, highlight=False, soft_wrap=True)
+    search = parsed.search
+    if search.preset == "tabular":
+        out.print(f"preset tabular: {len(search.start_with)} portfolio configurations first, then {search.algorithm}; "
+                  f"{search.num_trials} trials over {parsed.families()}", highlight=False, soft_wrap=True)
+    if search.time_budget_s is not None:
+        out.print(f"time budget: {search.time_budget_s:g} s ({1 - search.postsweep_share:.0%} search, the rest "
+                  f"ensemble and student)", highlight=False, soft_wrap=True)
     if data.get("id_like"):
         out.print(f"note: {[c[:40] for c in data['id_like'][:10]]} have a different value in every row (IDs?): "
                   f"data.drop leaves them out", highlight=False, soft_wrap=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator, model_validator
 
 from serving.config import ServeConfig
 from serving.home import Locations, locations
@@ -14,6 +14,7 @@ from trainers.data import MAX_PATH_CHARS, DataConfig, Dataset
 from trainers.families import DEFAULT_FAMILY, known_family
 from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation, ModelConfig
 from trainers.families.scope import FAMILY_KEY
+from trainers import portfolio
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -60,6 +61,21 @@ class SweepSpec(BaseModel):
     distill: DistillConfig = Field(default_factory=DistillConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, raw: Any) -> Any:
+        """search.preset (trainers.portfolio) filled in before the sections are checked, so what is stored
+        is what runs: the expanded spec parses again as itself (its space is no longer empty)."""
+        search = raw.get("search", {}) if isinstance(raw, dict) else None
+        if not isinstance(search, dict) or search.get("space"):
+            return raw
+        preset = search.get("preset", "auto")
+        if preset == "tabular" or (preset == "auto" and "model" not in raw and not search.get("fixed")):
+            raw = {**raw, "search": {**portfolio.tabular(search), "preset": "tabular"}}
+            # greedy (Caruana) selection over the whole pool: the portfolio's diverse members are its point
+            raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.TRIALS, "method": "soft_vote"})
+        return raw
 
     # what parsing learnt beyond the fields (never written: a stored spec is its fields)
     _code_dirs: list[str] = PrivateAttr(default_factory=list)  # where a user-code family imports from

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -231,3 +232,38 @@ def test_a_failing_trial_is_recorded_with_its_exception_and_the_sweep_fails(home
     assert trial.status == "ERROR" and "out of bounds" in trial.error, trial.error
     assert trial.error.split(":")[0].endswith(("IndexError", "RuntimeError")), trial.error
     assert json.loads((sweep.dir / "sweep.json").read_text())["state"] == "FAILED"
+
+
+BUDGET_MARGIN_S = 45  # the stopper's grace (10 s here), judging, registering and reporting after the student
+PENGUINS = Path(__file__).resolve().parents[2] / "examples" / "data" / "penguins.csv"
+
+
+def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(home):
+    """Only a table and 60 s (the student asked for far more epochs than fit): the tabular preset's
+    portfolio runs first, cheapest first; the search stops at its share, the trials running then keep
+    the round they reached and none starts after it; the student's training stops at the run's end."""
+    from service.postsweep import finish_sweep, read_provenance
+
+    spec = {"name": "budget", "data": {"source": str(PENGUINS), "target": "sex"}, "cv": {"folds": 3},
+            "search": {"time_budget_s": 60}, "distill": {"epochs": 5000}}
+    began = time.time()
+    sweep = _run(spec)
+    result = finish_sweep(sweep, use_ray=False, latency_repeats=2)
+    took = time.time() - began
+    assert took <= 60 + BUDGET_MARGIN_S, took
+    assert sweep.spec.search.preset == "tabular" and sweep.meta["budget_reached"] is True
+    assert sweep.meta["state"] == "SUCCEEDED" and 2 <= len(sweep.trials) < sweep.spec.search.num_trials
+    assert all(t.status == "TERMINATED" and t.epochs >= 1 for t in sweep.trials), sweep.trials
+    attempts = [json.loads(line) for line in sweep.files.attempts_file.read_text().splitlines()]
+    started = {}
+    for a in attempts:
+        started.setdefault(a["trial_id"], a["time"])
+    family = {t.trial_id: t.params["family"] for t in sweep.trials}
+    order = [family[i] for i in sorted(started, key=started.get) if i in family]
+    assert order[:2] == ["logreg", "lightgbm"], order  # the portfolio's order
+    student = read_provenance(sweep.dir / "postsweep" / "student")["info"]
+    assert 1 <= student["epochs_trained"] < 5000
+    rows = {r["model"]: r for r in result["rows"]}
+    assert rows["ensemble"]["accuracy"] >= 0.85, rows  # logistic regression alone gets about 0.9 here
+    deadline = sweep.spec.search.deadlines(float(sweep.meta["started"]))[0]
+    assert all(a["time"] < deadline for a in attempts if a["kind"] == "train")

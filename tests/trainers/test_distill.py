@@ -74,6 +74,17 @@ def test_distill_learns_is_seeded_and_asks_the_teacher_once(digits_teacher):
     assert acc > 0.85, acc
 
 
+@pytest.mark.parametrize("seconds_left, epochs", [(-1.0, 1), (3600.0, 4)])
+def test_a_deadline_stops_the_epochs_after_the_first(digits_teacher, seconds_left, epochs):
+    import time
+
+    x, y, teacher = digits_teacher
+    cfg = DistillConfig(student=StudentConfig(hidden=8), epochs=4, batch_size=128)
+    _, losses = distill(cfg, student_model_config(cfg.student, teacher.configs[0]), x, y, teacher,
+                        deadline=time.time() + seconds_left)
+    assert len(losses) == epochs
+
+
 def test_mixup_relabels_mixed_rows_with_the_teacher(digits_teacher):
     x, y, teacher = digits_teacher
     cfg = DistillConfig(student=StudentConfig(family="cnn", hidden=8, channels=2), epochs=2, batch_size=200,

@@ -14,6 +14,7 @@ class SearchAlgorithm(ABC):
     name: ClassVar[str]
     # the spec field that decides how many trials run (what a budget's refusal names)
     trials_field: ClassVar[str] = "search.num_trials"
+    takes_start_points: ClassVar[bool] = False  # search.start_with: given first trials, then its own
 
     def check(self, search) -> None:
         """ValueError naming what does not suit this algorithm in search.space (run by the schema)."""

@@ -30,6 +30,7 @@ class DefineByRun:
 
 
 class OptunaAlgorithm(SearchAlgorithm):
+    takes_start_points = True  # Optuna enqueues them (Tune's points_to_evaluate), then samples on from them
     def check(self, search) -> None:
         grids = [k for k, d in search.space.items() if isinstance(d, Grid)]
         if grids:
@@ -48,7 +49,8 @@ class OptunaAlgorithm(SearchAlgorithm):
     def searcher(self, search):
         from ray.tune.search.optuna import OptunaSearch
 
+        points = [dict(p) for p in search.start_with] or None
         if _family(search) is not None:
             return OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
-                                sampler=self.sampler(search.seed))
-        return OptunaSearch(sampler=self.sampler(search.seed))
+                                sampler=self.sampler(search.seed), points_to_evaluate=points)
+        return OptunaSearch(sampler=self.sampler(search.seed), points_to_evaluate=points)

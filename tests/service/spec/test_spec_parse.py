@@ -205,3 +205,12 @@ def test_a_class_target_refuses_a_regression_metric_and_loss():
                                   "'recall_macro', 'roc_auc'] for a classification target expected, but got 'rmse'"]
     with pytest.raises(SpecError, match="search.regression_loss: 'mse' \\(unused\\) for a class target expected"):
         parse_spec({"name": "iris", "data": {"source": "sklearn:iris"}, "search": {"fixed": {"regression_loss": "huber"}}})
+
+
+def test_a_time_budget_is_split_between_the_search_and_what_follows():
+    at_limit = parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": 20}))
+    assert at_limit.search.deadlines(1000.0) == (1015.0, 1020.0)  # the default 25 % after the search
+    assert parse_spec(tiny_spec("b")).search.deadlines(1000.0) is None
+    with pytest.raises(SpecError) as err:
+        parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": 19.5}))
+    assert err.value.problems == ["search.time_budget_s: Input should be greater than or equal to 20 (got 19.5)"]

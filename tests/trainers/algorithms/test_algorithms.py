@@ -75,3 +75,31 @@ def test_a_space_an_algorithm_cannot_take_is_a_clear_error(name):
     space, message = refused[name]
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         SearchConfig(algorithm=name, space=space)
+
+
+START = [{"family": "logreg", "logreg.C": 1.0}, {"family": "mlp", "mlp.hidden": 16}]
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_an_algorithm_that_takes_start_points_runs_them_first_and_others_refuse_them(name, tmp_path):
+    """search.start_with (the tabular preset's portfolio): the given configurations are the first trials,
+    in order, then the searcher's own; an algorithm that cannot take them says which can."""
+    algorithm = get_algorithm(name)
+    if not algorithm.takes_start_points:
+        takers = " or ".join(sorted(n for n, a in ALGORITHMS.items() if a.takes_start_points))
+        with pytest.raises(ValueError, match=f"start_with needs algorithm {takers}, but got algorithm '{name}'"):
+            SearchConfig(algorithm=name, space=FAMILIES, start_with=START)
+        return
+    search = SearchConfig(algorithm=name, num_trials=3, max_concurrent=1, space=FAMILIES, start_with=START,
+                          fixed={"mlp.epochs": 2})
+    configs = [effective_params(c, "mlp") for c in _run(search, tmp_path)]
+    assert len(configs) == 3
+    assert configs[0] == {"family": "logreg", "C": 1.0} and configs[1] == {"family": "mlp", "hidden": 16, "epochs": 2}
+
+
+@pytest.mark.parametrize("point, words", [({"family": "svc"}, "values inside search.space expected, but got family='svc'"),
+                                          ({"lr": 0.1}, "keys of search.space expected, but got ['lr']"),
+                                          ({"logreg.C": 5}, "values inside search.space expected, but got logreg.C=5")])
+def test_a_start_point_outside_the_space_names_its_key(point, words):
+    with pytest.raises(ValueError, match=f"start_with\\[1\\]: {words.replace('[', '.').replace(']', '.')}"):
+        SearchConfig(algorithm="bayesian", space=FAMILIES, start_with=[START[0], point])
