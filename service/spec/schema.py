@@ -72,9 +72,10 @@ class SweepSpec(BaseModel):
             return raw
         preset = search.get("preset", "auto")
         if preset == "tabular" or (preset == "auto" and "model" not in raw and not search.get("fixed")):
-            raw = {**raw, "search": {**portfolio.tabular(search), "preset": "tabular"}}
+            raw = {**raw, "search": {**portfolio.expand(search, "tabular"), "preset": "tabular"}}
             # greedy (Caruana) selection over the whole pool: the portfolio's diverse members are its point
-            raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.TRIALS, "method": "soft_vote"})
+            raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.trials("tabular"),
+                                        "method": "soft_vote"})
         return raw
 
     # what parsing learnt beyond the fields (never written: a stored spec is its fields)

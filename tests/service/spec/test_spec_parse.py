@@ -214,3 +214,23 @@ def test_a_time_budget_is_split_between_the_search_and_what_follows():
     with pytest.raises(SpecError) as err:
         parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": 19.5}))
     assert err.value.problems == ["search.time_budget_s: Input should be greater than or equal to 20 (got 19.5)"]
+
+
+@pytest.mark.parametrize("sections, preset", [
+    ({}, "tabular"),  # only data: the portfolio
+    ({"search": {"time_budget_s": 60}}, "tabular"),
+    ({"search": {"preset": "none"}}, "none"),
+    ({"model": {"family": "logreg"}}, "auto"),  # a model named: the user's, not the preset
+    ({"search": {"fixed": {"epochs": 3}}}, "auto"),
+    ({"search": {"preset": "tabular", "fixed": {"mlp.epochs": 3}}}, "tabular"),
+])
+def test_the_tabular_preset_fills_a_spec_that_names_no_model_space_or_fixed_keys(sections, preset):
+    spec = parse_spec({"name": "p", "data": {"source": "sklearn:iris"}, **sections})
+    assert spec.search.preset == preset
+    if preset == "tabular":
+        assert spec.search.start_with and spec.search.space and spec.ensemble.selection == "greedy"
+        assert spec.search.fixed["mlp.epochs"] == sections.get("search", {}).get("fixed", {}).get("mlp.epochs", 40)
+        # what is stored parses again as itself
+        assert parse_spec(json.loads(spec.model_dump_json())).model_dump() == spec.model_dump()
+    else:
+        assert spec.search.start_with == [] and spec.search.space == {}
