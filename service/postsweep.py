@@ -65,7 +65,8 @@ def _fresh(directory: Path) -> Path:
 class PostSweep:
     """One pass over a finished sweep; each step is a method so the CLI's redo can skip some."""
 
-    def __init__(self, sweep: "Sweep", use_ray: bool, latency_repeats: int = 50):
+    def __init__(self, sweep: "Sweep", use_ray: bool, latency_repeats: int = 50, deadline: float | None = None):
+        self.deadline = deadline  # the run's time budget ends here (Sweep.run_deadline): the student stops
         self.sweep, self.spec, self.use_ray, self.repeats = sweep, sweep.spec, use_ray, latency_repeats
         self.files = sweep.files
         self.files.postsweep.mkdir(parents=True, exist_ok=True)
@@ -114,12 +115,6 @@ class PostSweep:
                     ray_train=self.use_ray and cfg.members == "refit")
         return predictor, info
 
-    def run_deadline(self) -> float | None:
-        """The end of the run's time budget (search.time_budget_s from when the sweep last started), or None."""
-        started = self.sweep.meta.get("started")
-        deadlines = self.spec.search.deadlines(float(started)) if started is not None else None
-        return deadlines[1] if deadlines else None
-
     def distill(self, teacher: EnsemblePredictor, teacher_dir: Path) -> tuple[EnsemblePredictor, dict]:
         cfg = self.spec.distill
         options = self._ray_options("distill")
@@ -139,18 +134,17 @@ class PostSweep:
         # rows were held out only to compare shapes, and the candidate itself learned from
         # 1 - validation_fraction of them; what is chosen is the shape, not that candidate's weights
         model_cfg = student_model_config(student_cfg, teacher.configs[0], self.x_train)
-        deadline = self.run_deadline()
         if options is None:
             model, losses = distill(cfg, model_cfg, self.x_train, self.y_train, teacher, self.spec.cv.seed,
-                                    pick_device(), deadline)
+                                    pick_device(), self.deadline)
         else:
             model, losses = distill_with_ray_train(cfg, model_cfg, self.x_train, self.y_train, teacher_dir,
-                                                   self.spec.cv.seed, deadline, **options)
+                                                   self.spec.cv.seed, self.deadline, **options)
         student = EnsemblePredictor([model], [model_cfg], classes=self.classes, kind="student")
         directory = student.save(_fresh(self.files.bundle("student")))
         info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
                 "student": student_cfg.model_dump(mode="json"), "parameters": model_cfg.parameter_count(),
-                # the run's time budget ended its training early (distill.epochs were asked)
+                # fewer than distill.epochs where the run's time budget ended the training
                 "epochs_trained": len(losses),
                 **({"sizing": sizing.info} if sizing else {})}
         _provenance(directory, sweep=self.sweep.name, kind="student", info=info, teacher=str(teacher_dir),
@@ -238,7 +232,7 @@ def torch_threads(n: int):
 
 def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, latency_repeats: int = 50,
                  console=None, ensemble_cfg: EnsembleConfig | None = None,
-                 distill_cfg: DistillConfig | None = None) -> dict:
+                 distill_cfg: DistillConfig | None = None, deadline: float | None = None) -> dict:
     """Ensemble, distill, judge on the held-out rows, register, report; returns the JSON-able result.
 
     use_ray: refits and distillation run as Ray Train runs (needs a running Ray session).
@@ -248,22 +242,25 @@ def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, 
     over from postsweep/state.json.
     console: a rich Console to print the side-by-side table on (None: no printing).
     ensemble_cfg / distill_cfg: replace the spec's sections for this call (e.g. a CLI --method flag).
+    deadline: the end of the run's time budget when these steps follow the sweep's run (Sweep.run_deadline):
+    the student's training stops there; None (a later rebuild) ignores the budget.
     In-process work (and the latency numbers) use resources.cpus_per_worker torch threads.
     """
     updates = {k: v for k, v in (("ensemble", ensemble_cfg), ("distill", distill_cfg)) if v is not None}
     if updates:
         sweep = dataclasses.replace(sweep, spec=sweep.spec.model_copy(update=updates))
     with torch_threads(int(sweep.spec.resources.cpus_per_worker)), sweep.where.prepare().active():
-        return _finish(sweep, use_ray, set(redo), latency_repeats, console)
+        return _finish(sweep, use_ray, set(redo), latency_repeats, console, deadline)
 
 
-def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int, console) -> dict:
+def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int, console,
+            deadline: float | None = None) -> dict:
     import mlflow
 
     unknown = redo - set(STEPS)
     if unknown:
         raise ValueError(f"redo steps from {list(STEPS)} must hold, but got {sorted(unknown)}")
-    run = PostSweep(sweep, use_ray, latency_repeats)
+    run = PostSweep(sweep, use_ray, latency_repeats, deadline)
     previous = run.files.state()
     registered = dict(previous.get("registered", {}))
     built: set[str] = set()

@@ -92,6 +92,13 @@ class Sweep:
         done = [t for t in self.trials if t.status == "TERMINATED"]
         return sweepdir.rank(done, self.spec.search.mode, lambda t: t.mean_score)
 
+    def run_deadline(self) -> float | None:
+        """The end of this sweep's time budget (search.time_budget_s from when it last started running),
+        for the post-sweep steps that follow that run; None without a budget."""
+        started = self.meta.get("started")
+        deadlines = self.spec.search.deadlines(float(started)) if started is not None else None
+        return deadlines[1] if deadlines else None
+
     def set_state(self, **updates) -> None:
         """Update sweep.json (the caller holds the sweep: service.sweeplock) and this view of it."""
         self.meta = self.files.write_meta(**updates)

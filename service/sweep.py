@@ -121,8 +121,11 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
         stopper = Deadline(deadlines[0], grace_s(deadlines[0] - started))
     progress.start(expected_trials(spec), spec.search.metric, spec.search.mode, recorder.records)
     # let trials run ahead of the driver by up to one checkpoint interval: each result otherwise
-    # waits for a round trip through Tune's event loop (about 10 s of 33 for the benchmark sweep)
-    os.environ.setdefault("TUNE_RESULT_BUFFER_LENGTH", str(spec.search.checkpoint_every))
+    # waits for a round trip through Tune's event loop (about 10 s of 33 for the benchmark sweep).
+    # Not under a time budget: a buffered result can reach the stopper up to 100 s late (Tune's
+    # TUNE_RESULT_BUFFER_MAX_TIME_S), past the grace that keeps a stopped trial's last round
+    buffered = os.environ.get("TUNE_RESULT_BUFFER_LENGTH")
+    os.environ["TUNE_RESULT_BUFFER_LENGTH"] = "1" if deadlines else (buffered or str(spec.search.checkpoint_every))
     if tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable(sweep, data), resume_unfinished=True, resume_errored=True)
         # callbacks are pickled with the run config; this run's display and recorder replace them
@@ -141,6 +144,10 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
             grid = tuner.fit()
     finally:
         progress.stop()
+        if buffered is None:
+            os.environ.pop("TUNE_RESULT_BUFFER_LENGTH", None)
+        else:
+            os.environ["TUNE_RESULT_BUFFER_LENGTH"] = buffered
     for result in grid:
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
         # Tune marks a trial that ended (its function returned, or the scheduler stopped it) "done";

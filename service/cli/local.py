@@ -138,7 +138,7 @@ def resume(name: str = typer.Argument(..., help="sweep name (or, with --address,
         sweep_obj, result, _ = _search(stored, ray_address, as_json)
         succeeded = result["state"] == "SUCCEEDED"
         if finish and succeeded:  # _finish exits EXIT_FAILED itself when a post-sweep step fails
-            result = {**_finish(sweep_obj, ("ensemble", "distill")), "sweep_summary": result}
+            result = {**_finish(sweep_obj, ("ensemble", "distill"), sweep_obj.run_deadline()), "sweep_summary": result}
     if as_json:
         emit_json(result)
     raise typer.Exit(EXIT_OK if succeeded else EXIT_FAILED)
@@ -166,7 +166,7 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"), ray_
             if as_json:
                 emit_json({"sweep": summary})
             raise typer.Exit(EXIT_FAILED)
-        result = _finish(sweep_obj, ("ensemble", "distill"))
+        result = _finish(sweep_obj, ("ensemble", "distill"), sweep_obj.run_deadline())
     result["sweep_summary"] = {k: summary[k] for k in ("sweep", "experiment", "mlflow_run_id", "storage_path")}
     if no_serve:
         if as_json:
@@ -175,13 +175,13 @@ def run(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"), ray_
     serve_registered(result, sweep_obj, as_json, owns_ray)
 
 
-def _finish(sweep_obj, redo) -> dict:
+def _finish(sweep_obj, redo, deadline: float | None = None) -> dict:
     import ray
 
     from service.postsweep import PostSweepError, finish_sweep
 
     try:
-        return finish_sweep(sweep_obj, use_ray=ray.is_initialized(), redo=redo, console=err)
+        return finish_sweep(sweep_obj, use_ray=ray.is_initialized(), redo=redo, console=err, deadline=deadline)
     except PostSweepError as e:
         failed(str(e))
 

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,11 @@ RAY = str(VENV_BIN / "ray")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # outside the kernel's ephemeral range and Ray's worker ports: a port picked there can be taken by
+    # one of Ray's own connections before the node binds it (a worker then never joined, in CI)
+    from serving.cluster import free_port as outside_ephemeral_range
+
+    return outside_ephemeral_range()
 
 
 class LocalCluster:
@@ -67,12 +68,19 @@ class LocalCluster:
     def add_worker(self, timeout_s: float = 120) -> subprocess.Popen:
         # a temp dir of its own: nodes sharing one would share (and delete) each other's unpacked
         # runtime_env working dirs, which on separate machines never happens
-        temp = Path(self.temp) / f"w{len(self.nodes)}"
-        temp.mkdir()
-        proc = self._start([f"--address=127.0.0.1:{self.gcs_port}", f"--temp-dir={temp}"],
-                           f"worker{len(self.nodes)}")
-        self.wait_for_nodes(len(self.alive()), timeout_s)
-        return proc
+        for attempt in (1, 2):
+            name = f"worker{len(self.nodes)}" + ("" if attempt == 1 else f"-{attempt}")
+            temp = Path(self.temp) / (f"w{len(self.nodes)}" + ("" if attempt == 1 else f"-{attempt}"))
+            temp.mkdir()
+            proc = self._start([f"--address=127.0.0.1:{self.gcs_port}", f"--temp-dir={temp}"], name)
+            try:
+                self.wait_for_nodes(len(self.alive()), timeout_s, joining=(proc, name))
+                return proc
+            except RuntimeError:
+                if attempt == 2 or proc.poll() is None:
+                    raise
+                # it exited before joining (a port it was given was taken meanwhile): once more, new ports
+                self.nodes.remove(proc)
 
     def alive(self) -> list[subprocess.Popen]:
         return [p for p in self.nodes if p.poll() is None]
@@ -87,19 +95,23 @@ class LocalCluster:
         nodes = [n for n in r.json()["data"]["result"]["result"] if n["state"] == "ALIVE"]
         return [n["node_id"] for n in sorted(nodes, key=lambda n: not n["is_head_node"])]
 
-    def wait_for_nodes(self, n: int, timeout_s: float) -> None:
+    def wait_for_nodes(self, n: int, timeout_s: float, joining: tuple | None = None) -> None:
+        """joining: (process, log name) of the node being added: its exit or a timeout shows its log."""
         deadline = time.monotonic() + timeout_s
         last = None
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.nodes[:1]):
                 raise RuntimeError(f"ray head exited:\n{self.log('head')}")
+            if joining and joining[0].poll() is not None:
+                raise RuntimeError(f"ray {joining[1]} exited:\n{self.log(joining[1])}")
             try:
                 if len(self.node_ids()) >= n:
                     return
             except Exception as err:  # dashboard not up yet
                 last = err
             time.sleep(1.0)
-        raise TimeoutError(f"{n} alive Ray nodes expected within {timeout_s}s ({last})\n{self.log('head')}")
+        shown = f"{joining[1]}:\n{self.log(joining[1])}" if joining else f"head:\n{self.log('head')}"
+        raise TimeoutError(f"{n} alive Ray nodes expected within {timeout_s}s ({last})\n{shown}")
 
     def log(self, name: str) -> str:
         path = Path(self.temp) / f"{name}.log"

@@ -248,7 +248,7 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
             "search": {"time_budget_s": 60}, "distill": {"epochs": 5000}}
     began = time.time()
     sweep = _run(spec)
-    result = finish_sweep(sweep, use_ray=False, latency_repeats=2)
+    result = finish_sweep(sweep, use_ray=False, latency_repeats=2, deadline=sweep.run_deadline())
     took = time.time() - began
     assert took <= 60 + BUDGET_MARGIN_S, took
     assert sweep.spec.search.preset == "tabular" and sweep.meta["budget_reached"] is True
