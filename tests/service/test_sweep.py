@@ -260,7 +260,9 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
         started.setdefault(a["trial_id"], a["time"])
     family = {t.trial_id: t.params["family"] for t in sweep.trials}
     order = [family[i] for i in sorted(started, key=started.get) if i in family]
-    assert order[:2] == ["logreg", "lightgbm"], order  # the portfolio's order
+    # the portfolio's order: the first two start together (two slots), then each as a slot frees
+    assert sorted(order[:2]) == ["lightgbm", "logreg"], order
+    assert len(order) < 5 or {"hist_gb", "xgboost"} <= set(order[:5]), order
     student = read_provenance(sweep.dir / "postsweep" / "student")["info"]
     assert 1 <= student["epochs_trained"] < 5000
     rows = {r["model"]: r for r in result["rows"]}
