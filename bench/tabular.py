@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tables  # noqa: E402
+import tables  # noqa: E402  (bench/tables.py: bench/ is sys.path[0] when run as a script)
+
+# the project before bench/ (bench/serving.py would shadow the serving package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
 AG_VENV = tables.CACHE / "ag"
@@ -102,7 +104,7 @@ def run_lightgbm(train: Path, test: Path, target: str, seed: int) -> dict:
     began = time.perf_counter()
     tr, te = pd.read_csv(train, low_memory=False), pd.read_csv(test, low_memory=False)
     x, y = tr.drop(columns=[target]), tr[target].astype(str)
-    cats = [c for c in x.columns if x[c].dtype == object]
+    cats = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
     kinds = {c: pd.CategoricalDtype(sorted(x[c].dropna().unique())) for c in cats}
     prep = lambda f: f.astype(kinds)  # noqa: E731 (a value unseen in training becomes missing)
     search = RandomizedSearchCV(

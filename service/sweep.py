@@ -119,6 +119,7 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
         from trainers.deadline import Deadline, grace_s
 
         stopper = Deadline(deadlines[0], grace_s(deadlines[0] - started))
+        callbacks.append(stopper)  # it counts the trials it waits for
     progress.start(expected_trials(spec), spec.search.metric, spec.search.mode, recorder.records)
     # let trials run ahead of the driver by up to one checkpoint interval: each result otherwise
     # waits for a round trip through Tune's event loop (about 10 s of 33 for the benchmark sweep).
