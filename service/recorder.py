@@ -48,7 +48,7 @@ class Recorder:
         metric = spec.search.metric
         # scores come from the checkpoint's own curves, not Tune's last result: with buffered
         # results a trial can report past its last checkpoint before the scheduler stops it
-        curves = _fold_curves(local, spec.cv.folds) if local else None
+        curves = _fold_curves(local, spec.cv.fold_count()) if local else None
         ok = error is None and curves is not None
         folds = [float(c[f"val_{metric}"][-1]) for c in curves] if ok else []
         # the flat hyperparameters its family trained with (searchers nest or scope keys)

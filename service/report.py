@@ -204,7 +204,7 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
     families = {t.trial_id: trial_family(t) for t in sweep.trials}
     parts = [f"# Sweep `{sweep.name}`", "",
              f"Search: {spec.search.algorithm}, metric `{metric}` ({spec.search.mode}), "
-             f"{len(sweep.trials)} trials ({len(sweep.ranked())} finished), {spec.cv.folds}-fold CV; "
+             f"{len(sweep.trials)} trials ({len(sweep.ranked())} finished), {spec.cv.describe()}; "
              f"{len(sweep.train_idx)} training rows, {len(sweep.test_idx)} held-out test rows.", "",
              "## Held-out test split", "", markdown_table(rows), ""]
     if registered:
@@ -220,6 +220,9 @@ def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ense
         parts += ["## Ensemble", "", f"selection `{ensemble_info['selection']}`, method `{ensemble_info['method']}`, "
                   f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", "",
                   _members_table(ensemble_info, families), ""]
+        if guard := ensemble_info.get("stacking_guard"):
+            parts += [f"Stacking or greedy selection (`ensemble.stacking: if_better`): kept **{guard['kept']}**; "
+                      f"{guard['why']}.", ""]
     if distill_info:
         parts += ["## Student", ""]
         if distill_info.get("sizing"):

@@ -31,14 +31,17 @@ class TrialRecord:
         return [self.checkpoint_dir / f"fold_{k}.pt" for k in range(len(self.fold_scores))]
 
     def oof(self) -> np.ndarray:
-        """(n_train, n_classes) out-of-fold probabilities in training-split order; every row once."""
+        """(n_train, n_classes) out-of-fold probabilities in training-split order; a row that repeated k-fold
+        (cv.repeats) held out once per repeat gets the mean of its repeats' predictions."""
         parts = [(np.load(self.checkpoint_dir / f"val_idx_{k}.npy"), np.load(self.checkpoint_dir / f"oof_{k}.npy"))
                  for k in range(len(self.fold_scores))]
-        n = sum(len(idx) for idx, _ in parts)
-        out = np.full((n, parts[0][1].shape[1]), np.nan)
+        n = max(int(idx.max()) for idx, _ in parts if len(idx)) + 1
+        total, count = np.zeros((n, parts[0][1].shape[1])), np.zeros(n)
         for idx, proba in parts:
-            out[idx] = proba
-        return out
+            total[idx] += proba
+            count[idx] += 1
+        with np.errstate(invalid="ignore"):
+            return total / count[:, None]  # a row no fold held out (none should be): NaN, as before
 
     def curves(self) -> list[dict]:
         """Per fold: {"epoch": [...], "train_loss": [...], "val_loss": [...], "val_<metric>": [...]}."""

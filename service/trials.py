@@ -43,7 +43,7 @@ def trial_data(sweep: Sweep, deadline: float | None = None) -> TrialData:
     dataset = sweep.dataset()
     spec, cv = sweep.spec, sweep.spec.cv
     x, y = dataset.x[sweep.train_idx], dataset.y[sweep.train_idx]
-    folds = make_folds(y, cv.folds, cv.stratified, cv.seed, dataset.task)
+    folds = make_folds(y, cv.folds, cv.stratified, cv.seed, dataset.task, cv.repeats)
     stream = None
     if streams(spec, dataset):
         from trainers.stream import plan_for

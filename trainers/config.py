@@ -19,6 +19,7 @@ MAX_TRIALS = 10_000  # num_trials, and a grid's (or random search's grid axes') 
 MAX_SPACE_KEYS = 64  # entries of search.space and of search.fixed each
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
 MAX_RETRIES = 100
+MAX_REPEATS = 10  # cv.repeats: each repeat costs as much again as the whole k-fold
 MAX_START_POINTS = 64  # search.start_with
 MIN_BUDGET_S = 20.0  # search.time_budget_s: below this Ray's own start-up and one trial's round do not fit
 MAX_CPUS, MAX_GPUS = 1024, 64  # per worker / per trial
@@ -32,6 +33,17 @@ class CVConfig(_Section):
     folds: int = Field(5, ge=2, le=50)  # k of k-fold; <= the smallest class's count
     stratified: bool = True  # StratifiedKFold vs KFold
     seed: int = Field(0, ge=0, le=MAX_SEED)  # fold assignment and every trial's torch seed
+    # repeated k-fold: each repeat cuts the rows into new folds, so every row gets `repeats` out-of-fold
+    # predictions (averaged: a steadier OOF for greedy selection and stacking) and a trial trains
+    # folds x repeats models, all of them ensemble members
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS)
+
+    def describe(self) -> str:
+        return f"{self.folds}-fold CV" + (f" x {self.repeats} repeats" if self.repeats > 1 else "")
+
+    def fold_count(self) -> int:
+        """Models (and OOF blocks) per trial."""
+        return self.folds * self.repeats
 
 
 class SearchConfig(_Section):
@@ -160,6 +172,9 @@ class ResourcesConfig(_Section):
         return "in_trial" if self.workers_per_trial == 1 else "ray_train"
 
 
+GREEDY_AVERAGES = ("soft_vote", "weighted")  # methods that greedy selection turns into its weighted average
+
+
 class EnsembleConfig(_Section):
     selection: Literal["top_k", "greedy"] = "top_k"
     # trials taken by top_k; greedy's candidate pool (plus the best trial of every other family searched)
@@ -172,6 +187,17 @@ class EnsembleConfig(_Section):
     # one of trainers.ensemble.combiners.COMBINERS: hard_vote | soft_vote | weighted | stacking | ...
     method: Literal[tuple(COMBINERS)] = DEFAULT_COMBINER
     members: Literal["folds", "refit"] = "folds"  # fold models of each trial, or one refit per trial
+    # if_better: also fit a stacking layer on the candidate pool's OOF predictions and keep it instead of
+    # greedy selection only when it scores better on OOF rows neither was fitted on (trainers.ensemble.guard)
+    stacking: Literal["off", "if_better"] = "off"
+
+    @model_validator(mode="after")
+    def _guarded(self) -> "EnsembleConfig":
+        if self.stacking == "if_better" and (self.selection != "greedy" or self.method not in GREEDY_AVERAGES):
+            raise ValueError(f"stacking 'if_better' compares stacking with greedy averaging, so selection 'greedy' "
+                             f"and method one of {list(GREEDY_AVERAGES)} must hold, but got selection "
+                             f"{self.selection!r}, method {self.method!r}")
+        return self
 
 
 class StudentConfig(_Section):

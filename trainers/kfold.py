@@ -31,11 +31,16 @@ if TYPE_CHECKING:
 
 
 def make_folds(y: np.ndarray, folds: int, stratified: bool, seed: int,
-               task: str = "classification") -> list[np.ndarray]:
+               task: str = "classification", repeats: int = 1) -> list[np.ndarray]:
     """Validation positions of each fold, from scikit-learn's splitters; stratified on the classes, or
-    on a regression target's quantile bins (trainers.task.Regression.strata)."""
-    splitter = (StratifiedKFold if stratified else KFold)(n_splits=folds, shuffle=True, random_state=seed)
-    return [val for _, val in splitter.split(np.zeros(len(y)), get_task(task).strata(y, folds))]
+    on a regression target's quantile bins (trainers.task.Regression.strata). With repeats, the k folds of
+    each repeat follow the previous repeat's (scikit-learn's Repeated(Stratified)KFold); the first repeat's
+    are the plain k-fold's, so adding repeats keeps the folds a sweep already has."""
+    strata = get_task(task).strata(y, folds)
+    if repeats == 1:
+        splitter = (StratifiedKFold if stratified else KFold)(n_splits=folds, shuffle=True, random_state=seed)
+        return [val for _, val in splitter.split(np.zeros(len(y)), strata)]
+    return [val for r in range(repeats) for val in make_folds(y, folds, stratified, (seed + r) % 2**32, task)]
 
 
 @dataclass

@@ -21,7 +21,7 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
     from service.store import describe_data
 
     parsed = load(spec)
-    out.print(f"ok: {parsed.name} ({parsed.search.algorithm}, {parsed.cv.folds} folds, "
+    out.print(f"ok: {parsed.name} ({parsed.search.algorithm}, {parsed.cv.describe()}, "
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
     data = describe_data(parsed.dataset())
     if data["task"] == "regression":

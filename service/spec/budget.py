@@ -83,7 +83,7 @@ class Budget(BaseModel):
                            f"expected, but the space's largest {family} model has {cost.size}")
             work = max(work, cost.work)
         trials = spec.search.trial_count()
-        total, parts = trials * spec.cv.folds * work, f"{trials} x {spec.cv.folds} x {work}"
+        total, parts = trials * spec.cv.fold_count() * work, f"{trials} x {spec.cv.fold_count()} x {work}"
         if spec.distill.enabled:
             candidates = spec.distill.candidates()
             total += len(candidates) * spec.distill.epochs

@@ -75,7 +75,7 @@ class SweepSpec(BaseModel):
             raw = {**raw, "search": {**portfolio.expand(search, "tabular"), "preset": "tabular"}}
             # greedy (Caruana) selection over the whole pool: the portfolio's diverse members are its point
             raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.trials("tabular"),
-                                        "method": "soft_vote"})
+                                        "method": "soft_vote", "stacking": "if_better"})
         return raw
 
     # what parsing learnt beyond the fields (never written: a stored spec is its fields)

@@ -267,5 +267,34 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
     assert 1 <= student["epochs_trained"] < 5000
     rows = {r["model"]: r for r in result["rows"]}
     assert rows["ensemble"]["accuracy"] >= 0.85, rows  # logistic regression alone gets about 0.9 here
+    guard = result["ensemble"]["stacking_guard"]  # the preset weighs stacking against greedy selection
+    assert result["ensemble"]["method"] == ("stacking" if guard["kept"] == "stacking" else "weighted"), guard
+    assert f"kept **{guard['kept']}**" in Path(result["report"]).read_text()
     deadline = sweep.spec.search.deadlines(float(sweep.meta["started"]))[0]
     assert all(a["time"] < deadline for a in attempts if a["kind"] == "train")
+
+
+def test_repeated_k_fold_averages_each_rows_repeats_and_makes_every_fold_model_a_member(home):
+    from service.postsweep import finish_sweep
+
+    spec = {"name": "repeats", "data": {"source": str(PENGUINS), "target": "sex"}, "cv": {"folds": 2, "repeats": 2},
+            "model": {"family": "logreg"}, "search": {"num_trials": 1}, "distill": {"enabled": False}}
+    sweep = _run(spec)
+    (trial,) = sweep.trials
+    assert len(trial.fold_scores) == 4
+    n_train, parts = len(sweep.train_idx), []
+    for k in range(4):
+        parts.append((np.load(trial.checkpoint_dir / f"val_idx_{k}.npy"), np.load(trial.checkpoint_dir / f"oof_{k}.npy")))
+    for r in range(2):  # each repeat holds every row out once, in its own folds
+        assert sorted(np.concatenate([parts[2 * r][0], parts[2 * r + 1][0]]).tolist()) == list(range(n_train))
+    assert not np.array_equal(np.sort(parts[0][0]), np.sort(parts[2][0]))
+    by_repeat = []
+    for r in range(2):
+        out = np.zeros((n_train, 2))
+        for idx, proba in parts[2 * r:2 * r + 2]:
+            out[idx] = proba
+        by_repeat.append(out)
+    np.testing.assert_allclose(trial.oof(), np.mean(by_repeat, 0))
+    result = finish_sweep(sweep, use_ray=False, latency_repeats=1)
+    assert result["ensemble"]["n_members"] == 4
+    assert "2-fold CV x 2 repeats" in Path(result["report"]).read_text()

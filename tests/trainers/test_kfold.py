@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from sklearn.datasets import load_iris
 
@@ -51,3 +52,17 @@ def test_trials_start_apart_and_a_trial_repeats_exactly(tmp_path):
 
 def test_refit_seed_is_not_a_fold_seed():
     assert derived_seed(0, PARAMS, "refit") not in {derived_seed(0, PARAMS, k) for k in range(5)}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_repeated_folds_start_with_the_plain_ones_and_each_repeat_covers_every_row(task):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60) if task == "classification" else rng.normal(size=60)
+    plain = make_folds(y, 3, True, 7, task)
+    repeated = make_folds(y, 3, True, 7, task, repeats=3)
+    assert len(repeated) == 9
+    for a, b in zip(plain, repeated[:3]):
+        np.testing.assert_array_equal(a, b)
+    for r in range(3):
+        assert sorted(np.concatenate(repeated[3 * r:3 * r + 3]).tolist()) == list(range(60))
+    assert len({tuple(sorted(f)) for f in repeated}) == 9  # no repeat reuses a fold

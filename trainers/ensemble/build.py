@@ -14,6 +14,8 @@ from trainers.checkpoint import load_model
 from trainers.config import EnsembleConfig
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.combiners import get_combiner
+from trainers.ensemble.combiners.stacking import Stacking
+from trainers.ensemble.guard import as_info, stacking_beats_greedy
 from trainers.ensemble.select import TrialLike, greedy_selection, top_k
 from trainers.families.config import ModelConfig
 
@@ -32,12 +34,16 @@ def choose_trials(ranked: Sequence[TrialLike], cfg: EnsembleConfig, y_train: np.
     pool = top_k(ranked, cfg.top_k)
     if cfg.selection == "greedy" or get_combiner(cfg.method).fits_weights:
         pool = with_every_family(pool, ranked)
-        if cfg.selection_metric == "log_loss":
-            metric, mode = "log_loss", "min"
-        weights = greedy_selection([t.oof() for t in pool], y_train, metric, cfg.greedy_rounds, mode)
+        sel_metric, sel_mode = selection_objective(cfg, metric, mode)
+        weights = greedy_selection([t.oof() for t in pool], y_train, sel_metric, cfg.greedy_rounds, sel_mode)
         keep = np.flatnonzero(weights > 0)
         return [pool[i] for i in keep], weights[keep]
     return pool, np.full(len(pool), 1.0 / len(pool))
+
+
+def selection_objective(cfg: EnsembleConfig, metric: str, mode: str) -> tuple[str, str]:
+    """(metric, mode) greedy selection optimises on the OOF predictions."""
+    return ("log_loss", "min") if cfg.selection_metric == "log_loss" else (metric, mode)
 
 
 def with_every_family(pool: list[TrialLike], ranked: Sequence[TrialLike]) -> list[TrialLike]:
@@ -68,6 +74,14 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
     """Returns (predictor, info). `ranked`: finished trials best first; `y_train`: labels of the
     training split in the OOF rows' order; `refit`: needed for members: refit (see refit.Refitter)."""
     chosen, trial_weights = choose_trials(ranked, cfg, y_train, metric, mode)
+    method, guard = resolved_method(cfg), None
+    if cfg.stacking == "if_better":
+        pool = with_every_family(top_k(ranked, cfg.top_k), ranked)
+        sel_metric, sel_mode = selection_objective(cfg, metric, mode)
+        guard = stacking_beats_greedy([t.oof() for t in pool], y_train, sel_metric, sel_mode, cfg.greedy_rounds,
+                                      task)
+        if guard.kept == "stacking":
+            chosen, trial_weights, method = pool, np.full(len(pool), 1.0 / len(pool)), Stacking.name
     if cfg.members == "folds":
         groups = [[load_model(p)[:2] for p in t.fold_model_paths()] for t in chosen]
         empty = [t.trial_id for t, g in zip(chosen, groups) if not g]
@@ -77,7 +91,6 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         raise ValueError("members 'refit' needs a refit function, but got refit=None")
     else:
         groups = [[pair] for pair in refit(chosen)]
-    method = resolved_method(cfg)
     combiner = get_combiner(method)
     if task not in combiner.tasks:
         raise ValueError(f"ensemble.method: one for a {task} target expected, but got {method!r}")
@@ -91,4 +104,6 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
             "n_members": len(member_weights),
             "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g), "family": g[0][1].family,
                         "mean_score": float(t.mean_score)} for t, w, g in zip(chosen, trial_weights, groups)]}
+    if guard is not None:
+        info["stacking_guard"] = as_info(guard)
     return predictor, info

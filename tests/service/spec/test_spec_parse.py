@@ -48,6 +48,9 @@ INVALID = [
     (_with("search.space.warp", {"uniform": [0, 1]}), "search.space.warp", "a hyperparameter of"),
     (_with("search.space.dropout", {"uniform": [0.0, 1.5]}), "search.space.dropout", "less than 1"),
     (_with("cv.folds", "three"), "cv.folds", "valid integer"),
+    (_with("cv.repeats", 0), "cv.repeats", "greater than or equal to 1"),
+    (_with("cv.repeats", 11), "cv.repeats", "less than or equal to 10"),
+    (_with("ensemble", {"stacking": "if_better"}), "ensemble", "selection 'greedy' and method one of"),
     (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
         **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
     (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
@@ -234,3 +237,11 @@ def test_the_tabular_preset_fills_a_spec_that_names_no_model_space_or_fixed_keys
         assert parse_spec(json.loads(spec.model_dump_json())).model_dump() == spec.model_dump()
     else:
         assert spec.search.start_with == [] and spec.search.space == {}
+
+
+def test_cv_repeats_at_its_limit_parses_and_counts_every_fold_model():
+    from trainers.config import MAX_REPEATS
+
+    spec = parse_spec(tiny_spec("rep", cv={"folds": 3, "repeats": MAX_REPEATS}))
+    assert spec.cv.fold_count() == 3 * MAX_REPEATS and spec.cv.describe() == "3-fold CV x 10 repeats"
+    assert parse_spec(tiny_spec("one")).cv.describe() == "3-fold CV"

@@ -121,3 +121,16 @@ def test_accuracy_ties_go_to_the_lower_log_loss_then_to_the_better_ranked_trial(
                                    EnsembleConfig(selection="greedy", top_k=2, greedy_rounds=1,
                                                   selection_metric="log_loss"), y, "accuracy", "max")
     assert [t.trial_id for t in by_log_loss] == ["confident"]
+
+
+def test_stacking_if_better_builds_what_the_guard_kept(sweep, split):
+    predictor, info = _build(sweep, split, selection="greedy", top_k=3, greedy_rounds=7, stacking="if_better")
+    guard = info["stacking_guard"]
+    assert guard["kept"] in ("greedy", "stacking") and guard["metric"] == "accuracy"
+    assert predictor.method == ("stacking" if guard["kept"] == "stacking" else "weighted") == info["method"]
+    if guard["kept"] == "stacking":  # every candidate of the pool, with a fitted stacker
+        assert len(info["trials"]) >= 3 and predictor.stacker is not None
+    x = split[2][:10]
+    np.testing.assert_allclose(predictor.predict_proba(x).sum(1), 1, atol=1e-9)
+    _, plain = _build(sweep, split, selection="greedy", top_k=3, greedy_rounds=7)
+    assert "stacking_guard" not in plain
