@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from service.store import Sweep
 
 STEPS = ("ensemble", "distill")
+SIZING_SHARE = 0.5  # of the time left under a budget, for comparing student candidates (the rest: the chosen one)
 
 
 class PostSweepError(RuntimeError):
@@ -126,7 +127,7 @@ class PostSweep:
             sizing = size_student(cfg, teacher.configs[0], self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                   latency=self._latency_ms, device=pick_device(),
                                   teacher_oof=self._teacher_oof(teacher, teacher_dir), teacher_dir=teacher_dir,
-                                  ray_resources=resources)
+                                  ray_resources=resources, deadline=self._sizing_deadline())
             student_cfg = sizing.student
             # the rows the candidates were scored on, as dataset row ids (rows_used checks them)
             extra["selection_rows"] = self.train_idx[sizing.validation].tolist()
@@ -150,6 +151,14 @@ class PostSweep:
         _provenance(directory, sweep=self.sweep.name, kind="student", info=info, teacher=str(teacher_dir),
                     fit_rows=self.train_idx.tolist(), **extra)
         return student, info
+
+    def _sizing_deadline(self) -> float | None:
+        """Under a time budget, the candidates get SIZING_SHARE of what is left and the chosen one's final
+        distillation the rest."""
+        if self.deadline is None:
+            return None
+        now = time.time()
+        return now + max(0.0, self.deadline - now) * SIZING_SHARE
 
     def _latency_ms(self, predicts: dict, x: np.ndarray) -> dict[str, float]:
         """Batch-1 milliseconds per row with the judge's timer and repeats (what the student row reports)."""

@@ -200,6 +200,9 @@ class EnsembleConfig(_Section):
         return self
 
 
+MAX_STUDENT_TREES, MAX_STUDENT_LEAVES = 2000, 256  # a student is small; a larger booster is a trial
+
+
 class StudentConfig(_Section):
     family: Literal[STUDENT_FAMILIES] = DEFAULT_FAMILY  # families that can be a student (Family.student_keys)
     hidden: int = Field(32, ge=1, le=MAX_HIDDEN)
@@ -207,6 +210,9 @@ class StudentConfig(_Section):
     channels: int = Field(8, ge=1, le=MAX_CHANNELS)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     activation: Activation = "relu"
+    # a boosted-tree student (lightgbm): boosting iterations and leaves per tree
+    trees: int = Field(100, ge=1, le=MAX_STUDENT_TREES)
+    leaves: int = Field(15, ge=2, le=MAX_STUDENT_LEAVES)
 
     def shape(self) -> dict[str, int]:
         """The size fields this family uses (Family.student_keys: an MLP has no channels, a CNN no depth)."""
@@ -214,12 +220,15 @@ class StudentConfig(_Section):
 
 
 class StudentSize(_Section):
-    """One candidate shape of distill.sizes: the fields it names replace distill.student's (family,
-    dropout and activation stay the student's: the search is over size only)."""
+    """One candidate of distill.sizes: the fields it names replace distill.student's (dropout and
+    activation stay the student's); `family` lets a boosted-tree student compete with the network."""
 
+    family: Literal[STUDENT_FAMILIES] | None = None
     hidden: int | None = Field(None, ge=1, le=MAX_HIDDEN)
     depth: int | None = Field(None, ge=1, le=MAX_DEPTH)  # MLP hidden layers
     channels: int | None = Field(None, ge=1, le=MAX_CHANNELS)  # CNN
+    trees: int | None = Field(None, ge=1, le=MAX_STUDENT_TREES)  # lightgbm
+    leaves: int | None = Field(None, ge=2, le=MAX_STUDENT_LEAVES)  # lightgbm
 
 
 MAX_STUDENT_SIZES = 16  # each candidate is a whole distillation; a wider search is what the sweep is for
@@ -251,11 +260,11 @@ class DistillConfig(_Section):
 
     @model_validator(mode="after")
     def _distinct_sizes(self):
-        shapes = [c.shape() for c in self.candidates()]
+        shapes = [{"family": c.family, **c.shape()} for c in self.candidates()]
         twice = [s for i, s in enumerate(shapes) if s in shapes[:i]]
         if twice:
             # a repeat would train the same student twice (fields the family ignores do not count)
-            raise ValueError(f"distinct shapes in sizes (each over student, {self.student.family}) must hold, but "
+            raise ValueError(f"distinct shapes in sizes (a family and its size fields) must hold, but "
                              f"got {twice[0]} more than once")
         return self
 

@@ -41,15 +41,19 @@ from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
 from trainers.tables import TableEncoding, is_table
 
 WEIGHT_DECAY = 1e-4  # DistillConfig has none; the trials' default (TrainConfig.weight_decay)
+TREE_KEYS = ("trees", "leaves")  # StudentConfig fields only a boosted-tree student reads
 
 
 def student_model_config(student: StudentConfig, like: ModelConfig, x=None) -> ModelConfig:
     """The student's ModelConfig: its shape from the spec, its output (and a matrix's width) from the
     teacher's members. A table's rows (x) get the student's own encoding, fitted on them: the student
     carries it, as every model of a table does."""
-    cfg = ModelConfig.model_validate({**student.model_dump(), "in_features": like.in_features,
-                                      "n_classes": like.n_classes, "image_shape": like.image_shape,
-                                      "task": like.task})
+    family = get_family(student.family)
+    # a network's shape is ModelConfig's own fields; a booster's, its options (trainers.distill_trees)
+    own = (student.model_dump(exclude=set(TREE_KEYS)) if family.is_torch else
+           {"family": family.name, "options": family.student_options(student.shape())})
+    cfg = ModelConfig.model_validate({**own, "in_features": like.in_features, "n_classes": like.n_classes,
+                                      "image_shape": like.image_shape, "task": like.task})
     if is_table(x):
         encoding = TableEncoding.fit(x, get_family(student.family).table_encoding)
         cfg = cfg.model_copy(update={"table": encoding, "in_features": encoding.width})
@@ -127,6 +131,10 @@ def distill(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.nda
     mean loss per epoch). deadline (time.time(), a run's time budget): no epoch starts after it but the first."""
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"as many labels as rows (>= 2) must hold, but got {len(x)} rows and {len(y)} labels")
+    if not get_family(model_cfg.family).is_torch:
+        from trainers.distill_trees import distill_trees
+
+        return distill_trees(cfg, model_cfg, x, y, teacher, seed, deadline)
     run = Distiller(cfg, model_cfg, x, y, teacher, seed, device)
     losses: list[float] = []
     while len(losses) < cfg.epochs and not (losses and deadline is not None and time.time() >= deadline):
@@ -147,7 +155,23 @@ def _distill_payload(payload: dict) -> dict:
     model, losses = distill(DistillConfig.model_validate(payload["cfg"]),
                             ModelConfig.model_validate(payload["model_cfg"]), payload["x"], payload["y"],
                             teacher, payload["seed"], device, payload.get("deadline"))
-    return {"state_dict": state_to_numpy(model.state_dict()), "losses": losses}
+    return {"model": _dump(model, payload["model_cfg"]), "losses": losses}
+
+
+def _dump(model, model_cfg: dict) -> dict:
+    """A distilled student as it travels back from a Ray worker: a network's weights as numpy, a booster's
+    own model format (its family's dump)."""
+    family = get_family(model_cfg["family"])
+    return state_to_numpy(model.state_dict()) if family.is_torch else family.dump(model)
+
+
+def _rebuild(model_cfg: ModelConfig, dumped: dict):
+    family = get_family(model_cfg.family)
+    if not family.is_torch:
+        return family.load(model_cfg, dumped)
+    model = build_model(model_cfg)
+    model.load_state_dict(state_from_numpy(dumped))
+    return model.eval()
 
 
 def _teacher_files(teacher_dir: str | Path) -> dict[str, bytes]:
@@ -164,9 +188,7 @@ def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.nda
                "x": _rows(x), "y": _targets(y), "seed": seed, "deadline": deadline,
                "teacher": _teacher_files(teacher_dir)}
     out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
-    model = build_model(model_cfg)
-    model.load_state_dict(state_from_numpy(out["state_dict"]))
-    return model.eval(), out["losses"]
+    return _rebuild(model_cfg, out["model"]), out["losses"]
 
 
 def _rows(x):
@@ -265,7 +287,7 @@ class Sizing:
 def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.ndarray, teacher: EnsemblePredictor,
                  seed: int = 0, *, latency: LatencyFn, device: torch.device | str = "cpu",
                  teacher_oof: np.ndarray | None = None, teacher_dir: str | Path | None = None,
-                 ray_resources: dict | None = None) -> Sizing:
+                 ray_resources: dict | None = None, deadline: float | None = None) -> Sizing:
     """Distil every shape of cfg.candidates() on the transfer rows of (x, y), the training split, and
     choose one on its held-out validation rows (validation_split) by choose_student.
 
@@ -274,6 +296,7 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
     right and no student would be within the margin); None: its own predictions, marked in-sample.
     ray_resources: None = in-process, one candidate after another; else {"num_cpus", "num_gpus"} per
     candidate, each a Ray task (needs teacher_dir, the teacher's saved bundle).
+    deadline (time.time()): each candidate stops training at it (after its first epoch or block).
     """
     x, y = _rows(x), _targets(y)
     metric = STUDENT_METRICS[like.task]
@@ -287,11 +310,11 @@ def size_student(cfg: DistillConfig, like: ModelConfig, x: np.ndarray, y: np.nda
     # a table's candidates encode it from their own transfer rows, never the validation ones
     model_cfgs = [student_model_config(s, like, x[fit]) for s in shapes]
     if ray_resources is None:
-        models = [distill(cfg, m, x[fit], y[fit], teacher, seed, device)[0] for m in model_cfgs]
+        models = [distill(cfg, m, x[fit], y[fit], teacher, seed, device, deadline)[0] for m in model_cfgs]
     else:
         if teacher_dir is None:
             raise ValueError("candidates on Ray need the teacher's bundle directory, but got teacher_dir=None")
-        models = _candidates_on_ray(cfg, model_cfgs, x[fit], y[fit], teacher_dir, seed, ray_resources)
+        models = _candidates_on_ray(cfg, model_cfgs, x[fit], y[fit], teacher_dir, seed, ray_resources, deadline)
     honest = teacher_oof is not None
     teacher_score = score(metric, y[val], teacher_oof[val] if honest else teacher.predict_proba(x[val]))
     # served the way the judged student is: a one-member bundle's predict_proba
@@ -317,7 +340,8 @@ def _candidate_task(common: dict, model_cfg: dict) -> dict:
 
 
 def _candidates_on_ray(cfg: DistillConfig, model_cfgs: list[ModelConfig], x: np.ndarray, y: np.ndarray,
-                       teacher_dir: str | Path, seed: int, resources: dict) -> list[nn.Module]:
+                       teacher_dir: str | Path, seed: int, resources: dict,
+                       deadline: float | None = None) -> list[nn.Module]:
     """One Ray task per candidate, all submitted at once so they run side by side on free CPUs.
 
     Tasks rather than one Ray Train run each: candidates are several small independent fits, and a
@@ -331,14 +355,9 @@ def _candidates_on_ray(cfg: DistillConfig, model_cfgs: list[ModelConfig], x: np.
 
     if not ray.is_initialized():
         raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
-    common = ray.put({"cfg": cfg.model_dump(mode="json"), "x": x, "y": y, "seed": seed,
+    common = ray.put({"cfg": cfg.model_dump(mode="json"), "x": x, "y": y, "seed": seed, "deadline": deadline,
                       "teacher": _teacher_files(teacher_dir)})
     task = ray.remote(_candidate_task).options(num_cpus=float(resources.get("num_cpus", 1.0)),
                                                num_gpus=float(resources.get("num_gpus", 0.0)))
     outs = ray.get([task.remote(common, m.model_dump(mode="json")) for m in model_cfgs])
-    models = []
-    for m, out in zip(model_cfgs, outs):
-        model = build_model(m)
-        model.load_state_dict(state_from_numpy(out["state_dict"]))
-        models.append(model.eval())
-    return models
+    return [_rebuild(m, out["model"]) for m, out in zip(model_cfgs, outs)]

@@ -24,6 +24,13 @@ def trials(name: str = "tabular", budget: bool = False) -> int:
     return BUDGET_TRIALS if budget else len(preset(name)["portfolio"]) + MORE_TRIALS
 
 
+def distill(section: dict, name: str = "tabular") -> dict:
+    """A raw distill section with the preset's student candidates where the spec chose no student."""
+    if "sizes" in section or "student" in section:
+        return section
+    return {**section, "sizes": [dict(s) for s in preset(name)["students"]]}
+
+
 def expand(search: dict, name: str = "tabular") -> dict:
     """A raw search section (what the spec gave) with the preset filled in where the spec left it out."""
     found = preset(name)

@@ -76,6 +76,8 @@ class SweepSpec(BaseModel):
             # greedy (Caruana) selection over the whole pool: the portfolio's diverse members are its point
             raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.trials("tabular"),
                                         "method": "soft_vote", "stacking": "if_better"})
+            if isinstance(raw.get("distill", {}), dict):
+                raw["distill"] = portfolio.distill(raw.get("distill", {}), "tabular")
         return raw
 
     # what parsing learnt beyond the fields (never written: a stored spec is its fields)

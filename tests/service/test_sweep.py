@@ -265,6 +265,11 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
     assert len(order) < 5 or {"hist_gb", "xgboost"} <= set(order[:5]), order
     student = read_provenance(sweep.dir / "postsweep" / "student")["info"]
     assert 1 <= student["epochs_trained"] < 5000
+    # no student in the spec: the preset's candidates, trees beside a network, were weighed
+    from trainers import portfolio
+    candidates = [c["family"] for c in student["sizing"]["candidates"]]
+    assert candidates == [s["family"] for s in portfolio.preset("tabular")["students"]], student["sizing"]
+    assert student["student"]["family"] in candidates
     rows = {r["model"]: r for r in result["rows"]}
     assert rows["ensemble"]["accuracy"] >= 0.85, rows  # logistic regression alone gets about 0.9 here
     guard = result["ensemble"]["stacking_guard"]  # the preset weighs stacking against greedy selection

@@ -25,3 +25,14 @@ def test_a_preset_expands_to_a_search_whose_first_trials_are_its_portfolio(name)
     assert {p["family"] for p in points} <= set(FAMILIES) and search.searcher().takes_start_points
     budgeted = SearchConfig.model_validate(portfolio.expand({"time_budget_s": 60, "fixed": {"mlp.epochs": 5}}, name))
     assert budgeted.num_trials == portfolio.BUDGET_TRIALS and budgeted.fixed["mlp.epochs"] == 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_preset_fills_student_candidates_only_where_the_spec_chose_none(name):
+    from trainers.config import DistillConfig
+
+    filled = DistillConfig.model_validate(portfolio.distill({"margin": 0.02}, name))
+    wanted = portfolio.preset(name)["students"]
+    assert [s.family for s in filled.sizes] == [w["family"] for w in wanted] and filled.margin == 0.02
+    for chosen in ({"student": {"family": "mlp", "hidden": 32}}, {"sizes": [{"hidden": 16}, {"hidden": 32}]}):
+        assert portfolio.distill(chosen, name) == chosen

@@ -92,7 +92,7 @@ def test_bad_values_name_their_field(raw, field):
 
 def test_repeated_shapes_are_refused_counting_only_the_fields_the_family_uses():
     # an MLP has no channels: these two are the same student
-    with pytest.raises(ValidationError, match=r"distinct shapes in sizes .* but got \{'hidden': 16, 'depth': 1\}"):
+    with pytest.raises(ValidationError, match=r"distinct shapes in sizes .* but got \{'family': 'mlp', 'hidden': 16, 'depth': 1\}"):
         DistillConfig.model_validate({"sizes": [{"hidden": 16, "channels": 4}, {"hidden": 16}]})
 
 

@@ -69,6 +69,16 @@ class BoosterFamily(Family):
     def fit_rounds(self, params: BaseModel) -> int:
         return min(params.rounds, params.n_estimators)
 
+    def parameter_count(self, model_cfg) -> int | None:
+        """Tree nodes (splits and leaves) at most, from ModelConfig.options: a student's size beside a network's
+        parameters."""
+        try:
+            params = self.Params.model_validate(model_cfg.options)
+        except ValueError:
+            return None
+        trees = params.n_estimators * (model_cfg.n_classes if model_cfg.n_classes > 2 else 1)
+        return trees * (2 * self.max_leaves(params) - 1)
+
     def cost(self, model_cfg, params: BaseModel, rows: int) -> Cost:
         # a tree per class per iteration (one for two classes or a number)
         trees = params.n_estimators * (model_cfg.n_classes if model_cfg.n_classes > 2 else 1)
@@ -87,8 +97,9 @@ class BoosterFamily(Family):
         """An upper bound of one tree's leaves (the cost)."""
 
     @abstractmethod
-    def dataset(self, model_cfg, x: np.ndarray, y: np.ndarray) -> Any:
-        """The library's training set for these rows (categorical columns: model_cfg.table)."""
+    def dataset(self, model_cfg, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> Any:
+        """The library's training set for these rows (categorical columns: model_cfg.table), each row
+        weighted by `weight` (None: 1)."""
 
     @abstractmethod
     def trees(self, model: Any) -> int:

@@ -26,19 +26,28 @@ class LightGBMParams(BaseModel):
     rounds: int = Field(10, ge=1, le=1000)  # reports to the scheduler: n_estimators are grown in this many blocks
 
 
+STUDENT_LEARNING_RATE = 0.1  # a student's few trees take bigger steps than a trial's hundreds
+
+
 class LightGBMFamily(BoosterFamily):
     name = "lightgbm"
     Params = LightGBMParams
+    student_keys = ("trees", "leaves")  # a distillation student (trainers.distill_trees)
+
+    def student_options(self, shape: dict) -> dict:
+        """ModelConfig.options of a student of this shape (StudentConfig.shape())."""
+        return LightGBMParams(n_estimators=shape["trees"], num_leaves=shape["leaves"],
+                              learning_rate=STUDENT_LEARNING_RATE, min_child_samples=5).model_dump(mode="json")
 
     def max_leaves(self, params: LightGBMParams) -> int:
         return params.num_leaves
 
-    def dataset(self, model_cfg, x, y):
+    def dataset(self, model_cfg, x, y, weight=None):
         import lightgbm as lgb
 
         cats = model_cfg.table.categorical_columns if model_cfg.table is not None else []
         # free_raw_data=False: a later block (init_model) predicts on these rows to continue from
-        return lgb.Dataset(x, label=y, categorical_feature=cats or "auto", free_raw_data=False,
+        return lgb.Dataset(x, label=y, weight=weight, categorical_feature=cats or "auto", free_raw_data=False,
                            params={"verbose": -1, "max_bin": 255})
 
     def trees(self, model) -> int:

@@ -32,12 +32,12 @@ class XGBoostFamily(BoosterFamily):
     def max_leaves(self, params: XGBoostParams) -> int:
         return 2 ** params.max_depth
 
-    def dataset(self, model_cfg, x, y):
+    def dataset(self, model_cfg, x, y, weight=None):
         import xgboost as xgb
 
         cats = set(model_cfg.table.categorical_columns) if model_cfg.table is not None else set()
         types = ["c" if j in cats else "q" for j in range(x.shape[1])]
-        return xgb.DMatrix(x, label=y, feature_types=types, enable_categorical=bool(cats), nthread=1)
+        return xgb.DMatrix(x, label=y, weight=weight, feature_types=types, enable_categorical=bool(cats), nthread=1)
 
     def trees(self, model) -> int:
         return 0 if model is None else model.num_boosted_rounds()
