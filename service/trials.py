@@ -55,7 +55,8 @@ def trial_data(sweep: Sweep, deadline: float | None = None) -> TrialData:
     return TrialData(x=None if stream else x, y=y, folds=folds,
                      base_model=spec.base_model_config(x.shape[1], dataset.n_outputs, dataset.task).model_dump(mode="json"),
                      metric=spec.search.metric, seed=cv.seed, checkpoint_every=spec.search.checkpoint_every,
-                     checkpoint_epochs=asha_rungs(spec.search), stream=stream, deadline=deadline)
+                     checkpoint_epochs=asha_rungs(spec.search), stream=stream, deadline=deadline,
+                     patience=spec.search.patience)
 
 
 def trainable(sweep: Sweep, data: TrialData):

@@ -58,6 +58,10 @@ class SearchConfig(_Section):
     scheduler: Literal["none", "asha"] = "none"
     grace_period: int = Field(5, ge=1, le=MAX_EPOCHS)  # ASHA: epochs before a trial can be stopped
     reduction_factor: int = Field(3, ge=2, le=100)  # ASHA
+    # early stopping on the folds' own validation rows: a trial ends once its mean validation loss over the
+    # folds has not improved for this many rounds (epochs; blocks of trees for a booster), keeping the
+    # round it reached (its refit trains as many); null: every round runs
+    patience: int | None = Field(None, ge=1, le=MAX_EPOCHS)
     max_failures: int = Field(2, ge=0, le=MAX_RETRIES)  # retries of a trial whose worker or process dies
     # ray_train trials: a Train run that has not ended this long after its workers' final report is
     # hung: its stacks go to the trial's log and the attempt fails (and is retried); null: wait for ever

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class TrialData:
     # the search's deadline (time.time(); SearchConfig.deadlines): trials do not start after it, and every
     # round after it checkpoints, so the round the budget stops a trial at is the one it keeps
     deadline: float | None = None
+    patience: int | None = None  # SearchConfig.patience: rounds without a better mean val_loss before a trial ends
 
     def checkpoints_at(self, epoch: int, last: int) -> bool:
         return (epoch % self.checkpoint_every == 0 or epoch in self.checkpoint_epochs or epoch == last
@@ -125,6 +127,9 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
     start = min((t.done for t in trainers.values()), default=0)
     rounds = family.fit_rounds(fit_cfg)
     metrics: dict = {}
+    # a resumed trial counts afresh: a Train worker's curves hold its own folds only, and every worker must
+    # end at the same round
+    stop = Patience(data.patience)
     for epoch in range(start, rounds):
         local = {}
         for k, trainer in trainers.items():
@@ -144,11 +149,31 @@ def train_folds(data: TrialData, params: dict, fold_ids: list[int], report: Repo
             "fold_scores": [merged[k][f"val_{data.metric}"] for k in sorted(merged)],
             "n_classes": n_classes,
         }
-        if not data.checkpoints_at(epoch + 1, rounds):
+        ended = stop.ends_after(metrics["val_loss"]) and epoch + 1 < rounds
+        if ended:
+            metrics["stopped_early"] = True  # what the trial keeps is this round: the last it reports
+        if not (ended or data.checkpoints_at(epoch + 1, rounds)):
             report(metrics, None)
             continue
         with tempfile.TemporaryDirectory(prefix="raysemble-ckpt-") as tmp:
             for k, (row, proba) in local.items():
                 _write_fold(Path(tmp), k, trainers[k], proba, data.folds[k], curves[k], params)
             report(metrics, Path(tmp))
+        if ended:
+            break
     return metrics
+
+
+class Patience:
+    """Early stopping on the folds' mean validation loss: ends_after(loss) is True once `patience` rounds
+    in a row brought no loss below the best so far (None: never)."""
+
+    def __init__(self, patience: int | None):
+        self.patience, self.best, self.stale = patience, math.inf, 0
+
+    def ends_after(self, loss: float) -> bool:
+        if loss < self.best:
+            self.best, self.stale = loss, 0
+        else:
+            self.stale += 1
+        return self.patience is not None and self.stale >= self.patience

@@ -39,5 +39,7 @@ def expand(search: dict, name: str = "tabular") -> dict:
     out["fixed"] = {**found["fixed"], **(search.get("fixed") or {})}
     out.setdefault("start_with", [dict(p) for p in found["portfolio"]])
     out.setdefault("algorithm", "bayesian")
+    if "patience" in found:
+        out.setdefault("patience", found["patience"])
     out.setdefault("num_trials", trials(name, search.get("time_budget_s") is not None))
     return out

@@ -128,6 +128,9 @@ def stream_problems(spec: SweepSpec, not_torch: list[str]) -> list[str]:
     if spec.cv.repeats != 1:
         problems.append(f"data.stream: cv.repeats 1 expected (a streamed row belongs to one fold), but got "
                         f"repeats={spec.cv.repeats}")
+    if spec.search.patience is not None:
+        problems.append(f"data.stream: search.patience null expected (a streamed trial runs every epoch), but got "
+                        f"patience={spec.search.patience}")
     if spec.resources.executor == "in_trial" or spec.resources.workers_per_trial != 1:
         problems.append(f"data.stream: executor ray_train (or auto) with workers_per_trial 1 expected, but got "
                         f"executor={spec.resources.executor!r}, workers_per_trial={spec.resources.workers_per_trial}")

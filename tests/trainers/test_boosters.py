@@ -15,7 +15,8 @@ from trainers.tables.schema import ColumnSchema
 BOOSTERS = sorted(n for n, f in FAMILIES.items() if isinstance(f, BoosterFamily))
 # one tree of one split: only a split on a set of categories separates the classes below
 STUMPS = {"lightgbm": {"num_leaves": 2, "min_child_samples": 1, "min_data_per_group": 1, "cat_smooth": 0.0},
-          "xgboost": {"max_depth": 1, "max_cat_to_onehot": 1}}
+          "xgboost": {"max_depth": 1, "max_cat_to_onehot": 1},
+          "catboost": {"depth": 1, "one_hot_max_size": 1, "random_strength": 0.0, "subsample": 1.0}}
 
 
 def test_every_booster_has_stump_settings():
@@ -45,10 +46,15 @@ def test_a_category_set_is_split_natively(name):
 
 
 @pytest.mark.parametrize("name", BOOSTERS)
-@pytest.mark.parametrize("payload", [{}, {"lightgbm": b"x", "xgboost": "x"}])
+@pytest.mark.parametrize("payload", [{}, {"lightgbm": b"x", "xgboost": "x", "catboost": "x"}])
 def test_a_payload_without_the_librarys_model_is_refused_by_name(name, payload):
     with pytest.raises(ValueError, match=f"'{name}' .* model must hold in the {name} payload, but got"):
         get_family(name).load(ModelConfig(family=name, in_features=2, n_classes=2), payload)
+
+
+def test_catboost_bytes_it_cannot_read_are_refused_by_name():
+    with pytest.raises(ValueError, match="'catboost' binary model must hold in the catboost payload, but got 7 bytes"):
+        get_family("catboost").load(ModelConfig(family="catboost", in_features=2, n_classes=2), {"catboost": b"garbage"})
 
 
 @pytest.mark.parametrize("value, threads", [(None, 1), ("3", 3), ("0", 1), ("lots", 1)])

@@ -40,6 +40,7 @@ SMALL: dict[str, dict] = {
     "svc": {},
     "lightgbm": {"n_estimators": 6, "learning_rate": 0.3, "rounds": 3, "num_leaves": 8, "subsample": 0.7, "colsample_bytree": 0.5},
     "xgboost": {"n_estimators": 6, "learning_rate": 0.3, "rounds": 3, "max_depth": 3, "subsample": 0.7, "colsample_bytree": 0.5},
+    "catboost": {"n_estimators": 6, "learning_rate": 0.3, "rounds": 3, "depth": 3, "subsample": 0.7, "colsample_bylevel": 0.5},
 }
 ALL = sorted(FAMILIES)
 NON_TORCH = [n for n in ALL if not FAMILIES[n].is_torch]

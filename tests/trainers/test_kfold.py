@@ -66,3 +66,51 @@ def test_repeated_folds_start_with_the_plain_ones_and_each_repeat_covers_every_r
     for r in range(3):
         assert sorted(np.concatenate(repeated[3 * r:3 * r + 3]).tolist()) == list(range(60))
     assert len({tuple(sorted(f)) for f in repeated}) == 9  # no repeat reuses a fold
+
+
+def test_patience_ends_after_that_many_rounds_without_a_better_loss():
+    from trainers.kfold import Patience
+
+    stop = Patience(2)
+    # a loss equal to the best is no better
+    assert [stop.ends_after(v) for v in (1.0, 0.8, 0.9, 0.7, 0.75, 0.7)] == [False] * 5 + [True]
+    never = Patience(None)
+    assert not any(never.ends_after(v) for v in (1.0, 2.0, 3.0, 4.0))
+
+
+@pytest.mark.parametrize("patience", [None, 2])
+def test_a_trial_with_patience_ends_at_the_round_it_reached_with_that_rounds_checkpoint(tmp_path, patience):
+    """A booster that overfits fast (noisy labels, a high learning rate): with patience it stops `patience`
+    rounds after its best mean validation loss, and that last round is reported with a checkpoint."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 5)).astype(np.float32)
+    y = ((x[:, 0] + rng.normal(scale=2.0, size=240)) > 0).astype(np.int64)
+    data = TrialData(x=x, y=y, folds=make_folds(y, 3, True, 0), metric="accuracy", patience=patience,
+                     base_model={"family": "lightgbm", "in_features": 5, "n_classes": 2}, checkpoint_every=1000)
+    params = {"family": "lightgbm", "n_estimators": 200, "rounds": 20, "learning_rate": 0.5, "num_leaves": 31,
+              "min_child_samples": 2}
+    reports = []
+    train_folds(data, params, [0, 1, 2], lambda m, c: reports.append((m, c is not None)), device=torch.device("cpu"))
+    losses = [m["val_loss"] for m, _ in reports]
+    if patience is None:
+        assert len(reports) == 20 and not any("stopped_early" in m for m, _ in reports)
+        assert losses.index(min(losses)) < 17  # it did overfit: patience 2 had a round to stop at
+        return
+    last, checkpointed = reports[-1]
+    assert last["stopped_early"] and checkpointed and len(reports) < 20
+    assert losses.index(min(losses)) == len(losses) - 1 - patience, losses
+
+
+def test_a_refit_trains_the_rounds_its_trial_reached():
+    from trainers.ensemble.refit import refit_all
+    from trainers.families import get_family
+    from trainers.families.config import ModelConfig
+
+    x, y = load_iris(return_X_y=True)
+    base = {"family": "lightgbm", "in_features": 4, "n_classes": 3}
+    params = {"family": "lightgbm", "n_estimators": 40, "rounds": 4, "min_child_samples": 5}
+    jobs = [{"model": base, "params": params, "seed": 0, "rounds": r} for r in (None, 1, 99)]
+    out = refit_all({"jobs": jobs, "x": x.astype(np.float32), "y": y})
+    family = get_family("lightgbm")
+    trees = [family.trees(family.load(ModelConfig.model_validate(o["config"]), o["dump"])) for o in out]
+    assert trees == [40, 10, 40]  # all rounds; the first of four blocks; never more than the trial's

@@ -25,6 +25,8 @@ def test_a_preset_expands_to_a_search_whose_first_trials_are_its_portfolio(name)
     assert {p["family"] for p in points} <= set(FAMILIES) and search.searcher().takes_start_points
     budgeted = SearchConfig.model_validate(portfolio.expand({"time_budget_s": 60, "fixed": {"mlp.epochs": 5}}, name))
     assert budgeted.num_trials == portfolio.BUDGET_TRIALS and budgeted.fixed["mlp.epochs"] == 5
+    assert search.patience == portfolio.preset(name).get("patience")
+    assert SearchConfig.model_validate(portfolio.expand({"patience": None}, name)).patience is None  # the spec's own
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -91,11 +91,14 @@ def test_stream_refuses_what_it_cannot_stream(shards):
     bad["resources"] = {"executor": "in_trial"}
     bad["model"] = {"family": "logreg"}
     bad["search"]["fixed"] = {}
+    bad["search"]["patience"] = 3
     bad["cv"] = {**bad.get("cv", {}), "repeats": 2}
     with pytest.raises(SpecError) as e:
         parse_spec(bad)
     assert any("data.stream: torch families only" in p for p in e.value.problems), e.value.problems
     assert "data.stream: cv.repeats 1 expected (a streamed row belongs to one fold), but got repeats=2" in \
+        e.value.problems
+    assert "data.stream: search.patience null expected (a streamed trial runs every epoch), but got patience=3" in \
         e.value.problems
     assert any("data.stream: executor ray_train (or auto)" in p for p in e.value.problems)
     with pytest.raises(SpecError) as e:

@@ -33,7 +33,7 @@ def trial_configs(params: dict, fixed: dict, fold_model_cfg: ModelConfig):
 
 def refit_all(payload: dict) -> list[dict]:
     """The work itself, the same in-process and in a Ray Train worker: payload {"jobs": [{"model",
-    "params", "seed"}], "x", "y"} -> per job {"dump": Family.dump (tensors as numpy arrays), "config": the
+    "params", "seed", "rounds" (None: all)}], "x", "y"} -> per job {"dump": Family.dump (tensors as numpy arrays), "config": the
     ModelConfig that rebuilds it (a table's encoding fitted on these rows included)}."""
     device = pick_device()
     out = []
@@ -42,7 +42,8 @@ def refit_all(payload: dict) -> list[dict]:
         model_cfg, fit_cfg = split_params(job["params"], model_cfg)
         family = get_family(model_cfg.family)
         fit = start_fit(model_cfg, fit_cfg, payload["x"], payload["y"], seed=job["seed"], device=device)
-        for _ in range(family.fit_rounds(fit_cfg)):
+        rounds = family.fit_rounds(fit_cfg)
+        for _ in range(min(rounds, job.get("rounds") or rounds)):
             fit.advance()
         dump = family.dump(fit.model)
         if "state_dict" in dump:
@@ -65,7 +66,10 @@ class Refitter:
         # trials must not all start from the same weights either
         payload = {"jobs": [{"model": m.model_dump(mode="json"),
                              "params": {"family": m.family, **fit.model_dump(mode="json")},
-                             "seed": derived_seed(self.seed, t.params, "refit")}
+                             "seed": derived_seed(self.seed, t.params, "refit"),
+                             # the rounds its folds reached (patience, ASHA or the budget may end a trial
+                             # early): the refit is the model the trial's out-of-fold score describes
+                             "rounds": int(getattr(t, "epochs", 0) or 0) or None}
                             for t, (m, fit) in zip(trials, configs)],
                    "x": self.x if is_table(self.x) else np.asarray(self.x, dtype=np.float32),
                    "y": np.asarray(self.y, dtype=np.int64)}

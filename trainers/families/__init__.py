@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from trainers.families._base import Cost, Family, Fit
 from trainers.families.config import DEFAULT_FAMILY, ModelConfig
+from trainers.families.catboost import CatBoostFamily
 from trainers.families.cnn import CNNFamily
 from trainers.families.extra_trees import ExtraTreesFamily
 from trainers.families.factory import TorchFactoryFamily
@@ -19,7 +20,7 @@ from trainers.families.xgboost import XGBoostFamily
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     MLPFamily(), CNNFamily(), ResNetFamily(), TorchFactoryFamily(),
     HistGBFamily(), RandomForestFamily(), ExtraTreesFamily(), LogRegFamily(), SVCFamily(), KNNFamily(),
-    LightGBMFamily(), XGBoostFamily(),
+    LightGBMFamily(), XGBoostFamily(), CatBoostFamily(),
 )}
 assert DEFAULT_FAMILY in FAMILIES and FAMILIES[DEFAULT_FAMILY].student_keys  # model.family's and the student's
 STUDENT_FAMILIES = tuple(name for name, f in FAMILIES.items() if f.student_keys)

@@ -92,6 +92,14 @@ class BoosterFamily(Family):
             return out.reshape(-1, 1)
         return np.stack([1.0 - out, out], 1)  # a binary objective gives the second class's probability
 
+    def payload_model(self, payload: dict, kind: type, what: str):
+        """The library's model in a dump() payload under the family's name, of this type; ValueError naming it."""
+        value = payload.get(self.name)
+        if not isinstance(value, kind):
+            raise ValueError(f"a '{self.name}' {what} model must hold in the {self.name} payload, but got "
+                             f"{type(value).__name__}")
+        return value
+
     @abstractmethod
     def max_leaves(self, params: BaseModel) -> int:
         """An upper bound of one tree's leaves (the cost)."""

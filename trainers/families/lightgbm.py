@@ -85,10 +85,7 @@ class LightGBMFamily(BoosterFamily):
     def load(self, model_cfg, payload: dict) -> Any:
         import lightgbm as lgb
 
-        text = payload.get("lightgbm")
-        if not isinstance(text, str):
-            raise ValueError(f"a 'lightgbm' text model must hold in the {self.name} payload, but got "
-                             f"{type(text).__name__}")
+        text = self.payload_model(payload, str, "text")
         model = lgb.Booster(model_str=text)
         model.params = {**model.params, **self.objective(model_cfg)}
         return model

@@ -77,10 +77,7 @@ class XGBoostFamily(BoosterFamily):
     def load(self, model_cfg, payload: dict) -> Any:
         import xgboost as xgb
 
-        raw = payload.get("xgboost")
-        if not isinstance(raw, bytes):
-            raise ValueError(f"an 'xgboost' UBJSON model must hold in the {self.name} payload, but got "
-                             f"{type(raw).__name__}")
+        raw = self.payload_model(payload, bytes, "UBJSON")
         model = xgb.Booster()
         model.load_model(bytearray(raw))
         model.set_attr(raysemble_task=model_cfg.task)

@@ -50,11 +50,13 @@ INVALID = [
     (_with("cv.folds", "three"), "cv.folds", "valid integer"),
     (_with("cv.repeats", 0), "cv.repeats", "greater than or equal to 1"),
     (_with("cv.repeats", 11), "cv.repeats", "less than or equal to 10"),
+    (_with("search.patience", 0), "search.patience", "greater than or equal to 1"),
+    (_with("search.patience", 10_001), "search.patience", "less than or equal to 10000"),
     (_with("ensemble", {"stacking": "if_better"}), "ensemble", "selection 'greedy' and method one of"),
     (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
         **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
     (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
-    (_with("model", {"family": "transformer"}), "model.family", "one of ['cnn', 'extra_trees'"),
+    (_with("model", {"family": "transformer"}), "model.family", "one of ['catboost', 'cnn', 'extra_trees'"),
     # several families in one sweep
     (_with("search.space.family", {"choice": ["mlp", "transformer"]}), "search.space.family", "names of"),
     (_with("search.space.family", {"uniform": [0, 1]}), "search.space.family", "a choice or grid of family"),
