@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import torch
 
-from service.judge import JudgeRow, judge, judged_trials, latency_per_sample, print_rows, trial_predictor
+from service.judge import (LATENCY_TIME_S, JudgeRow, judge, judged_trials, latency_per_sample, print_rows,
+                           trial_predictor)
 from service.report import write_report
 from trainers.config import DistillConfig, EnsembleConfig
 from trainers.atomic import write_atomic
@@ -160,6 +161,13 @@ class PostSweep:
         now = time.time()
         return now + max(0.0, self.deadline - now) * SIZING_SHARE
 
+    def latency_time_s(self) -> float:
+        """The judge's timing allowance per batch size: LATENCY_TIME_S, or under a time budget a quarter of
+        what is left (MIN_REPEATS calls each once it is spent)."""
+        if self.deadline is None:
+            return LATENCY_TIME_S
+        return min(LATENCY_TIME_S, max(0.0, self.deadline - time.time()) / 4)
+
     def _latency_ms(self, predicts: dict, x: np.ndarray) -> dict[str, float]:
         """Batch-1 milliseconds per row with the judge's timer and repeats (what the student row reports)."""
         return {k: 1e3 * v for k, v in latency_per_sample(predicts, x, 1, self.repeats).items()}
@@ -296,7 +304,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
         registered.pop("student", None)
     rows_used = run.rows_used(bundles)
 
-    rows = judge(predictors, run.x_test, run.y_test, latency_repeats, trials)
+    rows = judge(predictors, run.x_test, run.y_test, latency_repeats, trials, run.latency_time_s())
     if console is not None:
         print_rows(rows, console)
     by_name = {r.model: r for r in rows}

@@ -13,7 +13,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from fake_sweep import fake_spec
-from service.judge import (judge, judged_trials, latency_per_sample, markdown_table, print_rows, trial_family,
+from service.judge import (MIN_REPEATS, WARMUP_CALLS, judge, judged_trials, latency_per_sample, markdown_table, print_rows, trial_family,
                            trial_predictor)
 from service.postsweep import torch_threads
 from service.report import write_report
@@ -55,7 +55,15 @@ def test_rows_match_sklearn_and_have_latency():
 def test_latency_tiles_rows_up_to_the_batch():
     seen = []
     result = latency_per_sample({"a": lambda rows: seen.append(rows.shape)}, np.zeros((3, 4)), 256, repeats=2)
-    assert set(seen) == {(256, 4)} and len(seen) == 5 + 2 and result["a"] >= 0
+    assert set(seen) == {(256, 4)} and len(seen) == WARMUP_CALLS + 2 and result["a"] >= 0
+
+
+@pytest.mark.parametrize("limit, calls", [(None, 20), (0.0, MIN_REPEATS)])
+def test_latency_stops_repeating_once_its_time_is_spent_but_not_before_the_minimum(limit, calls):
+    seen = []
+    latency_per_sample({"a": lambda rows: seen.append(1), "b": lambda rows: None}, np.zeros((3, 4)), 1, repeats=20,
+                       time_limit_s=limit)
+    assert len(seen) == WARMUP_CALLS + calls
 
 
 # --- a sweep that searched two families: rows per family, families in the report ---------------
