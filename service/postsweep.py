@@ -225,11 +225,13 @@ def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path, classes: list) ->
     client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
 
 
-def _register(sweep, kind: str, bundle_dir: Path, row: JudgeRow, example: np.ndarray) -> dict:
+def _register(sweep, kind: str, bundle_dir: Path, row: JudgeRow, example: np.ndarray,
+              predictor: EnsemblePredictor) -> dict:
     from serving.mlflow_model import log_and_register
 
     tags = {"sweep": sweep.name, "kind": kind, **{f"test_{k}": v for k, v in row.metrics().items()}}
-    name, version = log_and_register(bundle_dir, f"{sweep.name}-{kind}", example, tags, run_id=sweep.mlflow_run_id)
+    name, version = log_and_register(bundle_dir, f"{sweep.name}-{kind}", example, tags, run_id=sweep.mlflow_run_id,
+                                     predictor=predictor)
     return {"name": name, "version": version, "uri": f"models:/{name}/{version}"}
 
 
@@ -309,7 +311,7 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
         print_rows(rows, console)
     by_name = {r.model: r for r in rows}
     for kind in sorted(built):
-        registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2])
+        registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2], predictors[kind])
     report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered,
                           run.y_test)
     _mlflow_log(sweep, rows, report.parent, run.classes)

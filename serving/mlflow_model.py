@@ -83,10 +83,12 @@ def _requirements() -> list[str]:
 
 
 def log_and_register(bundle_dir: str | Path, registered_name: str, input_example: np.ndarray,
-                     tags: dict | None = None, run_id: str | None = None) -> tuple[str, str]:
+                     tags: dict | None = None, run_id: str | None = None,
+                     predictor: EnsemblePredictor | None = None) -> tuple[str, str]:
     """Log the bundle as a pyfunc model (signature, input example) under `run_id` (else the active
-    run, else a model without a run) and register it; `tags` become version tags. -> (name, version)."""
-    predictor = EnsemblePredictor.load(bundle_dir)
+    run, else a model without a run) and register it; `tags` become version tags. -> (name, version).
+    predictor: the bundle already loaded (else it is loaded here: only its signature is needed)."""
+    predictor = predictor or EnsemblePredictor.load(bundle_dir)
     example = _rows(input_example, predictor)
     signature = _signature(predictor, example)
     # a finished parent run reopens for the logging and is finished again when it closes

@@ -57,6 +57,47 @@ def test_catboost_bytes_it_cannot_read_are_refused_by_name():
         get_family("catboost").load(ModelConfig(family="catboost", in_features=2, n_classes=2), {"catboost": b"garbage"})
 
 
+INTERLEAVED = """
+import numpy as np, pandas as pd
+from trainers.families import ModelConfig, start_fit
+from trainers.loop import split_params
+from trainers.tables import Table
+from trainers.tables.schema import ColumnSchema
+
+def table(n, seed):
+    r = np.random.default_rng(seed)
+    frame = pd.DataFrame({"city": r.choice(["a", "b", "c", "d", "e", None], n), "job": r.choice(["x", "y", None], n),
+                          "age": np.where(r.random(n) < 0.1, np.nan, r.normal(40, 10, n))})
+    y = ((frame["age"].fillna(40) > 40) ^ frame["city"].isin(["a", "c"])).to_numpy().astype(np.int64)
+    flip = r.random(n) < 0.2
+    y[flip] = 1 - y[flip]
+    kinds = {"city": "categorical", "job": "categorical", "age": "numeric"}
+    schema = ColumnSchema.model_validate({"columns": [{"name": k, "kind": v} for k, v in kinds.items()]})
+    return Table(frame, schema), y
+
+model_cfg, fit_cfg = split_params({"family": "catboost", "n_estimators": 400, "rounds": 8},
+                                  ModelConfig(family="catboost", in_features=3, n_classes=2))
+fits = [start_fit(model_cfg, fit_cfg, *table(2500, s), seed=s) for s in range(2)]
+for _ in range(8):
+    for fit in fits:
+        fit.advance()
+print("ok")
+"""
+
+
+def test_catboost_folds_boosted_side_by_side_in_one_process_finish():
+    """k-fold advances every fold's booster a block at a time in one process. Continuing from a model
+    CatBoost read from an in-memory blob crashed that process (SIGFPE) or hung it within 8 blocks;
+    in a child process, so a regression fails this test rather than the suite."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", INTERLEAVED], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", (done.returncode, done.stderr[-2000:])
+
+
 @pytest.mark.parametrize("value, threads", [(None, 1), ("3", 3), ("0", 1), ("lots", 1)])
 def test_threads_are_the_cpus_ray_gave_the_trial(monkeypatch, value, threads):
     if value is None:

@@ -83,23 +83,23 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         if guard.kept == "stacking":
             chosen, trial_weights, method = pool, np.full(len(pool), 1.0 / len(pool)), Stacking.name
     if cfg.members == "folds":
-        groups = [[load_model(p)[:2] for p in t.fold_model_paths()] for t in chosen]
+        groups = [[(*load_model(p)[:2], p) for p in t.fold_model_paths()] for t in chosen]
         empty = [t.trial_id for t, g in zip(chosen, groups) if not g]
         if empty:
             raise ValueError(f"fold models for every chosen trial must hold, but got none for {empty}")
     elif refit is None:
         raise ValueError("members 'refit' needs a refit function, but got refit=None")
     else:
-        groups = [[pair] for pair in refit(chosen)]
+        groups = [[(*pair, None)] for pair in refit(chosen)]
     combiner = get_combiner(method)
     if task not in combiner.tasks:
         raise ValueError(f"ensemble.method: one for a {task} target expected, but got {method!r}")
     member_weights = [w / len(g) for w, g in zip(trial_weights, groups) for _ in g]
     state = combiner.fit([t.oof() for t in chosen], y_train, [len(g) for g in groups], task)
     predictor = EnsemblePredictor(
-        [m for g in groups for m, _ in g], [c for g in groups for _, c in g], method=method,
+        [m for g in groups for m, _, _ in g], [c for g in groups for _, c, _ in g], method=method,
         weights=member_weights if combiner.uses_weights else None, stacker=state,
-        classes=classes, kind="ensemble")
+        classes=classes, kind="ensemble").read_from([p for g in groups for _, _, p in g])
     info = {"selection": cfg.selection, "method": method, "members": cfg.members,
             "n_members": len(member_weights),
             "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g), "family": g[0][1].family,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state
 
-from trainers.atomic import write_atomic
+from trainers.atomic import atomic_file, write_atomic
 from trainers.checkpoint import load_model, save_model
 from trainers.data.common import check_labels
 from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
@@ -189,9 +189,15 @@ class EnsemblePredictor:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         files = []
-        for i, (model, cfg) in enumerate(zip(self.models, self.configs)):
+        sources = getattr(self, "sources", None) or [None] * len(self.models)
+        for i, (model, cfg, source) in enumerate(zip(self.models, self.configs, sources)):
             files.append(f"m{i:03d}.pt")
-            save_model(directory / files[-1], model, cfg, sync=True)
+            if source is not None and Path(source).is_file():
+                # the file it was read from, as it is: a 300-tree forest takes a second to serialise again
+                with atomic_file(directory / files[-1]) as f:
+                    f.write(Path(source).read_bytes())
+            else:
+                save_model(directory / files[-1], model, cfg, sync=True)
         stacker = None if self.stacker is None else {k: np.asarray(v).tolist() for k, v in self.stacker.items()}
         # written last and atomically: its presence marks a complete bundle
         write_atomic(directory / "bundle.json", json.dumps({
@@ -205,12 +211,20 @@ class EnsemblePredictor:
         meta = json.loads((directory / "bundle.json").read_text())
         loaded = [load_model(directory / f) for f in meta["members"]]
         return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], meta["method"], meta["weights"],
-                   meta["stacker"], meta["classes"], meta.get("kind", "ensemble"), device)
+                   meta["stacker"], meta["classes"], meta.get("kind", "ensemble"), device).read_from(
+            [directory / f for f in meta["members"]])
 
     @classmethod
     def from_files(cls, paths: list[str | Path], **kwargs) -> "EnsemblePredictor":
         loaded = [load_model(p) for p in paths]
-        return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], **kwargs)
+        return cls([m for m, _, _ in loaded], [c for _, c, _ in loaded], **kwargs).read_from(paths)
+
+    def read_from(self, sources: list) -> "EnsemblePredictor":
+        """Where each member was read from (None: built in memory); save() copies those files. Self."""
+        if len(sources) != len(self.models):
+            raise ValueError(f"a source per member must hold, but got {len(sources)} for {len(self.models)} members")
+        self.sources = [None if s is None else Path(s) for s in sources]
+        return self
 
 
     def families(self) -> list[str]:

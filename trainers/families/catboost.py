@@ -101,7 +101,13 @@ class CatBoostFamily(BoosterFamily):
         raw = self.payload_model(payload, bytes, "binary")
         model = CatBoost()
         try:
-            model.load_model(blob=raw)
+            # from a file: a model read from an in-memory blob crashed (SIGFPE) or hung a later continued
+            # fit of another fold in the same process, at random rounds (CatBoost 1.2.10)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.cbm")
+                with open(path, "wb") as f:
+                    f.write(raw)
+                model.load_model(path, format="cbm")
         except CatBoostError as e:
             raise ValueError(f"a 'catboost' binary model must hold in the {self.name} payload, but got "
                              f"{len(raw)} bytes CatBoost refused ({str(e)[:120]})") from None

@@ -49,6 +49,25 @@ def test_bundle_round_trip(mixed, tmp_path):
     assert after.predict(x) == before.predict(x) and set(after.predict(x)) <= set("abcdefghij")
 
 
+def test_members_read_from_files_are_saved_as_those_files(mixed, tmp_path):
+    """A bundle of members read from disk copies their files (serialising a forest again costs seconds);
+    the copy answers as the original."""
+    from trainers.checkpoint import save_model
+
+    models, configs = mixed
+    paths = []
+    for i, (m, c) in enumerate(zip(models[:2], configs[:2])):
+        paths.append(tmp_path / f"fold_{i}.pt")
+        save_model(paths[-1], m, c, extra={"fold": i})
+    bundle = EnsemblePredictor.from_files(paths).save(tmp_path / "b")
+    assert [(bundle / f"m{i:03d}.pt").read_bytes() for i in range(2)] == [p.read_bytes() for p in paths]
+    x = np.random.default_rng(2).normal(size=(3, 64)).astype(np.float32)
+    np.testing.assert_array_equal(EnsemblePredictor.load(bundle).predict_proba(x),
+                                  EnsemblePredictor(models[:2], configs[:2]).predict_proba(x))
+    with pytest.raises(ValueError, match="a source per member must hold, but got 1 for 2 members"):
+        EnsemblePredictor(models[:2], configs[:2]).read_from([paths[0]])
+
+
 def test_wrong_width_is_named(mixed):
     models, configs = mixed
     with pytest.raises(ValueError, match=r"rows of 64 features expected, but got shape \(2, 3\)"):
