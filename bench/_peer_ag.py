@@ -45,7 +45,8 @@ def main() -> None:
         x, y = train.drop(columns=[target]), train[target].astype(str)
         cats = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
         prep = lambda f: f.assign(**{c: f[c].fillna("<missing>").astype(str) for c in cats})  # noqa: E731
-        model = CatBoostClassifier(thread_count=2, cat_features=cats, verbose=0, random_seed=0)
+        model = CatBoostClassifier(thread_count=2, cat_features=cats, verbose=0, random_seed=0,
+                                   allow_writing_files=False)
         model.fit(prep(x), y)
         fit_s = time.time() - began
         features = prep(test.drop(columns=[target]))
