@@ -15,23 +15,22 @@ import dataclasses
 import json
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-import torch
 
 from service.judge import (LATENCY_TIME_S, JudgeRow, judge, judged_trials, latency_per_sample, print_rows,
                            trial_predictor)
 from service.report import write_report
+from service.tracking import log_judgement, register_bundle
 from trainers.config import DistillConfig, EnsembleConfig
 from trainers.atomic import write_atomic
 from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
 from trainers.ensemble.build import build_ensemble
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.refit import Refitter
-from trainers.loop import pick_device
+from trainers.loop import pick_device, torch_threads
 
 if TYPE_CHECKING:
     from service.store import Sweep
@@ -206,49 +205,6 @@ class PostSweep:
         return used
 
 
-def _mlflow_log(sweep, rows: list[JudgeRow], report_dir: Path, classes: list) -> None:
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
-    if sweep.mlflow_run_id is None:
-        return
-    client = MlflowClient()
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"test_{r.model}_{k}", v, now, 0) for r in rows for k, v in r.metrics().items()]
-    client.log_batch(sweep.mlflow_run_id, metrics=metrics)
-    if any(r.confusion is not None for r in rows):
-        # rows: true label, columns: predicted label, in `labels` order (the user's labels)
-        client.log_dict(sweep.mlflow_run_id, {"labels": [str(c) for c in classes],
-                                              "matrices": {r.model: r.confusion for r in rows}}, "test/confusion.json")
-    client.log_dict(sweep.mlflow_run_id, {r.model: {"family": r.family, "trial_id": r.trial_id} for r in rows},
-                    "test/models.json")
-    client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
-
-
-def _register(sweep, kind: str, bundle_dir: Path, row: JudgeRow, example: np.ndarray,
-              predictor: EnsemblePredictor) -> dict:
-    from serving.mlflow_model import log_and_register
-
-    tags = {"sweep": sweep.name, "kind": kind, **{f"test_{k}": v for k, v in row.metrics().items()}}
-    name, version = log_and_register(bundle_dir, f"{sweep.name}-{kind}", example, tags, run_id=sweep.mlflow_run_id,
-                                     predictor=predictor)
-    return {"name": name, "version": version, "uri": f"models:/{name}/{version}"}
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Intra-op threads for the in-process work, restored afterwards. Matches what a Ray worker
-    with the same CPUs gets (Ray sets OMP_NUM_THREADS to its num_cpus). On a busy machine, more
-    threads than free cores make small models tens of times slower (seen here: 0.07 s vs 5.5 s for
-    the same three epochs with 1 vs 2 threads on a loaded 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def finish_sweep(sweep: "Sweep", *, use_ray: bool, redo: Iterable[str] = STEPS, latency_repeats: int = 50,
                  console=None, ensemble_cfg: EnsembleConfig | None = None,
                  distill_cfg: DistillConfig | None = None, deadline: float | None = None) -> dict:
@@ -311,10 +267,10 @@ def _finish(sweep: "Sweep", use_ray: bool, redo: set[str], latency_repeats: int,
         print_rows(rows, console)
     by_name = {r.model: r for r in rows}
     for kind in sorted(built):
-        registered[kind] = _register(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2], predictors[kind])
+        registered[kind] = register_bundle(sweep, kind, bundles[kind], by_name[kind], run.x_train[:2], predictors[kind])
     report = write_report(sweep, rows, run.files.report, run.classes, ens_info, distill_info, registered,
                           run.y_test)
-    _mlflow_log(sweep, rows, report.parent, run.classes)
+    log_judgement(sweep, rows, report.parent, run.classes)
     result = {"sweep": sweep.name, "rows": [r.model_dump() for r in rows], "registered": registered,
               "report": str(report), "ensemble": ens_info, "rows_used": rows_used,
               "bundles": {k: str(v) for k, v in bundles.items()}}

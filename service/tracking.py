@@ -4,7 +4,9 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mlflow.entities import Metric, Param, RunTag
@@ -15,6 +17,11 @@ from service.spec import SweepSpec
 from service.store import TrialRecord
 from trainers.metrics import all_scores, confusion
 from trainers.task import task_of_metric
+
+if TYPE_CHECKING:
+    from service.judge import JudgeRow
+    from service.store import Sweep
+    from trainers.ensemble.predictor import EnsemblePredictor
 
 SWEEP_TAG, TRIAL_TAG, FOLD_TAG = "raysemble.sweep", "raysemble.trial_id", "raysemble.fold"
 _PARENT = "mlflow.parentRunId"
@@ -173,3 +180,31 @@ def _log_fold(client: MlflowClient, experiment_id: str, trial_run_id: str, recor
         dst.write_bytes(src.read_bytes())
         client.log_artifact(run_id, str(dst), "checkpoint")
     client.set_terminated(run_id, "FINISHED")
+
+
+def log_judgement(sweep: "Sweep", rows: "list[JudgeRow]", report_dir: Path, classes: list) -> None:
+    """The held-out judgement on the sweep's parent run: test metrics, confusion matrices, the report."""
+    if sweep.mlflow_run_id is None:
+        return
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"test_{r.model}_{k}", v, now, 0) for r in rows for k, v in r.metrics().items()]
+    client.log_batch(sweep.mlflow_run_id, metrics=metrics)
+    if any(r.confusion is not None for r in rows):
+        # rows: true label, columns: predicted label, in `labels` order (the user's labels)
+        client.log_dict(sweep.mlflow_run_id, {"labels": [str(c) for c in classes],
+                                              "matrices": {r.model: r.confusion for r in rows}}, "test/confusion.json")
+    client.log_dict(sweep.mlflow_run_id, {r.model: {"family": r.family, "trial_id": r.trial_id} for r in rows},
+                    "test/models.json")
+    client.log_artifacts(sweep.mlflow_run_id, str(report_dir), "report")
+
+
+def register_bundle(sweep: "Sweep", kind: str, bundle_dir: Path, row: "JudgeRow", example: np.ndarray,
+                    predictor: "EnsemblePredictor") -> dict:
+    """Logs a bundle as a pyfunc model under the sweep's run and registers it as <sweep>-<kind>."""
+    from serving.mlflow_model import log_and_register
+
+    tags = {"sweep": sweep.name, "kind": kind, **{f"test_{k}": v for k, v in row.metrics().items()}}
+    name, version = log_and_register(bundle_dir, f"{sweep.name}-{kind}", example, tags, run_id=sweep.mlflow_run_id,
+                                     predictor=predictor)
+    return {"name": name, "version": version, "uri": f"models:/{name}/{version}"}

@@ -77,9 +77,7 @@ def people(rows: int = 300, seed: int = 0):
     return frame
 
 
-def make_table_bundles(directory: str | Path, members: tuple[dict, ...] = (
-        {"family": "mlp", "hidden": 16, "epochs": 4}, {"family": "hist_gb", "max_iter": 20, "rounds": 1},
-        {"family": "logreg"}), seed: int = 0) -> tuple[Path, Path]:
+def make_table_bundles(directory: str | Path, members: tuple[dict, ...], seed: int = 0) -> tuple[Path, Path]:
     """(ensemble dir, student dir) on `people()`, a raw table: each member (flat hyperparameters with
     their "family") fits its own encoding of the rows; the student is a small MLP."""
     from trainers.families import start_fit

@@ -13,7 +13,7 @@ import numpy as np
 
 from sklearn.model_selection import StratifiedKFold
 
-from service.postsweep import torch_threads
+from trainers.loop import torch_threads
 from service.spec import SweepSpec
 from service.store import Sweep, TrialRecord
 from trainers.checkpoint import save_model

@@ -176,7 +176,7 @@ class ResourcesConfig(_Section):
         return "in_trial" if self.workers_per_trial == 1 else "ray_train"
 
 
-GREEDY_AVERAGES = ("soft_vote", "weighted")  # methods that greedy selection turns into its weighted average
+GREEDY_AVERAGES = tuple(n for n, c in COMBINERS.items() if c.averages)  # greedy selection is their weighted mean
 
 
 class EnsembleConfig(_Section):

@@ -8,6 +8,7 @@ their own stream of draws, and a seed would no longer fix the batches).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterable, Iterator, Literal
 
 import numpy as np
@@ -70,6 +71,20 @@ def split_params(params: dict, base_model: ModelConfig):
     params = effective_params(params, base_model.family)
     family = get_family(params.pop("family"))
     return family.split(params, base_model.model_copy(update={"family": family.name}))
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Intra-op threads for the in-process work, restored afterwards. Matches what a Ray worker
+    with the same CPUs gets (Ray sets OMP_NUM_THREADS to its num_cpus). On a busy machine, more
+    threads than free cores make small models tens of times slower (seen here: 0.07 s vs 5.5 s for
+    the same three epochs with 1 vs 2 threads on a loaded 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def pick_device(prefer_cuda: bool = True) -> torch.device:

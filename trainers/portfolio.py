@@ -31,6 +31,12 @@ def distill(section: dict, name: str = "tabular") -> dict:
     return {**section, "sizes": [dict(s) for s in preset(name)["students"]]}
 
 
+def ensemble(name: str = "tabular") -> dict:
+    """The preset's raw ensemble section, for a spec that gave none; greedy's pool is the best
+    trials(name) of the search (a budget's many trials add candidates no faster than they add noise)."""
+    return {**preset(name)["ensemble"], "top_k": trials(name)}
+
+
 def expand(search: dict, name: str = "tabular") -> dict:
     """A raw search section (what the spec gave) with the preset filled in where the spec left it out."""
     found = preset(name)
@@ -38,7 +44,7 @@ def expand(search: dict, name: str = "tabular") -> dict:
     out["space"] = {k: dict(v) for k, v in found["space"].items()}
     out["fixed"] = {**found["fixed"], **(search.get("fixed") or {})}
     out.setdefault("start_with", [dict(p) for p in found["portfolio"]])
-    out.setdefault("algorithm", "bayesian")
+    out.setdefault("algorithm", found["algorithm"])
     if "patience" in found:
         out.setdefault("patience", found["patience"])
     out.setdefault("num_trials", trials(name, search.get("time_budget_s") is not None))

@@ -73,9 +73,7 @@ class SweepSpec(BaseModel):
         preset = search.get("preset", "auto")
         if preset == "tabular" or (preset == "auto" and "model" not in raw and not search.get("fixed")):
             raw = {**raw, "search": {**portfolio.expand(search, "tabular"), "preset": "tabular"}}
-            # greedy (Caruana) selection over the whole pool: the portfolio's diverse members are its point
-            raw.setdefault("ensemble", {"selection": "greedy", "top_k": portfolio.trials("tabular"),
-                                        "method": "soft_vote", "stacking": "if_better"})
+            raw.setdefault("ensemble", portfolio.ensemble("tabular"))
             if isinstance(raw.get("distill", {}), dict):
                 raw["distill"] = portfolio.distill(raw.get("distill", {}), "tabular")
         return raw

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 from fake_sweep import fake_spec
 from service.judge import (MIN_REPEATS, WARMUP_CALLS, judge, judged_trials, latency_per_sample, markdown_table, print_rows, trial_family,
                            trial_predictor)
-from service.postsweep import torch_threads
+from trainers.loop import torch_threads
 from service.report import write_report
 from service.store import Sweep, TrialRecord
 from trainers.checkpoint import load_model, save_model

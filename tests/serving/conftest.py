@@ -58,4 +58,6 @@ def table_bundles(tmp_path_factory):
     mlp + hist_gb + logreg members, each with its own encoding, and an MLP student."""
     from serving.demo import make_table_bundles
 
-    return make_table_bundles(tmp_path_factory.mktemp("table-bundles"))
+    members = ({"family": "mlp", "hidden": 16, "epochs": 4}, {"family": "hist_gb", "max_iter": 20, "rounds": 1},
+               {"family": "logreg"})
+    return make_table_bundles(tmp_path_factory.mktemp("table-bundles"), members)

@@ -70,7 +70,7 @@ def test_student_candidates_as_ray_tasks_match_in_process(ray_session, tmp_path)
     deadlock, on the session's two CPUs), the mixed-family teacher rebuilt from its files in each task.
     Two candidates only: each new Ray worker imports torch, which dominates this test's time."""
     from service.judge import latency_per_sample
-    from service.postsweep import torch_threads
+    from trainers.loop import torch_threads
     from trainers.families import get_family
 
     data = load_digits()

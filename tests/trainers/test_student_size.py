@@ -12,7 +12,8 @@ from sklearn.model_selection import train_test_split
 
 from fake_sweep import fake_spec, make_fake_sweep
 from service.judge import latency_per_sample
-from service.postsweep import PostSweep, read_provenance, torch_threads
+from service.postsweep import PostSweep, read_provenance
+from trainers.loop import torch_threads
 from service.report import write_report
 from trainers.config import DistillConfig, StudentConfig
 from trainers.distill import choose_student, distill, size_student, student_model_config, validation_split

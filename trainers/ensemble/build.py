@@ -80,7 +80,7 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         sel_metric, sel_mode = selection_objective(cfg, metric, mode)
         guard = stacking_beats_greedy([t.oof() for t in pool], y_train, sel_metric, sel_mode, cfg.greedy_rounds,
                                       task)
-        if guard.kept == "stacking":
+        if guard.kept == Stacking.name:
             chosen, trial_weights, method = pool, np.full(len(pool), 1.0 / len(pool)), Stacking.name
     if cfg.members == "folds":
         groups = [[(*load_model(p)[:2], p) for p in t.fold_model_paths()] for t in chosen]

@@ -27,7 +27,7 @@ GUARD_SEED = 0  # the comparison's fold assignment: fixed, so a rebuilt ensemble
 
 @dataclass
 class GuardReport:
-    kept: str  # "greedy" or "stacking"
+    kept: str  # "greedy" or Stacking.name
     metric: str
     greedy_score: float | None  # held-out, cross-validated within the OOF rows
     stacking_score: float | None
@@ -63,7 +63,7 @@ def stacking_beats_greedy(oof_blocks: Sequence[np.ndarray], y: np.ndarray, metri
     better = sign * (stack_score - greedy_score) > 0
     why = (f"held-out {metric} over {folds} folds of the OOF rows: stacking {stack_score:.5g} vs greedy "
            f"{greedy_score:.5g} ({'max' if mode == 'max' else 'min'} wins; a tie keeps greedy)")
-    return GuardReport("stacking" if better else "greedy", metric, greedy_score, stack_score, why)
+    return GuardReport(Stacking.name if better else "greedy", metric, greedy_score, stack_score, why)
 
 
 def as_info(report: GuardReport) -> dict:

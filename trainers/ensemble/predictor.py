@@ -25,6 +25,7 @@ from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
 from trainers.tables import as_table
+from trainers.tables.encoding import Encoder
 from trainers.task import get_task
 
 
@@ -111,6 +112,11 @@ class EnsemblePredictor:
         self._groups = [(idx, _Group([self.models[i] for i in idx], self.device).to(self.device))
                         for idx in keys.values()]
         self._others = [(i, f) for i, f in enumerate(families) if not f.is_torch]
+        # one Encoder per distinct table encoding: fold models of one trial often learnt the same one
+        # (trees' category codes), and every call then encodes the rows once per encoding, not per member
+        encoders: dict[str, Encoder] = {}
+        self._encoder_of = [None if c.table is None else
+                            encoders.setdefault(c.table.model_dump_json(), Encoder(c.table)) for c in configs]
         self._in_order = not self._others and [i for idx, _ in self._groups for i in idx] == list(range(len(models)))
 
     def rows(self, x):
@@ -123,10 +129,15 @@ class EnsemblePredictor:
             return rows
         return as_table(x, self.schema)
 
-    def _encoded(self, rows, i: int) -> np.ndarray:
-        """Member i's input: its own encoding of a table's rows, or the matrix itself."""
-        encoding = self.configs[i].table
-        return rows if encoding is None else encoding.transform(rows)
+    def _encoded(self, rows, i: int, done: dict) -> np.ndarray:
+        """Member i's input: its own encoding of a table's rows (done: this call's, by encoder), or the
+        matrix itself."""
+        encoder = self._encoder_of[i]
+        if encoder is None:
+            return rows
+        if id(encoder) not in done:
+            done[id(encoder)] = encoder.transform(rows)
+        return done[id(encoder)]
 
     @property
     def regression(self) -> bool:
@@ -135,7 +146,7 @@ class EnsemblePredictor:
     def member_proba(self, x) -> np.ndarray:
         """(members, rows, outputs) predictions in member order: class probabilities, or a regression
         target's one predicted value (trainers.task)."""
-        rows = self.rows(x)
+        rows, done = self.rows(x), {}
         if not len(rows):
             return np.zeros((len(self.models), 0, self.n_classes))
         # functional_call swaps the parameters of one shared module: one forward at a time
@@ -143,7 +154,7 @@ class EnsemblePredictor:
             parts = []
             for idx, group in self._groups:
                 # members of one group share their config, a table's encoding included: one encode each
-                xt = torch.as_tensor(self._encoded(rows, idx[0]), device=self.device)
+                xt = torch.as_tensor(self._encoded(rows, idx[0], done), device=self.device)
                 # in chunks: activations of every member for every row at once would not fit for large
                 # inputs (the distiller's transfer set: 60k images, ~26 GB for 3 small cnns)
                 parts.append((idx, self.task.outputs(torch.cat([group(xt[s:s + PREDICT_CHUNK_ROWS])
@@ -158,7 +169,7 @@ class EnsemblePredictor:
         for idx, probs in parts:
             out[idx] = probs.cpu().numpy()
         for i, family in self._others:
-            out[i] = family.proba(self.models[i], self._encoded(rows, i))
+            out[i] = family.proba(self.models[i], self._encoded(rows, i, done))
         return out
 
     def on(self, device: str | torch.device) -> "EnsemblePredictor":

@@ -6,6 +6,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainers.families._base import Cost
+from trainers.families._flat_trees import FLAT_MAX_ROWS, flat
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -42,6 +43,12 @@ class ForestFamily(SklearnFamily):
         if params.max_depth is not None:
             nodes = min(nodes, 2 ** min(params.max_depth + 1, 62))
         return Cost(size=params.n_estimators * nodes, work=params.n_estimators)
+
+    def predict_raw(self, model, x, regressor: bool):
+        if len(x) > FLAT_MAX_ROWS:
+            return super().predict_raw(model, x, regressor)
+        out = flat(model).mean_value(x)
+        return out[:, 0] if regressor else out
 
     def fit_rounds(self, params: ForestParams) -> int:
         return min(params.rounds, params.n_estimators)

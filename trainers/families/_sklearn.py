@@ -91,13 +91,16 @@ class SklearnFamily(Family):
         # call this in processes where torch's and OpenMP's thread pools would fight over few cores
         from sklearn.base import is_regressor
 
-        if is_regressor(model):
-            with one_thread():
-                return np.asarray(model.predict(np.asarray(x, dtype=np.float64)), dtype=np.float64).reshape(-1, 1)
         with one_thread():
-            proba = model.predict_proba(np.asarray(x, dtype=np.float64))
+            out = self.predict_raw(model, np.asarray(x, dtype=np.float64), is_regressor(model))
+        if is_regressor(model):
+            return np.asarray(out, dtype=np.float64).reshape(-1, 1)
         n_classes = getattr(model, "raysemble_n_classes", None) or len(model.classes_)
-        return class_columns(proba, model.classes_, n_classes)
+        return class_columns(out, model.classes_, n_classes)
+
+    def predict_raw(self, model: Any, x: np.ndarray, regressor: bool) -> np.ndarray:
+        """The estimator's own output: predict_proba over the classes it saw, or a regressor's predict."""
+        return model.predict(x) if regressor else model.predict_proba(x)
 
     def dump(self, model: Any) -> dict:
         import skops.io as sio

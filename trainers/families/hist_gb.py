@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from trainers.families._base import Cost
+from trainers.families._flat_trees import FLAT_MAX_ROWS, flat_boosted
 from trainers.families._sklearn import SklearnFamily
 
 
@@ -49,6 +50,15 @@ class HistGBFamily(SklearnFamily):
         # a tree per class per iteration (one for two classes), of at most 2 x max_leaf_nodes nodes
         trees = params.max_iter * (model_cfg.n_classes if model_cfg.n_classes > 2 else 1)
         return Cost(size=trees * 2 * params.max_leaf_nodes, work=params.max_iter)
+
+    def predict_raw(self, model, x, regressor: bool):
+        # scikit-learn walks each iteration's trees in its own call (an input check and an OpenMP region
+        # each): ~25 ms for one row of a 100-iteration, 3-class model; the flat walk takes well under 1 ms
+        flat = flat_boosted(model) if len(x) <= FLAT_MAX_ROWS else None
+        if flat is None:
+            return super().predict_raw(model, x, regressor)
+        raw = flat.raw(model, x)
+        return model._loss.link.inverse(raw.ravel()) if regressor else model._loss.predict_proba(raw)
 
     def fit_rounds(self, params: HistGBParams) -> int:
         return min(params.rounds, params.max_iter)

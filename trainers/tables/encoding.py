@@ -103,29 +103,44 @@ class TableEncoding(BaseModel):
 
     def transform(self, table: Table) -> np.ndarray:
         """(rows, width) float32; missing numbers NaN in ordinal style."""
-        frame = table.frame
+        return Encoder(self).transform(table)
+
+
+class Encoder:
+    """A TableEncoding made ready to transform many times (a served ensemble's members, call after call):
+    its fills and category lookups built once, not per call."""
+
+    def __init__(self, encoding: TableEncoding):
+        self.ordinal = encoding.style == "ordinal"
+        self.numeric = tuple(n.name for n in encoding.numeric)
+        self.fills = np.array([n.fill for n in encoding.numeric])
+        self.flags = [n.indicator for n in encoding.numeric]
+        # per categorical column: its name, value -> code, and K (the code of any other value)
+        self.lookups = [(c.name, {v: i for i, v in enumerate(c.categories)}, len(c.categories))
+                        for c in encoding.categorical]
+
+    def transform(self, table: Table) -> np.ndarray:
+        """(rows, width) float32; missing numbers NaN in ordinal style."""
         parts: list[np.ndarray] = []
         if self.numeric:
-            values = frame[[n.name for n in self.numeric]].to_numpy(dtype=np.float64)
-            if self.style == "ordinal":
+            values = table.numbers(self.numeric)
+            if self.ordinal:
                 parts.append(values)
             else:
                 missing = np.isnan(values)
-                filled = np.where(missing, np.array([n.fill for n in self.numeric]), values)
-                flags = [n.indicator for n in self.numeric]
-                if any(flags):
+                filled = np.where(missing, self.fills, values)
+                if any(self.flags):
                     columns = []
-                    for j, flag in enumerate(flags):
+                    for j, flag in enumerate(self.flags):
                         columns.append(filled[:, j])
                         if flag:
                             columns.append(missing[:, j].astype(np.float64))
                     parts.append(np.stack(columns, 1))
                 else:
                     parts.append(filled)
-        for c in self.categorical:
-            codes = _codes(frame[c.name].to_numpy(), c.categories)  # 0..K-1, K other, -1 missing
-            k = len(c.categories)
-            if self.style == "ordinal":
+        for name, lookup, k in self.lookups:
+            codes = _codes(table.column(name), lookup, k)  # 0..K-1, K other, -1 missing
+            if self.ordinal:
                 parts.append(np.where(codes < 0, np.nan, codes).astype(np.float64)[:, None])
             else:
                 block = np.zeros((len(codes), k + 2))
@@ -136,9 +151,7 @@ class TableEncoding(BaseModel):
         return np.concatenate(parts, 1).astype(np.float32)
 
 
-def _codes(values: np.ndarray, categories: list[str]) -> np.ndarray:
-    """Each value's index among categories; len(categories) for any other value; -1 for missing."""
-    lookup = {v: i for i, v in enumerate(categories)}
-    other = len(categories)
+def _codes(values: np.ndarray, lookup: dict[str, int], other: int) -> np.ndarray:
+    """Each value's code in lookup; `other` for any other value; -1 for missing."""
     return np.fromiter((-1 if not isinstance(v, str) else lookup.get(v, other) for v in values),
                        dtype=np.int64, count=len(values))

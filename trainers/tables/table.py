@@ -18,6 +18,15 @@ class Table:
     def __init__(self, frame: pd.DataFrame, schema: ColumnSchema):
         self.frame = frame.reset_index(drop=True)
         self.schema = schema
+        # columns as arrays, read once: an ensemble's members encode the same rows one after another
+        # (a Table is never changed in place: its rows are selected into new Tables)
+        self._arrays: dict = {}
+
+    def __getstate__(self) -> dict:
+        return {"frame": self.frame, "schema": self.schema}  # the arrays are remade where it is unpickled
+
+    def __setstate__(self, state: dict) -> None:
+        self.frame, self.schema, self._arrays = state["frame"], state["schema"], {}
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -42,7 +51,15 @@ class Table:
         return cls(pd.concat([p.frame for p in parts], ignore_index=True), parts[0].schema)
 
     def column(self, name: str) -> np.ndarray:
-        return self.frame[name].to_numpy()
+        if name not in self._arrays:
+            self._arrays[name] = self.frame[name].to_numpy()
+        return self._arrays[name]
+
+    def numbers(self, names: tuple[str, ...]) -> np.ndarray:
+        """(rows, len(names)) float64 of numeric columns."""
+        if names not in self._arrays:
+            self._arrays[names] = self.frame[list(names)].to_numpy(dtype=np.float64)
+        return self._arrays[names]
 
 
 def is_table(x) -> bool:

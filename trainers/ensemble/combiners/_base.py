@@ -17,6 +17,9 @@ class Combiner(ABC):
     fits_weights: ClassVar[bool] = False
     # what greedy selection (with replacement: a weighted multiset) turns this combiner into; None: itself
     under_greedy: ClassVar[str | None] = None
+    # it is a (weighted) mean of the members' outputs, the form greedy selection's multiset takes, so
+    # greedy averaging and a stacking layer can be compared for it (ensemble.stacking: if_better)
+    averages: ClassVar[bool] = False
     tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")  # the data's tasks it can combine for
 
     def fit(self, oof_blocks: Sequence[np.ndarray], y: np.ndarray, members_per_block: Sequence[int],

@@ -18,6 +18,7 @@ class SoftVote(Combiner):
     # greedy selection with replacement defines the ensemble as the average of a multiset, so its soft
     # vote is the count-weighted mean: stored as `weighted` so the counts are not dropped
     under_greedy = "weighted"
+    averages = True
 
     def combine(self, member_probs, weights=None, state=None):
         return average(member_probs)

@@ -10,6 +10,7 @@ class Weighted(Combiner):
     name = "weighted"
     uses_weights = True
     fits_weights = True
+    averages = True
 
     def combine(self, member_probs, weights=None, state=None):
         return average(member_probs, weights)
