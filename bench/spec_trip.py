@@ -5,11 +5,17 @@ a student) under a profile hook, and reports for the driver process:
 
 - modules: raysemble modules with a function that received the spec (a SweepSpec argument, or an
   object whose `.spec` is one), in first-seen order;
-- spec edges: calls that hand the spec from one module to another (caller module -> callee module);
-  an edge goes back up when the callee module was reached earlier on the trip than the caller (it
-  is returned to, rather than the spec flowing on down). Counted per distinct pair;
-- spec file reads and writes: how often the sweep's spec.json is opened for reading and for
-  writing (parsed once and written once means one write and no read).
+- spec edges: calls that hand the spec from one module to another (caller module -> callee module),
+  counted per distinct pair, and classed two ways:
+  - by trip order ("returned to"): the callee module was reached earlier on the trip than the caller
+    (a module the spec comes back to, e.g. the schema whose methods every later module calls);
+  - by layer: "down" when the caller's module imports the callee's (directly or through others: the
+    call follows the import layering), "up" when the callee's module imports the caller's (the call
+    runs against the layering: a callback, or an object of a higher layer handed down), "across" when
+    neither imports the other;
+- spec file reads and writes: how often the sweep's spec.json (under the home) is opened for reading
+  and written (opened for writing, or renamed into place); parsed once and written once means one
+  write and no read.
 
     .venv/bin/python bench/spec_trip.py [--spec FILE] [--json]
 """
@@ -33,6 +39,44 @@ TINY = {
                "space": {"lr": {"loguniform": [0.003, 0.01]}}, "fixed": {"epochs": 2, "hidden": 16}},
     "distill": {"enabled": True, "epochs": 2, "student": {"hidden": 8}},
 }
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the raysemble modules it imports anywhere (top level or inside a function), closed
+    over what those import."""
+    import ast
+
+    direct: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = _module(str(path))
+            found = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                targets = []
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                found |= {t for t in targets if t.split(".")[0] in PACKAGES}
+            direct[name] = found
+    closed = {}
+    for name in direct:
+        seen, todo = set(), [name]
+        while todo:
+            for t in direct.get(todo.pop(), ()):
+                if t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        closed[name] = seen
+    return closed
+
+
+def layer(graph: dict[str, set[str]], caller: str, callee: str) -> str:
+    if callee in graph.get(caller, ()):
+        return "down"
+    if caller in graph.get(callee, ()):
+        return "up"
+    return "across"
 
 
 def _module(filename: str) -> str | None:
@@ -80,7 +124,11 @@ class Trip:
             stack.pop()
 
     def audit(self, event, args):
-        if event == "open" and isinstance(args[0], (str, Path)) and str(args[0]).endswith("/spec.json"):
+        # the sweep's own spec.json only (under the home): MLflow's log_text writes and copies a
+        # temporary file of that name too. write_atomic writes a temporary name, then renames it
+        if event == "os.rename" and self._sweeps(args[1]):
+            self.spec_writes += 1
+        elif event == "open" and self._sweeps(args[0]):
             mode = args[1] or "r"
             if isinstance(mode, str) and any(c in mode for c in "wax+"):
                 self.spec_writes += 1
@@ -88,6 +136,10 @@ class Trip:
                 self.spec_writes += 1
             else:
                 self.spec_reads += 1
+
+    def _sweeps(self, path) -> bool:
+        return (isinstance(path, (str, Path)) and str(path).endswith("/spec.json")
+                and str(path).startswith(os.environ["RAYSEMBLE_HOME"]))
 
     def back_up(self) -> list[tuple[str, str, int]]:
         order = {m: i for i, m in enumerate(self.modules)}
@@ -122,15 +174,22 @@ def main() -> int:
 
     ray.shutdown()
     back = trip.back_up()
+    graph = import_graph()
+    layers = {f"{a} -> {b}": layer(graph, a, b) for a, b in trip.edges}
+    up = [e for e, kind in layers.items() if kind == "up"]
+    across = [e for e, kind in layers.items() if kind == "across"]
     result = {"modules": trip.modules, "n_modules": len(trip.modules),
               "edges": [f"{a} -> {b}" for a, b in trip.edges], "back_up": [f"{a} -> {b}" for a, b, _ in back],
-              "n_back_up": len(back), "spec_json_reads": trip.spec_reads, "spec_json_writes": trip.spec_writes}
+              "n_back_up": len(back), "up_a_layer": up, "across": across,
+              "spec_json_reads": trip.spec_reads, "spec_json_writes": trip.spec_writes}
     if args.json:
         print(json.dumps(result))
     else:
         print(f"modules the spec passes through ({len(trip.modules)}): {', '.join(trip.modules)}")
         print(f"spec edges ({len(trip.edges)}): " + ", ".join(f"{a} -> {b}" for a, b in trip.edges))
-        print(f"back up ({len(back)}): " + ", ".join(f"{a} -> {b} ({n}x)" for a, b, n in back))
+        print(f"returned to, by trip order ({len(back)}): " + ", ".join(f"{a} -> {b} ({n}x)" for a, b, n in back))
+        print(f"up a layer, against the imports ({len(up)}): " + ", ".join(up))
+        print(f"across, neither imports the other ({len(across)}): " + ", ".join(across))
         print(f"spec.json opened: {trip.spec_writes} for writing, {trip.spec_reads} for reading")
     return 0
 

@@ -144,7 +144,9 @@ class PostSweep:
         student = EnsemblePredictor([model], [model_cfg], classes=self.classes, kind="student")
         directory = student.save(_fresh(self.files.bundle("student")))
         info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
-                "student": student_cfg.model_dump(mode="json"), "parameters": model_cfg.parameter_count(),
+                # the family and the size fields it uses (a tree student has no hidden layers)
+                "student": {"family": student_cfg.family, **student_cfg.shape()},
+                "parameters": model_cfg.parameter_count(),
                 # fewer than distill.epochs where the run's time budget ended the training
                 "epochs_trained": len(losses),
                 **({"sizing": sizing.info} if sizing else {})}

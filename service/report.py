@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -13,6 +14,9 @@ from matplotlib.ticker import MaxNLocator
 
 from service.judge import JudgeRow, markdown_table, trial_family
 from trainers.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from service.store import Sweep
 
 
 def _save(fig: Figure, path: Path) -> str:
@@ -192,7 +196,7 @@ def _confusion_table(matrix: list[list[int]], classes: list) -> str:
     return "\n".join(lines)
 
 
-def write_report(sweep, rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
+def write_report(sweep: "Sweep", rows: list[JudgeRow], out_dir: Path, classes: list, ensemble_info: dict | None = None,
                  distill_info: dict | None = None, registered: dict | None = None,
                  y_test: np.ndarray | None = None) -> Path:
     """Write out_dir/report.md and its PNGs; returns the report's path. y_test: the held-out targets (a

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from trainers.data import DataError
-
 MAX_PROBLEMS = 50  # lines of one SpecError
 MAX_INT = 2**53  # |an integer|: JSON's exactly representable range
 _UNION_MEMBERS = {"bool", "int", "float", "str", "constrained-str"}
@@ -56,18 +54,3 @@ def show(value: object) -> str:
 
 def short(value: object) -> str:
     return repr(value[:40] + "...") if isinstance(value, str) and len(value) > 40 else repr(value)
-
-
-def guarded(where: str, check, *args) -> list[str]:
-    """check(*args)'s problem lines; whatever it raises becomes lines naming `where`, never a crash."""
-    try:
-        return list(check(*args))
-    except SpecError as err:
-        return err.problems
-    except DataError as err:
-        return [str(err)]
-    except ValidationError as err:
-        return [f"{where}.{line}" for line in format_pydantic(err)]
-    except Exception as err:  # noqa: BLE001 - the point: a bad spec is a field error, never a 5xx
-        return [f"{where}: a value these checks can handle expected, but checking it failed "
-                f"({type(err).__name__})"]

@@ -13,11 +13,26 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from service.spec.checks import Checks, data_problems, image_problems, semantic_problems
-from service.spec.errors import MAX_PROBLEMS, SpecError, format_pydantic, guarded, show
+from service.spec.errors import MAX_PROBLEMS, SpecError, format_pydantic, show
 from service.spec.local import LocalCode
 from service.spec.reading import read_spec, value_problems
 from service.spec.schema import SweepSpec
-from trainers.data import Dataset
+from trainers.data import DataError, Dataset
+
+
+def guarded(where: str, check, *args) -> list[str]:
+    """check(*args)'s problem lines; whatever it raises becomes lines naming `where`, never a crash."""
+    try:
+        return list(check(*args))
+    except SpecError as err:
+        return err.problems
+    except DataError as err:
+        return [str(err)]
+    except ValidationError as err:
+        return [f"{where}.{line}" for line in format_pydantic(err)]
+    except Exception as err:  # noqa: BLE001 - the point: a bad spec is a field error, never a 5xx
+        return [f"{where}: a value these checks can handle expected, but checking it failed "
+                f"({type(err).__name__})"]
 
 
 def _schema(raw: object) -> SweepSpec:

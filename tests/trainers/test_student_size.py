@@ -211,7 +211,9 @@ def test_empty_sizes_distils_the_one_student_on_the_whole_training_split(small_s
     sweep, teacher, teacher_dir = small_sweep
     run = _post(sweep)
     student, info = run.distill(teacher, teacher_dir)
-    assert "sizing" not in info and info["student"] == sweep.spec.distill.student.model_dump(mode="json")
+    chosen = sweep.spec.distill.student
+    assert "sizing" not in info and info["student"] == {"family": chosen.family, **chosen.shape()}
+    assert "channels" not in info["student"]  # an MLP student: only the fields its family uses
     prov = read_provenance(run.files.bundle("student"))
     assert "selection_rows" not in prov and prov["fit_rows"] == sweep.train_idx.tolist()
     # exactly what `distill` gives on the training split: today's behaviour
