@@ -342,8 +342,12 @@ def test_killing_a_replica_under_load_keeps_answering(url, digits_x):
     result = asyncio.run(scenario())
     after = [s for t, s in result.times if t > 6]  # HAProxy has marked the dead replica down by then
     assert len(after) > 50 and set(after) == {200}, (result.statuses, result.errors)
-    # only requests in flight on the killed replica can fail: at most one per client
-    assert result.server_errors + sum(result.errors.values()) <= 8, (result.statuses, result.errors)
+    # only requests sent to the killed replica fail: those in flight when it died, and those routed to
+    # it before it was marked down (each client can meet it more than once in that window: seen here,
+    # 9 failures from 8 clients). None before the kill, and a small share of all requests
+    failed = [t for t, s in result.times if s != 200]
+    assert all(t >= 2.5 for t in failed), (failed, result.statuses, result.errors)
+    assert len(failed) <= max(16, result.requests // 100), (len(failed), result.requests, result.statuses)
     _wait_running(2)  # Serve replaces the replica
 
 
