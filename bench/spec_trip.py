@@ -124,8 +124,8 @@ class Trip:
             stack.pop()
 
     def audit(self, event, args):
-        # the sweep's own spec.json only (under the home): MLflow's log_text writes and copies a
-        # temporary file of that name too. write_atomic writes a temporary name, then renames it
+        # the sweep's own spec.json only: MLflow's log_text writes and copies a temporary file of that
+        # name too. write_atomic writes a temporary name, then renames it
         if event == "os.rename" and self._sweeps(args[1]):
             self.spec_writes += 1
         elif event == "open" and self._sweeps(args[0]):
@@ -138,8 +138,11 @@ class Trip:
                 self.spec_reads += 1
 
     def _sweeps(self, path) -> bool:
+        from service import sweepdir
+
+        # the sweeps' directories only: MLflow keeps its own copy (an artifact) under the home too
         return (isinstance(path, (str, Path)) and str(path).endswith("/spec.json")
-                and str(path).startswith(os.environ["RAYSEMBLE_HOME"]))
+                and str(path).startswith(str(sweepdir.sweeps_root())))
 
     def back_up(self) -> list[tuple[str, str, int]]:
         order = {m: i for i, m in enumerate(self.modules)}
