@@ -115,8 +115,12 @@ class EnsemblePredictor:
         # one Encoder per distinct table encoding: fold models of one trial often learnt the same one
         # (trees' category codes), and every call then encodes the rows once per encoding, not per member
         encoders: dict[str, Encoder] = {}
-        self._encoder_of = [None if c.table is None else
-                            encoders.setdefault(c.table.model_dump_json(), Encoder(c.table)) for c in configs]
+        self._encoder_of: list[Encoder | None] = []
+        for c in configs:
+            key = None if c.table is None else c.table.model_dump_json()
+            if key is not None and key not in encoders:
+                encoders[key] = Encoder(c.table)
+            self._encoder_of.append(encoders.get(key))
         self._in_order = not self._others and [i for idx, _ in self._groups for i in idx] == list(range(len(models)))
 
     def rows(self, x):
@@ -135,9 +139,9 @@ class EnsemblePredictor:
         encoder = self._encoder_of[i]
         if encoder is None:
             return rows
-        if id(encoder) not in done:
-            done[id(encoder)] = encoder.transform(rows)
-        return done[id(encoder)]
+        if encoder not in done:
+            done[encoder] = encoder.transform(rows)
+        return done[encoder]
 
     @property
     def regression(self) -> bool:

@@ -49,13 +49,17 @@ class FlatForest:
                    cat["left"].astype(np.intp), cat["right"].astype(np.intp), cat["missing"],
                    cat["value"].astype(np.float64), max(t.max_depth for t in trees))
 
-    def leaves(self, x: np.ndarray) -> np.ndarray:
-        """(rows, trees) leaf indices of float32 rows."""
+    def leaves(self, x: np.ndarray, split=None) -> np.ndarray:
+        """(rows, trees) leaf indices of the rows (float32 for a forest, float64 for hist_gb).
+        split(node, value, go_left): where a model's splits are more than a threshold, the (rows, trees)
+        go-left decisions corrected at those nodes."""
         rows = np.arange(len(x))[:, None]
         node = np.broadcast_to(self.roots, (len(x), len(self.roots))).copy()
         for _ in range(self.depth):
             value = x[rows, self.feature[node]]
             go_left = np.where(np.isnan(value), self.missing_left[node], value <= self.threshold[node])
+            if split is not None:
+                go_left = split(node, value, go_left)
             node = np.where(go_left, self.left[node], self.right[node])
         return node
 
@@ -157,26 +161,25 @@ class FlatBoosted:
     def _in(bits: np.ndarray, row: np.ndarray, category: np.ndarray) -> np.ndarray:
         return ((bits[row, category >> 5] >> (category & 31).astype(np.uint32)) & 1).astype(bool)
 
+    def _split(self, node: np.ndarray, value: np.ndarray, go_left: np.ndarray) -> np.ndarray:
+        """go_left with the categorical splits among these nodes decided by their bitsets."""
+        cat = self.categorical[node]
+        if not cat.any():
+            return go_left
+        missing = self.forest.missing_left[node]
+        # as scikit-learn casts: a category is a byte; below 0 (or past a byte) it is missing
+        valid = cat & (value >= 0) & (value < 256)
+        code = np.where(valid, value, 0).astype(np.intp)
+        in_left = self._in(self.left_bits, self.bitset[node], code)
+        known = self._in(self.known_bits, self.known_row[self.forest.feature[node]], code)
+        by_category = np.where(valid, np.where(in_left, True, np.where(known, False, missing)), missing)
+        return np.where(cat & ~np.isnan(value), by_category, go_left)
+
     def raw(self, model, x) -> np.ndarray:
         """(rows, trees per iteration): the model's `_raw_predict`."""
-        f, x = self.forest, self._coded(np.asarray(x, dtype=np.float64))
-        rows = np.arange(len(x))[:, None]
-        node = np.broadcast_to(f.roots, (len(x), len(f.roots))).copy()
-        for _ in range(f.depth):
-            value = x[rows, f.feature[node]]
-            missing = f.missing_left[node]
-            go_left = np.where(np.isnan(value), missing, value <= f.threshold[node])
-            cat = self.categorical[node]
-            if cat.any():
-                # as scikit-learn casts: a category is a byte; below 0 (or past a byte) it is missing
-                valid = cat & (value >= 0) & (value < 256)
-                code = np.where(valid, value, 0).astype(np.intp)
-                in_left = self._in(self.left_bits, self.bitset[node], code)
-                known = self._in(self.known_bits, self.known_row[f.feature[node]], code)
-                by_category = np.where(valid, np.where(in_left, True, np.where(known, False, missing)), missing)
-                go_left = np.where(cat & ~np.isnan(value), by_category, go_left)
-            node = np.where(go_left, f.left[node], f.right[node])
-        leaves = f.value[node, 0].reshape(len(x), -1, self.outputs)
+        x = self._coded(np.asarray(x, dtype=np.float64))
+        node = self.forest.leaves(x, self._split)
+        leaves = self.forest.value[node, 0].reshape(len(x), -1, self.outputs)
         out = np.zeros((len(x), self.outputs)) + model._baseline_prediction
         for i in range(leaves.shape[1]):  # iteration by iteration, the order scikit-learn adds them in
             out += leaves[:, i]

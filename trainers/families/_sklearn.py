@@ -91,9 +91,10 @@ class SklearnFamily(Family):
         # call this in processes where torch's and OpenMP's thread pools would fight over few cores
         from sklearn.base import is_regressor
 
+        regressor = is_regressor(model)
         with one_thread():
-            out = self.predict_raw(model, np.asarray(x, dtype=np.float64), is_regressor(model))
-        if is_regressor(model):
+            out = self.predict_raw(model, np.asarray(x, dtype=np.float64), regressor)
+        if regressor:
             return np.asarray(out, dtype=np.float64).reshape(-1, 1)
         n_classes = getattr(model, "raysemble_n_classes", None) or len(model.classes_)
         return class_columns(out, model.classes_, n_classes)
