@@ -1,6 +1,6 @@
 """The README's first command as a newcomer runs it: what `make demo` runs (read from the Makefile),
 through the installed console script, in a fresh working directory with no RAYSEMBLE_HOME or
-MLflow variables; queried from another process; stopped with Ctrl-C; run a second time; then
+MLflow variables; queried from another process; stopped with Ctrl-C; then
 `raysemble serve models:/…` from a fresh process in the same directory."""
 from __future__ import annotations
 
@@ -151,22 +151,23 @@ def check_answers(url: str, user: Newcomer, name: str, model: str = "ensemble") 
     assert accuracy >= 0.95, accuracy
 
 
-def test_make_demo_serves_twice_then_serve_from_a_fresh_process(newcomer):
+def test_make_demo_serves_then_serve_from_a_fresh_process(newcomer):
     command = demo_command()
     assert Path(command[0]).name == "raysemble" and command[1] == "run", command
     spec = yaml.safe_load((newcomer.work / command[2]).read_text())
     name = spec["name"]
 
-    for attempt in (1, 2):  # a second `make demo` in the same place runs again
-        running = newcomer.start(command + ["--port", str(free_port())], f"demo{attempt}")
-        url = running.url(timeout_s=900)
-        check_answers(url, newcomer, name)
-        assert running.interrupt() <= STOP_WITHIN_S
-        # state lives under the default home only: no ./mlflow.db or ./mlruns beside it
-        assert sorted(p.name for p in newcomer.work.iterdir()) == [".raysemble", "examples"]
-        registered = json.loads((newcomer.work / ".raysemble" / "sweeps" / name / "postsweep" /
-                                 "state.json").read_text())["registered"]
-        assert registered["ensemble"]["uri"] == f"models:/{name}-ensemble/{attempt}"
+    running = newcomer.start(command + ["--port", str(free_port())], "demo")
+    url = running.url(timeout_s=900)
+    check_answers(url, newcomer, name)
+    assert running.interrupt() <= STOP_WITHIN_S
+    # state lives under the default home only: no ./mlflow.db or ./mlruns beside it
+    assert sorted(p.name for p in newcomer.work.iterdir()) == [".raysemble", "examples"]
+    registered = json.loads((newcomer.work / ".raysemble" / "sweeps" / name / "postsweep" /
+                             "state.json").read_text())["registered"]
+    assert registered["ensemble"]["uri"] == f"models:/{name}-ensemble/1"
+    # a second `make demo` in the same place runs again: test_a_second_run_with_replace_... (a tiny spec,
+    # the same console script and --replace; the demo's own sweep would cost the suite 100 s more)
 
     # the README's Serving section: a registered version, from a new shell in the same directory
     serving = newcomer.start([str(VENV_BIN / "raysemble"), "serve", f"models:/{name}-ensemble/1",
@@ -191,10 +192,11 @@ def test_a_missing_registered_model_names_the_store_and_the_stores_under_home(ne
     assert f"sqlite:///{newcomer.work / '.raysemble'}/mlflow.db" in done.stderr
 
 
-def test_raysemble_home_keeps_everything_under_it(newcomer, tmp_path):
+def test_raysemble_home_keeps_everything_under_it_and_a_second_run_replaces_the_first(newcomer, tmp_path):
     """RAYSEMBLE_HOME=/x: the sweep, Tune, MLflow (store, artifacts, registry) all land under /x;
     the working directory stays empty, and a later `serve` from elsewhere finds the registered model
-    through the same home."""
+    through the same home. Run a second time with --replace (as `make demo` runs), the sweep runs again
+    from scratch and registers the next version."""
     from tests.conftest import tiny_spec
 
     home, work, elsewhere = tmp_path / "x", tmp_path / "work", tmp_path / "elsewhere"
@@ -204,19 +206,25 @@ def test_raysemble_home_keeps_everything_under_it(newcomer, tmp_path):
                                                              ensemble={"top_k": 2})))
     env = {**newcomer.env, "RAYSEMBLE_HOME": str(home)}
     spec_path = str(work / "spec.yaml")
-    done = subprocess.run([str(VENV_BIN / "raysemble"), "run", spec_path, "--no-serve", "--json"], cwd=work,
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in work.iterdir()) == ["spec.yaml"]
-    assert {"sweeps", "tune", "mlflow.db", "mlartifacts"} <= {p.name for p in home.iterdir()}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["registered"]["ensemble"]["uri"] == "models:/homed-ensemble/1"
-    meta = json.loads((home / "sweeps" / "homed" / "sweep.json").read_text())
-    assert meta["mlflow_uri"] == f"sqlite:///{home}/mlflow.db" and meta["storage_path"] == str(home / "tune")
+    parents = []
+    for attempt in (1, 2):
+        done = subprocess.run([str(VENV_BIN / "raysemble"), "run", spec_path, "--replace", "--no-serve", "--json"],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert sorted(p.name for p in work.iterdir()) == ["spec.yaml"]
+        assert {"sweeps", "tune", "mlflow.db", "mlartifacts"} <= {p.name for p in home.iterdir()}
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["registered"]["ensemble"]["uri"] == f"models:/homed-ensemble/{attempt}"
+        meta = json.loads((home / "sweeps" / "homed" / "sweep.json").read_text())
+        assert meta["mlflow_uri"] == f"sqlite:///{home}/mlflow.db" and meta["storage_path"] == str(home / "tune")
+        trials = json.loads((home / "sweeps" / "homed" / "trials.json").read_text())
+        assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials), trials
+        parents.append(meta["mlflow_run_id"])
+    assert parents[0] != parents[1]  # the second run is a new sweep, not the first one read back
     # the registry is the home's: a fresh process elsewhere finds the version through RAYSEMBLE_HOME alone
     probe = ("from serving.loader import parse_source; import sys; "
              "print(parse_source(sys.argv[1]).store.registry_uri)")
-    found = subprocess.run([sys.executable, "-c", probe, "models:/homed-ensemble/1"], cwd=elsewhere, env=env,
+    found = subprocess.run([sys.executable, "-c", probe, "models:/homed-ensemble/2"], cwd=elsewhere, env=env,
                            capture_output=True, text=True, timeout=120)
     assert found.returncode == 0, found.stderr[-2000:]
     assert found.stdout.strip() == f"sqlite:///{home}/mlflow.db"
