@@ -69,51 +69,71 @@ class ColumnSchema(BaseModel):
                 continue  # the parts themselves (an earlier apply's output): read as numbers below
             when = _as_datetime(frame[source] if source in frame else pd.Series([pd.NaT] * len(frame)), source)
             for part in parts:
-                out[f"{source}.{part}"] = getattr(when.dt, part).astype("float64")
+                out[f"{source}.{part}"] = getattr(when.dt, part).to_numpy(dtype=np.float64, na_value=np.nan)
         for col in self.columns:
             if col.name in out:
                 continue
             raw = frame[col.name] if col.name in frame else pd.Series([np.nan] * len(frame), dtype="float64")
-            out[col.name] = numeric(raw, col.name) if col.kind == "numeric" else categorical(raw, col.name)
+            if col.kind == "numeric":
+                out[col.name] = numeric(raw, col.name)
+            else:  # object, as pandas would otherwise infer its string dtype for these
+                out[col.name] = pd.Series(categorical(raw, col.name), index=frame.index, dtype="object", copy=False)
+        # arrays, one DataFrame built at the end: pandas' work per column cost a served row most of its time
         return pd.DataFrame({c.name: out[c.name] for c in self.columns}, index=frame.index)
 
 
-def numeric(raw: pd.Series, name: str) -> pd.Series:
+def numeric(raw: pd.Series, name: str) -> np.ndarray:
     """A numeric column as float64 with NaN for missing; a value that is no number is an error naming it."""
-    if pd.api.types.is_bool_dtype(raw):
-        return raw.astype("float64")
-    if pd.api.types.is_numeric_dtype(raw):
-        values = raw.astype("float64")
-    else:
-        values = pd.to_numeric(raw.astype("object").where(raw.notna(), None), errors="coerce")
-        bad = values.isna() & raw.notna()
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "biuf":  # plain numpy numbers and bools
+        values = raw.to_numpy(dtype=np.float64)
+    elif pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):  # pandas' nullable dtypes
+        values = raw.astype("float64").to_numpy()
+    elif (values := _plain_numbers(raw)) is None:  # strings, bools, numpy scalars: pandas' own parsing
+        try:
+            converted = pd.to_numeric(raw.astype("object").where(raw.notna(), None), errors="coerce")
+        except OverflowError:  # an integer past float64 (pandas raises instead of coercing it)
+            raise TableError(f"column {name[:80]!r}: numbers within float32 range (|x| <= {FLOAT32_MAX:.4g}) "
+                             f"expected, but got an integer beyond even float64") from None
+        bad = converted.isna() & raw.notna()
         if bad.any():
             raise TableError(f"column {name[:80]!r}: numbers expected, but {int(bad.sum())} values are not numbers "
                              f"(declare it in data.categorical, or list the markers in data.na_values)")
-        values = values.astype("float64")
-    if np.isinf(values.to_numpy()).any():
+        values = converted.to_numpy(dtype=np.float64)
+    if np.isinf(values).any():
         raise TableError(f"column {name[:80]!r}: finite numbers or missing values expected, but got "
-                         f"{int(np.isinf(values.to_numpy()).sum())} infinite values")
-    huge = int((np.abs(values.to_numpy()) > FLOAT32_MAX).sum())
+                         f"{int(np.isinf(values).sum())} infinite values")
+    huge = int((np.abs(values) > FLOAT32_MAX).sum())
     if huge:  # the models compute in float32, where these would be infinite
         raise TableError(f"column {name[:80]!r}: numbers within float32 range (|x| <= {FLOAT32_MAX:.4g}) expected, "
                          f"but got {huge} beyond it")
     return values
 
 
-def categorical(raw: pd.Series, name: str) -> pd.Series:
+def _plain_numbers(raw: pd.Series) -> np.ndarray | None:
+    """An object column of Python ints, floats and None (served records are) as float64, or None when it
+    holds anything else. The same numbers pd.to_numeric gives, without its cost per call."""
+    values = raw.to_numpy(dtype=object)
+    if not all(v is None or type(v) is float or type(v) is int for v in values):
+        return None
+    try:
+        return values.astype(np.float64)
+    except OverflowError:  # an int past float64: pandas' path says which column
+        return None
+
+
+def categorical(raw: pd.Series, name: str) -> np.ndarray:
     """A categorical column as Python strings with NaN for missing ("" counts as missing)."""
-    values = raw.astype("object")
-    missing = raw.isna().to_numpy()
-    text = np.array([v if isinstance(v, str) else str(v) for v in values.to_numpy()], dtype=object)
+    values = raw.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    text = np.array([v if isinstance(v, str) else str(v) for v in values], dtype=object)
     text[missing] = np.nan
-    empty = np.array([isinstance(v, str) and v == "" for v in text])
+    empty = np.array([isinstance(v, str) and v == "" for v in text], dtype=bool)
     text[empty] = np.nan
     long = [len(v) for v in text if isinstance(v, str) and len(v) > MAX_CELL_CHARS]
     if long:
         raise TableError(f"column {name[:80]!r}: values of at most {MAX_CELL_CHARS} characters expected, but "
                          f"{len(long)} are longer (up to {max(long)})")
-    return pd.Series(text, index=raw.index, dtype="object")
+    return text
 
 
 def _as_datetime(raw: pd.Series, name: str) -> pd.Series:

@@ -81,3 +81,27 @@ def test_datetimes_become_numeric_parts():
     assert table.frame["when.month"].tolist()[:2] == [3.0, 12.0] and np.isnan(table.frame["when.year"][2])
     codes = pd.DataFrame({"code": ["A1", "B2", "A1"], "y": [0, 1, 0]})  # text that is no date stays text
     assert _table(codes).schema.columns[0].kind == "categorical"
+
+
+def test_an_object_column_of_served_values_gives_the_features_a_typed_one_gives():
+    """Records arrive as object columns (Python ints, floats, None, strings, bools); read from a file the
+    same rows are typed. Both must become the same feature frame, whichever path each column takes."""
+    typed = pd.DataFrame({"n": [1.5, np.nan, 3.0, -2.0], "i": [1, 2, 3, 4], "s": ["a", None, "", "b"],
+                          "f": [True, False, True, None], "when": ["2024-03-01", None, "2024-12-24", "2023-01-02"],
+                          "y": [0, 1, 0, 1]})
+    schema = infer(typed, "y", categorical_cols=["f"])
+    served = pd.DataFrame({c: pd.Series(typed[c].tolist(), dtype="object") for c in typed.columns if c != "y"})
+    served.loc[1, "n"] = None  # JSON null, not NaN
+    expected, got = schema.apply(typed), schema.apply(served)
+    pd.testing.assert_frame_equal(got, expected)
+    assert list(got.dtypes.astype(str)) == ["float64", "float64", "object", "object"] + ["float64"] * 4
+    assert got["s"].isna().tolist() == [False, True, True, False] and got["f"].tolist()[:3] == ["True", "False", "True"]
+    # numbers written as text, numpy scalars and bools take pandas' parsing: the same floats
+    mixed = served.assign(n=pd.Series(["1.5", None, np.float32(3.0), True], dtype="object"))
+    np.testing.assert_array_equal(schema.apply(mixed)["n"].to_numpy(), [1.5, np.nan, 3.0, 1.0])
+    with pytest.raises(TableError, match="column 'i': numbers expected, but 1 values are not numbers"):
+        schema.apply(served.assign(i=pd.Series([1, "x", 3, None], dtype="object")))
+    with pytest.raises(TableError, match="column 'n': finite numbers or missing values expected, but got 1 infinite"):
+        schema.apply(served.assign(n=pd.Series([1.0, float("inf"), None, 2], dtype="object")))
+    with pytest.raises(TableError, match=r"column 'n': numbers within float32 range"):
+        schema.apply(served.assign(n=pd.Series([10 ** 400, None, None, 1], dtype="object")))
