@@ -62,15 +62,19 @@ def split(name: str, seed: int, work: Path) -> tuple[Path, Path, str]:
     return paths[0], paths[1], data["target"]
 
 
-def run_raysemble(name: str, seed: int, budget: float, train: Path, test: Path, target: str) -> dict:
+def run_raysemble(name: str, seed: int, budget: float, train: Path, test: Path, target: str,
+                  members: str | None = None) -> dict:
     from service.postsweep import finish_sweep
     from service.progress import Silent
     from service.spec import parse_spec
     from service.sweep import prepare, run_sweep
+    from trainers import portfolio
 
     spec = parse_spec({"name": f"{name}-{seed}-{int(budget)}",
                        "data": {"source": str(train), "test_source": str(test), "target": target},
-                       "search": {"time_budget_s": budget}})
+                       "search": {"time_budget_s": budget},
+                       # the preset's ensemble section with only `members` changed
+                       **({"ensemble": {**portfolio.ensemble("tabular"), "members": members}} if members else {})})
     began = time.perf_counter()
     sweep = run_sweep(prepare(spec, replace=True), Silent())
     result = finish_sweep(sweep, use_ray=False, latency_repeats=20, deadline=sweep.run_deadline())
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
     parser.add_argument("--budgets", default="120,600", help="seconds, each given to raysemble and AutoGluon")
     parser.add_argument("--peers", default="autogluon,lightgbm,catboost")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--members", choices=("folds", "refit"), default=None,
+                        help="raysemble's ensemble.members (default: the preset's)")
     args = parser.parse_args(argv)
     names, seeds = args.tables.split(","), [int(s) for s in args.seeds.split(",")]
     budgets, peers = [float(b) for b in args.budgets.split(",")], set(args.peers.split(","))
@@ -159,7 +165,7 @@ def main(argv=None) -> int:
                     run["catboost"] = run_ag_venv("catboost", 0, train, test, target)
                 for budget in budgets:
                     key = f"{int(budget)}s"
-                    run[f"raysemble_{key}"] = run_raysemble(name, seed, budget, train, test, target)
+                    run[f"raysemble_{key}"] = run_raysemble(name, seed, budget, train, test, target, args.members)
                     if "autogluon" in peers:
                         for preset in AG_PRESETS:
                             run[f"ag_{preset}_{key}"] = run_ag_venv(f"autogluon:{preset}", budget, train, test, target)

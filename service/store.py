@@ -128,16 +128,9 @@ def describe_data(dataset) -> dict:
     return out
 
 
-class SweepNotFound(LookupError):
-    pass
-
-
 def load_sweep(name: str) -> Sweep:
     """A sweep an earlier process prepared (resume, ensemble, distill, a deploy job)."""
-    files = sweepdir.of(name)
-    if not files.exists():
-        raise SweepNotFound(f"NAME: a sweep under {sweepdir.sweeps_root()} expected, but got {name!r} "
-                            f"(known: {sweepdir.known()})")
+    files = sweepdir.existing(name)
     spec = SweepSpec.model_validate_json(files.spec_text())
     train_idx, test_idx = files.split()
     meta = files.meta()

@@ -61,6 +61,19 @@ def of(name: str, root: str | Path | None = None) -> "SweepDir":
     return SweepDir(sweeps_root(root) / name)
 
 
+class SweepNotFound(LookupError):
+    pass
+
+
+def existing(name: str) -> "SweepDir":
+    """The directory of a complete sweep of this name, or SweepNotFound naming the known ones. Light (no
+    spec, no torch): the CLI asks this before importing what a sweep needs, so a typo is answered at once."""
+    files = of(name)
+    if not files.exists():
+        raise SweepNotFound(f"NAME: a sweep under {sweeps_root()} expected, but got {name!r} (known: {known()})")
+    return files
+
+
 def cluster_home(recorded: str | None) -> str:
     """A submitted sweep's home as its job recorded it (None or empty: the cluster default)."""
     return recorded or CLUSTER_HOME

@@ -122,13 +122,9 @@ def resume(name: str = typer.Argument(..., help="sweep name (or, with --address,
         from service.cli.cluster import resume_on_cluster
 
         resume_on_cluster(name, address, as_json, follow)
-    from service.store import SweepNotFound, load_sweep
+    stored = _load(name)
     from service.sweep import SpecChanged, check_same_spec
 
-    try:
-        stored = load_sweep(name)
-    except SweepNotFound as e:
-        invalid(str(e))
     if spec is not None:
         try:
             check_same_spec(stored.spec, load(spec))
@@ -186,13 +182,22 @@ def _finish(sweep_obj, redo, deadline: float | None = None) -> dict:
         failed(str(e))
 
 
-def _existing(name: str):
-    from service.store import SweepNotFound, load_sweep
+def _load(name: str):
+    """The stored sweep, or exit 2; a name with no sweep is answered before the imports a sweep's steps
+    need (seconds)."""
+    from service import sweepdir
 
     try:
-        found = load_sweep(name)
-    except SweepNotFound as e:
+        sweepdir.existing(name)
+        from service.store import load_sweep
+
+        return load_sweep(name)
+    except sweepdir.SweepNotFound as e:
         invalid(str(e))
+
+
+def _existing(name: str):
+    found = _load(name)
     if not found.ranked():
         invalid(f"NAME: a sweep with at least one finished trial expected, but {name!r} has none")
     return found

@@ -108,14 +108,24 @@ def test_sigterm_stops_the_sweep_and_resume_finishes_the_cut_trial_in_full(tmp_p
     assert result["state"] == "SUCCEEDED" and [t["epochs"] for t in result["trials"]] == [60]
 
 
-def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path):
+def _prepared(tmp_path: Path, monkeypatch, spec: dict) -> tuple[Path, dict]:
+    """A sweep directory without running trials under tmp_path's home: prepare only (validate + split +
+    MLflow parent), in this process; -> (spec path, the env a CLI call gets)."""
+    from service.spec import load_spec
+    from service.sweep import prepare
+
     env = _env(tmp_path)
-    spec = tiny_spec("fixed-spec")
+    for key in ("RAYSEMBLE_HOME", "MLFLOW_TRACKING_URI"):
+        monkeypatch.setenv(key, env[key])
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    # a sweep directory without running trials: prepare only (validate + split + MLflow parent)
-    subprocess.run([sys.executable, "-c", "from service.spec import load_spec; from service.sweep import prepare;"
-                    f"prepare(load_spec({str(path)!r}))"], env=env, check=True, timeout=120)
+    prepare(load_spec(path))
+    return path, env
+
+
+def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path, monkeypatch):
+    spec = tiny_spec("fixed-spec")
+    path, env = _prepared(tmp_path, monkeypatch, spec)
     spec["search"]["space"]["lr"] = {"loguniform": [0.001, 0.5]}
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(spec))
@@ -123,20 +133,21 @@ def test_resume_refuses_a_changed_spec_and_unknown_names(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert "stored spec must be unchanged" in proc.stderr and "search.space.lr.loguniform" in proc.stderr
-    proc = subprocess.run([EXE, "resume", "no-such-sweep"], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "'no-such-sweep'" in proc.stderr
+    # a name with no sweep is refused before anything a sweep needs is imported (torch, Ray, MLflow)
+    probe = ("import sys; from service.cli import main; sys.argv = ['raysemble', 'resume', 'no-such-sweep']\n"
+             "try:\n    main()\nexcept SystemExit as e:\n"
+             "    print(e.code, sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split("\n")[0] == "2 []", (proc.stdout, proc.stderr[-2000:])
+    assert "NAME: a sweep under" in proc.stderr and "but got 'no-such-sweep' (known: ['fixed-spec'])" in proc.stderr
     proc = subprocess.run([EXE, "sweep", str(path)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "already exists" in proc.stderr
     directory = tmp_path / "home" / "sweeps" / "fixed-spec"
     assert stat.S_IMODE((directory / "spec.json").stat().st_mode) == 0o600  # it may hold serve.token
 
 
-def test_resume_and_replace_refuse_while_another_driver_holds_the_sweep(tmp_path):
-    env = _env(tmp_path)
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(tiny_spec("held")))
-    subprocess.run([sys.executable, "-c", "from service.spec import load_spec; from service.sweep import prepare;"
-                    f"prepare(load_spec({str(path)!r}))"], env=env, check=True, timeout=120)
+def test_resume_and_replace_refuse_while_another_driver_holds_the_sweep(tmp_path, monkeypatch):
+    path, env = _prepared(tmp_path, monkeypatch, tiny_spec("held"))
     directory = tmp_path / "home" / "sweeps" / "held"
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(directory)], env=env, stdout=subprocess.PIPE, text=True)
     try:
