@@ -26,7 +26,7 @@ from service.report import write_report
 from service.tracking import log_judgement, register_bundle
 from trainers.config import DistillConfig, EnsembleConfig
 from trainers.atomic import write_atomic
-from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
+from trainers.distill import distill, distill_on_ray, size_student, student_model_config
 from trainers.ensemble.build import build_ensemble
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.refit import Refitter
@@ -98,14 +98,21 @@ class PostSweep:
         storage = self.spec.tracking.storage_path or str(self.files.ray_train)
         return {"name": f"{self.sweep.name}-{step}-{time.strftime('%Y%m%d-%H%M%S')}",
                 "storage_path": storage, "cpus_per_worker": res.cpus_per_worker,
-                "gpus_per_worker": res.gpus_per_worker}
+                "gpus_per_worker": res.gpus_per_worker,
+                # a Ray Train run as the trials had one; else a Ray task (trainers.raytrain says why)
+                "ray_train": res.resolved_executor() == "ray_train"}
+
+    @staticmethod
+    def _ran_on(options: dict | None) -> str | None:
+        """Where a step's model trained, as provenance records it: None (this process), task or ray_train."""
+        return options and ("ray_train" if options["ray_train"] else "task")
 
     def ensemble(self) -> tuple[EnsemblePredictor, dict]:
         cfg, search = self.spec.ensemble, self.spec.search
-        refit = None
+        refit, options = None, None
         if cfg.members == "refit":
-            refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed,
-                             self._ray_options("refit"))
+            options = self._ray_options("refit")
+            refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed, options)
         predictor, info = build_ensemble(self.ranked, cfg, y_train=self.y_train, metric=search.metric,
                                          mode=search.mode, classes=self.classes, refit=refit, task=self.task)
         directory = predictor.save(_fresh(self.files.bundle("ensemble")))
@@ -113,7 +120,7 @@ class PostSweep:
         _provenance(directory, sweep=self.sweep.name, kind="ensemble", info=info,
                     selection_rows=self.train_idx.tolist(),
                     fit_rows=self.train_idx.tolist() if cfg.members == "refit" else [],
-                    ray_train=self.use_ray and cfg.members == "refit")
+                    ray=self._ran_on(options))
         return predictor, info
 
     def distill(self, teacher: EnsemblePredictor, teacher_dir: Path) -> tuple[EnsemblePredictor, dict]:
@@ -139,11 +146,12 @@ class PostSweep:
             model, losses = distill(cfg, model_cfg, self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                     pick_device(), self.deadline)
         else:
-            model, losses = distill_with_ray_train(cfg, model_cfg, self.x_train, self.y_train, teacher_dir,
-                                                   self.spec.cv.seed, self.deadline, **options)
+            model, losses = distill_on_ray(cfg, model_cfg, self.x_train, self.y_train, teacher_dir,
+                                           self.spec.cv.seed, self.deadline, **options)
         student = EnsemblePredictor([model], [model_cfg], classes=self.classes, kind="student")
         directory = student.save(_fresh(self.files.bundle("student")))
-        info = {"config": cfg.model_dump(mode="json"), "losses": losses, "ray_train": options is not None,
+        info = {"config": cfg.model_dump(mode="json"), "losses": losses,
+                "ray": self._ran_on(options),
                 # the family and the size fields it uses (a tree student has no hidden layers)
                 "student": {"family": student_cfg.family, **student_cfg.shape()},
                 "parameters": model_cfg.parameter_count(),

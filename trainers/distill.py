@@ -8,8 +8,8 @@ training split) are computed once, before the first epoch. With mixup on, each b
 and the teacher relabels the mixed rows (its targets for a blend are not the blend of its
 targets), so then the teacher runs once per batch.
 
-`distill` is the in-process function; `distill_with_ray_train` runs the very same function on
-one Ray Train worker.
+`distill` is the in-process function; `distill_on_ray` runs the very same function in a Ray task
+or on one Ray Train worker (trainers.raytrain).
 
 Sizing (distill.sizes): `size_student` distils each candidate shape on part of the training split,
 scores it and the teacher on the rest, and picks a shape by `choose_student`'s rule; the caller
@@ -37,7 +37,7 @@ from trainers.families.torchnet import trains_in_pairs
 from trainers.losses import distillation_loss, regression_loss
 from trainers.metrics import score
 from trainers.task import get_task
-from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
+from trainers.raytrain import run_on_ray, state_from_numpy, state_to_numpy
 from trainers.tables import TableEncoding, is_table
 
 WEIGHT_DECAY = 1e-4  # DistillConfig has none; the trials' default (TrainConfig.weight_decay)
@@ -178,16 +178,16 @@ def _teacher_files(teacher_dir: str | Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in Path(teacher_dir).iterdir() if p.is_file()}
 
 
-def distill_with_ray_train(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
-                           teacher_dir: str | Path, seed: int = 0, deadline: float | None = None,
-                           **ray_options) -> tuple[nn.Module, list[float]]:
-    """`distill` on one Ray Train (TorchTrainer) worker. The teacher travels as its bundle's files
-    (worker nodes need not share a disk with the driver). ray_options: run_on_ray_train's
-    keywords (name, storage_path, cpus_per_worker, gpus_per_worker)."""
+def distill_on_ray(cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
+                   teacher_dir: str | Path, seed: int = 0, deadline: float | None = None,
+                   **ray_options) -> tuple[nn.Module, list[float]]:
+    """`distill` in a Ray task, or on one Ray Train (TorchTrainer) worker with ray_train=True. The
+    teacher travels as its bundle's files (worker nodes need not share a disk with the driver).
+    ray_options: run_on_ray's keywords (name, ray_train, storage_path, cpus_per_worker, gpus_per_worker)."""
     payload = {"cfg": cfg.model_dump(mode="json"), "model_cfg": model_cfg.model_dump(mode="json"),
                "x": _rows(x), "y": _targets(y), "seed": seed, "deadline": deadline,
                "teacher": _teacher_files(teacher_dir)}
-    out = run_on_ray_train(_distill_payload, payload, **{"name": "distill", **ray_options})
+    out = run_on_ray(_distill_payload, payload, **{"name": "distill", **ray_options})
     return _rebuild(model_cfg, out["model"]), out["losses"]
 
 

@@ -1,4 +1,5 @@
-"""The Ray Train path (one TorchTrainer worker) trains exactly what the in-process path trains.
+"""Both Ray paths of a post-sweep model (a Ray task, the default; one TorchTrainer worker when the
+executor is ray_train) train exactly what the in-process path trains.
 
 ray_session: the shared module-scoped local Ray from tests/conftest.py.
 """
@@ -8,13 +9,19 @@ import torch
 from sklearn.datasets import load_digits
 
 from trainers.config import DistillConfig, StudentConfig
-from trainers.distill import distill, distill_with_ray_train, size_student, student_model_config
+import pytest
+
+from trainers.distill import distill, distill_on_ray, size_student, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.loop import FoldTrainer, TrainConfig
 from trainers.families.config import ModelConfig
 
 
-def test_distill_with_ray_train_matches_in_process(ray_session, tmp_path):
+ON_RAY = pytest.mark.parametrize("ray_train", [False, True], ids=["task", "ray_train"])
+
+
+@ON_RAY
+def test_distill_on_ray_matches_in_process(ray_session, tmp_path, ray_train):
     data = load_digits()
     x, y = data.data[:400].astype(np.float32), data.target[:400]
     cfg = ModelConfig(in_features=64, n_classes=10, hidden=16, image_shape=(1, 8, 8))
@@ -26,8 +33,8 @@ def test_distill_with_ray_train_matches_in_process(ray_session, tmp_path):
     dcfg = DistillConfig(student=StudentConfig(hidden=8), epochs=2, mixup_alpha=0.2)
     model_cfg = student_model_config(dcfg.student, cfg)
 
-    remote, remote_losses = distill_with_ray_train(dcfg, model_cfg, x, y, teacher_dir, seed=1, name="t-distill",
-                                                   storage_path=tmp_path / "ray")
+    remote, remote_losses = distill_on_ray(dcfg, model_cfg, x, y, teacher_dir, seed=1, name="t-distill",
+                                           storage_path=tmp_path / "ray", ray_train=ray_train)
     local, local_losses = distill(dcfg, model_cfg, x, y, EnsemblePredictor.load(teacher_dir), seed=1)
     # same function, same seed; only the worker's thread count may reorder float sums
     np.testing.assert_allclose(remote_losses, local_losses, rtol=1e-4)
@@ -46,7 +53,8 @@ class _Trial:
         return [self._path]
 
 
-def test_refit_with_ray_train_matches_in_process(ray_session, tmp_path):
+@ON_RAY
+def test_refit_on_ray_matches_in_process(ray_session, tmp_path, ray_train):
     from trainers.checkpoint import save_model
     from trainers.ensemble.refit import Refitter
     from trainers.families import build_model
@@ -57,8 +65,10 @@ def test_refit_with_ray_train_matches_in_process(ray_session, tmp_path):
     save_model(tmp_path / "fold_0.pt", build_model(cfg), cfg)
     trials = [_Trial("a", {"lr": 1e-2, "hidden": 8}, tmp_path / "fold_0.pt")]
     fixed = {"epochs": 2, "batch_size": 64}
-    (remote, remote_cfg), = Refitter(x, y, fixed, seed=0, ray_options={"name": "t-refit",
-                                                                       "storage_path": tmp_path / "ray"})(trials)
+    options = {"name": "t-refit", "storage_path": tmp_path / "ray", "ray_train": ray_train}
+    (remote, remote_cfg), = Refitter(x, y, fixed, seed=0, ray_options=options)(trials)
+    # the Ray Train path alone keeps its run under storage_path
+    assert any((tmp_path / "ray").glob("t-refit*")) == ray_train
     (local, local_cfg), = Refitter(x, y, fixed, seed=0)(trials)
     assert remote_cfg == local_cfg and remote_cfg.hidden == 8  # the trial's own shape, not the fold file's
     with torch.no_grad():

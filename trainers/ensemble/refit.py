@@ -15,7 +15,7 @@ from trainers.families.scope import effective_params
 from trainers.kfold import derived_seed
 from trainers.loop import pick_device, split_params
 from trainers.families.config import ModelConfig
-from trainers.raytrain import run_on_ray_train, state_from_numpy, state_to_numpy
+from trainers.raytrain import run_on_ray, state_from_numpy, state_to_numpy
 from trainers.tables import is_table
 
 
@@ -57,7 +57,7 @@ class Refitter:
 
     def __init__(self, x_train: np.ndarray, y_train: np.ndarray, fixed: dict, seed: int,
                  ray_options: dict | None = None):
-        # ray_options: None = in-process; else keyword arguments of run_on_ray_train (name, storage_path, ...)
+        # ray_options: None = in-process; else keyword arguments of run_on_ray (name, ray_train, ...)
         self.x, self.y, self.fixed, self.seed, self.ray_options = x_train, y_train, dict(fixed), seed, ray_options
 
     def __call__(self, trials: Sequence[TrialLike]) -> list[tuple[object, ModelConfig]]:
@@ -76,7 +76,7 @@ class Refitter:
         if self.ray_options is None:
             states = refit_all(payload)
         else:
-            states = run_on_ray_train(refit_all, payload, **self.ray_options)
+            states = run_on_ray(refit_all, payload, **self.ray_options)
         out = []
         for state in states:
             model_cfg, dump = ModelConfig.model_validate(state["config"]), state["dump"]
