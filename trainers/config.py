@@ -49,7 +49,8 @@ class CVConfig(_Section):
 class SearchConfig(_Section):
     # one of trainers.algorithms.ALGORITHMS: grid | random | bayesian (Optuna TPE) | gp (Optuna GP)
     algorithm: Literal[tuple(ALGORITHMS)] = DEFAULT_ALGORITHM
-    num_trials: int = Field(8, ge=1, le=MAX_TRIALS)  # ignored by grid: it runs every combination once
+    # ignored by grid: it runs every combination once; bayesian/gp: at most the space's distinct configurations
+    num_trials: int = Field(8, ge=1, le=MAX_TRIALS)
     max_concurrent: int = Field(2, ge=1, le=1024)
     # one of trainers.metrics.METRICS for the data's task, on the out-of-fold predictions; default: the
     # task's (accuracy for classes, rmse for a regression target: set once the data is loaded, for_task)
@@ -151,7 +152,8 @@ class SearchConfig(_Section):
 
     def trial_count(self) -> int:
         """Trials Tune will run (every grid combination once for grid, num_trials samples of each
-        combination of the grid axes otherwise: the algorithm says)."""
+        combination of the grid axes for random, at most the space's configurations for the Optuna ones:
+        the algorithm says)."""
         return self.searcher().trial_count(self)
 
 

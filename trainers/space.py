@@ -31,6 +31,10 @@ class _Dim(BaseModel):
         """This dimension asked of an Optuna trial (define-by-run searches of several families)."""
         raise NotImplementedError
 
+    def size(self) -> int | None:
+        """How many distinct values this dimension can yield; None: unbounded (a continuous range)."""
+        return None
+
 
 class Choice(_Dim):
     choice: list[Scalar] = Field(min_length=1, max_length=MAX_CHOICES)
@@ -47,6 +51,9 @@ class Choice(_Dim):
 
     def suggest(self, trial, name):
         return trial.suggest_categorical(name, self.choice)
+
+    def size(self):
+        return len(_distinct(self.choice))
 
 
 class Grid(_Dim):
@@ -65,10 +72,21 @@ class Grid(_Dim):
     def suggest(self, trial, name):
         return trial.suggest_categorical(name, self.grid)
 
+    def size(self):
+        return len(_distinct(self.grid))
+
 
 def _among(value, options: list) -> bool:
     # 1 and 1.0 are one value, True and 1 are not
     return any(value == c and isinstance(value, bool) == isinstance(c, bool) for c in options)
+
+
+def _distinct(options: list) -> list:
+    out: list = []
+    for value in options:
+        if not _among(value, out):
+            out.append(value)
+    return out
 
 
 def _ordered(low, high):
@@ -136,6 +154,10 @@ class RandInt(_Dim):
     def suggest(self, trial, name):
         return trial.suggest_int(name, *self.randint)
 
+    def size(self):
+        low, high = self.randint
+        return high - low + 1
+
 
 class QUniform(_Dim):
     quniform: tuple[float, float, float]  # [low, high, q]
@@ -163,6 +185,10 @@ class QUniform(_Dim):
         if all(float(v).is_integer() for v in self.quniform):
             return trial.suggest_int(name, int(low), int(high), step=int(q))
         return trial.suggest_float(name, low, high, step=q)
+
+    def size(self):
+        low, high, q = self.quniform
+        return int(round((high - low) / q, 9)) + 1  # round: (0.3 - 0.1) / 0.1 is 1.9999999999999998
 
 
 DIMENSION_FORMS = ("choice", "grid", "uniform", "loguniform", "randint", "quniform")

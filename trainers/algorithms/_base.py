@@ -45,6 +45,26 @@ def _family(search):
     return search.space.get(FAMILY_KEY)
 
 
+def distinct_configs(search) -> int | None:
+    """How many different configurations the space holds (None: unbounded, a continuous dimension
+    reaches some family). Several families: the sum over families of the combinations of the
+    dimensions that reach each."""
+    from trainers.families.scope import FAMILY_KEY, receivers
+
+    family = _family(search)
+    if family is None:
+        return _product(d.size() for d in search.space.values())
+    families = list(dict.fromkeys(str(v) for v in family.endpoints()))
+    counts = [_product(d.size() for k, d in search.space.items() if k != FAMILY_KEY and f in receivers(k, families))
+              for f in families]
+    return None if None in counts else sum(counts)
+
+
+def _product(sizes) -> int | None:
+    sizes = list(sizes)
+    return None if None in sizes else math.prod(sizes)
+
+
 def grid_axes(search, keys, choices_too: bool = False) -> int:
     """Combinations of the grid dimensions among `keys` (and of the choices, with choices_too)."""
     return math.prod(len(d.grid) if isinstance(d, Grid) else len(d.choice) for k, d in search.space.items()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from trainers.algorithms._base import SearchAlgorithm, _family, tune_domains
+from trainers.algorithms._base import SearchAlgorithm, _family, distinct_configs, tune_domains
 from trainers.space import Grid
 
 
@@ -41,6 +41,15 @@ class OptunaAlgorithm(SearchAlgorithm):
     def sampler(self, seed: int):
         """The Optuna sampler."""
 
+    def trial_count(self, search) -> int:
+        """num_trials, or fewer where the space holds fewer configurations: none is trained twice
+        (trainers.algorithms._distinct)."""
+        distinct = distinct_configs(search)
+        return search.num_trials if distinct is None else min(search.num_trials, distinct)
+
+    def num_samples(self, search) -> int:
+        return self.trial_count(search)
+
     def param_space(self, search) -> dict:
         if _family(search) is not None:
             return dict(search.fixed)  # the searcher holds the space (define-by-run)
@@ -49,8 +58,12 @@ class OptunaAlgorithm(SearchAlgorithm):
     def searcher(self, search):
         from ray.tune.search.optuna import OptunaSearch
 
+        from trainers.algorithms._distinct import Distinct
+
         points = [dict(p) for p in search.start_with] or None
         if _family(search) is not None:
-            return OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
-                                sampler=self.sampler(search.seed), points_to_evaluate=points)
-        return OptunaSearch(sampler=self.sampler(search.seed), points_to_evaluate=points)
+            inner = OptunaSearch(space=DefineByRun(search), metric=search.metric, mode=search.mode,
+                                 sampler=self.sampler(search.seed), points_to_evaluate=points)
+        else:
+            inner = OptunaSearch(sampler=self.sampler(search.seed), points_to_evaluate=points)
+        return Distinct(inner, limit=distinct_configs(search))

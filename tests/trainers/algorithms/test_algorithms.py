@@ -3,10 +3,13 @@ trivial trainable: it runs exactly trial_count() trials, each a config of the sp
 included), over one family and over several (the searched `family` dimension)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from ray import tune
 
 from trainers.algorithms import ALGORITHMS, get_algorithm
+from trainers.algorithms._optuna import OptunaAlgorithm
 from trainers.config import SearchConfig
 from trainers.families.scope import effective_params
 from trainers.search import param_space, tune_config
@@ -103,3 +106,12 @@ def test_an_algorithm_that_takes_start_points_runs_them_first_and_others_refuse_
 def test_a_start_point_outside_the_space_names_its_key(point, words):
     with pytest.raises(ValueError, match=f"start_with\\[1\\]: {words.replace('[', '.').replace(']', '.')}"):
         SearchConfig(algorithm="bayesian", space=FAMILIES, start_with=[START[0], point])
+
+
+@pytest.mark.parametrize("name", sorted(n for n, a in ALGORITHMS.items() if isinstance(a, OptunaAlgorithm)))
+def test_an_optuna_algorithm_trains_each_configuration_of_a_small_space_once(name, tmp_path):
+    """TPE repeats itself on a small space; a repeat would train the same seeded models again."""
+    search = SearchConfig(algorithm=name, num_trials=8, max_concurrent=2, space=FAMILIES, fixed={"mlp.epochs": 2})
+    configs = [effective_params(c, "mlp") for c in _run(search, tmp_path)]
+    assert len(configs) == 4
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == 4
