@@ -351,10 +351,9 @@ def _candidates_on_ray(cfg: DistillConfig, model_cfgs: list[ModelConfig], x: np.
     once, not once per candidate. Fractional num_cpus are fine: a task holds its share only while
     it runs, so more candidates than CPUs queue instead of deadlocking.
     """
-    import ray
+    from trainers.raytrain import running_ray
 
-    if not ray.is_initialized():
-        raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
+    ray = running_ray()
     common = ray.put({"cfg": cfg.model_dump(mode="json"), "x": x, "y": y, "seed": seed, "deadline": deadline,
                       "teacher": _teacher_files(teacher_dir)})
     task = ray.remote(_candidate_task).options(num_cpus=float(resources.get("num_cpus", 1.0)),

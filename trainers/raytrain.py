@@ -22,6 +22,16 @@ def _entry(config: dict) -> Any:
     return config["fn"](ray.get(config["payload"]))
 
 
+def running_ray():
+    """The ray module, once a running Ray session (ray.init) is checked for: work sent to Ray from
+    outside one would otherwise start a private local cluster of its own."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
+    return ray
+
+
 def _task_entry(fn: Callable[[dict], Any], payload: dict) -> Any:
     return fn(payload)  # Ray resolves the payload's object ref before a task runs
 
@@ -33,10 +43,7 @@ def run_on_ray(fn: Callable[[dict], Any], payload: dict, *, name: str, storage_p
     if ray_train:
         return run_on_ray_train(fn, payload, name=name, storage_path=storage_path, cpus_per_worker=cpus_per_worker,
                                 gpus_per_worker=gpus_per_worker)
-    import ray
-
-    if not ray.is_initialized():
-        raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
+    ray = running_ray()
     task = ray.remote(_task_entry).options(name=name, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
     return ray.get(task.remote(fn, ray.put(payload)))
 
@@ -47,12 +54,10 @@ def run_on_ray_train(fn: Callable[[dict], Any], payload: dict, *, name: str, sto
 
     `fn` must be a module-level function (pickled by reference). Needs a running Ray session.
     """
-    import ray
+    ray = running_ray()
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray.is_initialized():
-        raise RuntimeError("a running Ray session (ray.init) must hold, but got none")
     resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker > 0 else {})}
     from trainers.torch_backend import CudaAwareTorchConfig
 

@@ -181,15 +181,18 @@ def test_make_demo_serves_then_serve_from_a_fresh_process(newcomer):
 
 def test_a_missing_registered_model_names_the_store_and_the_stores_under_home(newcomer, tmp_path):
     """Looked up in the wrong store, the error says where it looked and which stores exist."""
-    other = tmp_path / "elsewhere"
+    from mlflow import MlflowClient
+
+    other, home = tmp_path / "elsewhere", tmp_path / "home"
     other.mkdir()
-    env = {**newcomer.env, "RAYSEMBLE_HOME": str(newcomer.work / ".raysemble"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{other}/mlflow.db"}
+    home.mkdir()
+    MlflowClient(f"sqlite:///{home}/mlflow.db").search_experiments()  # a real store under the home
+    env = {**newcomer.env, "RAYSEMBLE_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{other}/mlflow.db"}
     done = subprocess.run([str(VENV_BIN / "raysemble"), "serve", "models:/digits-cnn-ensemble/1"], cwd=other,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"not found in the registry at sqlite:///{other}/mlflow.db" in done.stderr
-    assert f"sqlite:///{newcomer.work / '.raysemble'}/mlflow.db" in done.stderr
+    assert f"MLflow stores under RAYSEMBLE_HOME={home}: ['sqlite:///{home}/mlflow.db']" in done.stderr
 
 
 def test_raysemble_home_keeps_everything_under_it_and_a_second_run_replaces_the_first(newcomer, tmp_path):
