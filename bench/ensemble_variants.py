@@ -32,16 +32,13 @@ VARIANTS = {"preset": {}, "log_loss_selection": {"selection_metric": "log_loss"}
 def paired(name: str, seed: int, budget: float, home: Path) -> dict:
     from service.postsweep import PostSweep
     from service.progress import Silent
-    from service.spec import parse_spec
     from service.sweep import prepare, run_sweep
     from trainers.ensemble.build import build_ensemble
     from trainers.ensemble.predictor import EnsemblePredictor
     from trainers.ensemble.refit import Refitter
 
     train, test, target = tabular.split(name, seed, home)
-    spec = parse_spec({"name": f"{name}-{seed}-variants", "data": {"source": str(train), "test_source": str(test),
-                                                              "target": target},
-                       "search": {"time_budget_s": budget}})
+    spec = tabular.spec_for(f"{name}-{seed}-variants", budget, train, test, target)
     sweep = run_sweep(prepare(spec, replace=True), Silent())
     post = PostSweep(sweep, use_ray=False)
     search = spec.search

@@ -63,19 +63,24 @@ def split(name: str, seed: int, work: Path) -> tuple[Path, Path, str]:
     return paths[0], paths[1], data["target"]
 
 
+def spec_for(sweep: str, budget: float, train: Path, test: Path, target: str, members: str | None = None):
+    """What raysemble gets: only the data and the time budget (the tabular preset), optionally with the
+    preset's ensemble section's `members` changed."""
+    from service.spec import parse_spec
+    from trainers import portfolio
+
+    return parse_spec({"name": sweep, "data": {"source": str(train), "test_source": str(test), "target": target},
+                       "search": {"time_budget_s": budget},
+                       **({"ensemble": {**portfolio.ensemble("tabular"), "members": members}} if members else {})})
+
+
 def run_raysemble(name: str, seed: int, budget: float, train: Path, test: Path, target: str,
                   members: str | None = None) -> dict:
     from service.postsweep import finish_sweep
     from service.progress import Silent
-    from service.spec import parse_spec
     from service.sweep import prepare, run_sweep
-    from trainers import portfolio
 
-    spec = parse_spec({"name": f"{name}-{seed}-{int(budget)}",
-                       "data": {"source": str(train), "test_source": str(test), "target": target},
-                       "search": {"time_budget_s": budget},
-                       # the preset's ensemble section with only `members` changed
-                       **({"ensemble": {**portfolio.ensemble("tabular"), "members": members}} if members else {})})
+    spec = spec_for(f"{name}-{seed}-{int(budget)}", budget, train, test, target, members)
     began = time.perf_counter()
     sweep = run_sweep(prepare(spec, replace=True), Silent())
     result = finish_sweep(sweep, use_ray=False, latency_repeats=20, deadline=sweep.run_deadline())
@@ -224,10 +229,9 @@ def print_table(results: list[dict]) -> None:
         print(f"\nraysemble {part.replace('_', ' ')}, mean over seeds:")
         print("| table | " + " | ".join(ours) + " |\n|---|" + "---|" * len(ours))
         cells(part, ours, np.mean, ".4f")
-    timed = keys
     print("\nbatch-1 latency, ms, median over seeds (raysemble: its ensemble):")
-    print("| table | " + " | ".join(timed) + " |\n|---|" + "---|" * len(timed))
-    cells("ensemble_ms_b1", timed, np.median, ".1f", "latency_ms_b1")
+    print("| table | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
+    cells("ensemble_ms_b1", keys, np.median, ".1f", "latency_ms_b1")
 
 
 if __name__ == "__main__":
