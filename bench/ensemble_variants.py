@@ -5,8 +5,9 @@
 Each (table, split seed) runs one tabular-preset sweep of `--budget` seconds (bench/tabular.py's split and
 spec), then builds its ensemble from the same finished trials as the preset does (greedy selection on the
 search metric, stacking if better, refits) and with one thing changed: greedy selection on the log loss, fold
-members instead of refits. Also the best trial's own fold bag (the judge's "single" row). Paired on one
-sweep, the search's own noise cancels out of the differences.
+members instead of refits, the best single trial as a contender of the held-out choice or not. Also the best
+trial's own fold bag (the judge's "single" row). Paired on one sweep, the search's own noise cancels out of the
+differences.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import tabular  # bench/tabular.py: the split and the tables
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-VARIANTS = {"preset": {}, "log_loss_selection": {"selection_metric": "log_loss"}, "fold_members": {"members": "folds"}}
+VARIANTS = {"preset": {}, "log_loss_selection": {"selection_metric": "log_loss"}, "fold_members": {"members": "folds"},
+            "single_if_better": {"single": "if_better"}, "preset_without_single": {"single": "off"}}
 
 
 def paired(name: str, seed: int, budget: float, home: Path) -> dict:
@@ -65,7 +67,8 @@ def paired(name: str, seed: int, budget: float, home: Path) -> dict:
         weights[t["family"]] = round(weights.get(t["family"], 0.0) + t["weight"], 3)
     return {"table": name, "seed": seed, "trials": len(sweep.trials), "method": preset["method"],
             "weights": weights, "best_family": best.params.get("family"), **results,
-            "build_s": {k: v["build_s"] for k, v in info.items()}}
+            "build_s": {k: v["build_s"] for k, v in info.items()},
+            "kept": {k: v.get("stacking_guard", {}).get("kept") for k, v in info.items()}}
 
 
 def main(argv=None) -> int:

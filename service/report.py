@@ -225,8 +225,8 @@ def write_report(sweep: "Sweep", rows: list[JudgeRow], out_dir: Path, classes: l
                   f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", "",
                   _members_table(ensemble_info, families), ""]
         if guard := ensemble_info.get("stacking_guard"):
-            parts += [f"Stacking or greedy selection (`ensemble.stacking: if_better`): kept **{guard['kept']}**; "
-                      f"{guard['why']}.", ""]
+            parts += [f"Greedy selection or a contender (`ensemble.stacking` / `ensemble.single: if_better`): kept "
+                      f"**{guard['kept']}**; {guard['why']}.", ""]
     if distill_info:
         parts += ["## Student", ""]
         if distill_info.get("sizing"):

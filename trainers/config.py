@@ -196,13 +196,18 @@ class EnsembleConfig(_Section):
     # if_better: also fit a stacking layer on the candidate pool's OOF predictions and keep it instead of
     # greedy selection only when it scores better on OOF rows neither was fitted on (trainers.ensemble.guard)
     stacking: Literal["off", "if_better"] = "off"
+    # if_better: serve the best trial alone instead of the greedy ensemble when it scores better on OOF rows
+    # greedy selection was not fitted on (on rows it was, greedy can never score below its first pick)
+    single: Literal["off", "if_better"] = "off"
 
     @model_validator(mode="after")
     def _guarded(self) -> "EnsembleConfig":
-        if self.stacking == "if_better" and (self.selection != "greedy" or self.method not in GREEDY_AVERAGES):
-            raise ValueError(f"stacking 'if_better' compares stacking with greedy averaging, so selection 'greedy' "
-                             f"and method one of {list(GREEDY_AVERAGES)} must hold, but got selection "
-                             f"{self.selection!r}, method {self.method!r}")
+        for field in ("stacking", "single"):
+            if getattr(self, field) == "if_better" and (self.selection != "greedy"
+                                                        or self.method not in GREEDY_AVERAGES):
+                raise ValueError(f"{field} 'if_better' is weighed against greedy averaging, so selection 'greedy' "
+                                 f"and method one of {list(GREEDY_AVERAGES)} must hold, but got selection "
+                                 f"{self.selection!r}, method {self.method!r}")
         return self
 
 

@@ -15,7 +15,7 @@ from trainers.config import EnsembleConfig
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.combiners import get_combiner
 from trainers.ensemble.combiners.stacking import Stacking
-from trainers.ensemble.guard import as_info, stacking_beats_greedy
+from trainers.ensemble.guard import SINGLE, as_info, held_out_choice
 from trainers.ensemble.select import TrialLike, greedy_selection, top_k
 from trainers.families.config import ModelConfig
 
@@ -74,15 +74,18 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
     """Returns (predictor, info). `ranked`: finished trials best first; `y_train`: labels of the
     training split in the OOF rows' order; `refit`: needed for members: refit (see refit.Refitter)."""
     chosen, trial_weights = choose_trials(ranked, cfg, y_train, metric, mode)
-    method, guard = resolved_method(cfg), None
-    if cfg.stacking == "if_better":
+    method, guard, members = resolved_method(cfg), None, cfg.members
+    if "if_better" in (cfg.stacking, cfg.single):
         pool = with_every_family(top_k(ranked, cfg.top_k), ranked)
         sel_metric, sel_mode = selection_objective(cfg, metric, mode)
-        guard = stacking_beats_greedy([t.oof() for t in pool], y_train, sel_metric, sel_mode, cfg.greedy_rounds,
-                                      task)
+        guard = held_out_choice([t.oof() for t in pool], y_train, sel_metric, sel_mode, cfg.greedy_rounds, task,
+                                stacking=cfg.stacking == "if_better", single=cfg.single == "if_better")
         if guard.kept == Stacking.name:
             chosen, trial_weights, method = pool, np.full(len(pool), 1.0 / len(pool)), Stacking.name
-    if cfg.members == "folds":
+        elif guard.kept == SINGLE:  # the best trial by its own CV score (the judge's "single" row) as its fold
+            # models, whose OOF predictions the comparison judged: one refit would lose the bag's averaging
+            chosen, trial_weights, members = pool[:1], np.ones(1), "folds"
+    if members == "folds":
         groups = [[(*load_model(p)[:2], p) for p in t.fold_model_paths()] for t in chosen]
         empty = [t.trial_id for t, g in zip(chosen, groups) if not g]
         if empty:
@@ -100,10 +103,10 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         [m for g in groups for m, _, _ in g], [c for g in groups for _, c, _ in g], method=method,
         weights=member_weights if combiner.uses_weights else None, stacker=state,
         classes=classes, kind="ensemble").read_from([p for g in groups for _, _, p in g])
-    info = {"selection": cfg.selection, "method": method, "members": cfg.members,
+    info = {"selection": cfg.selection, "method": method, "members": members,
             "n_members": len(member_weights),
             "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g), "family": g[0][1].family,
                         "mean_score": float(t.mean_score)} for t, w, g in zip(chosen, trial_weights, groups)]}
     if guard is not None:
-        info["stacking_guard"] = as_info(guard)
+        info["stacking_guard"] = as_info(guard)  # the key older sweeps wrote, kept so their reports still read
     return predictor, info

@@ -134,3 +134,36 @@ def test_stacking_if_better_builds_what_the_guard_kept(sweep, split):
     np.testing.assert_allclose(predictor.predict_proba(x).sum(1), 1, atol=1e-9)
     _, plain = _build(sweep, split, selection="greedy", top_k=3, greedy_rounds=7)
     assert "stacking_guard" not in plain
+
+
+class _NoisyOOF:
+    """A real trial whose OOF predictions are replaced by noise: what greedy selection fits and the held-out
+    comparison should see through."""
+
+    def __init__(self, trial, seed):
+        self._trial, self._seed = trial, seed
+
+    def __getattr__(self, name):
+        return getattr(self._trial, name)
+
+    def oof(self):
+        real = self._trial.oof()
+        noise = np.random.default_rng(self._seed).random(real.shape)
+        return noise / noise.sum(1, keepdims=True)
+
+
+def test_single_if_better_serves_the_best_trial_alone_when_it_wins_held_out(sweep, split):
+    best, *rest = sweep.ranked()
+    ranked = [best, *(_NoisyOOF(t, i) for i, t in enumerate(rest * 5))]
+    # members: refit asked for, but the kept trial is served as the fold models the comparison judged
+    cfg = EnsembleConfig(selection="greedy", top_k=len(ranked), greedy_rounds=25, single="if_better",
+                         members="refit")
+    predictor, info = build_ensemble(ranked, cfg, y_train=split[1], metric="accuracy", mode="max",
+                                     classes=sweep.dataset().classes, refit=lambda trials: 1 / 0)
+    guard = info["stacking_guard"]
+    assert guard["kept"] == "single" and guard["single_score"] > guard["greedy_score"], guard
+    assert [t["trial_id"] for t in info["trials"]] == [best.trial_id] and info["method"] == "weighted"
+    assert info["members"] == "folds" and info["n_members"] == len(best.fold_model_paths()) == 3
+    x = split[2][:20]
+    np.testing.assert_allclose(predictor.predict_proba(x),
+                               EnsemblePredictor.from_files(best.fold_model_paths()).predict_proba(x), atol=1e-6)
