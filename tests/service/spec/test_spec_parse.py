@@ -53,6 +53,9 @@ INVALID = [
     (_with("search.patience", 0), "search.patience", "greater than or equal to 1"),
     (_with("search.patience", 10_001), "search.patience", "less than or equal to 10000"),
     (_with("ensemble", {"stacking": "if_better"}), "ensemble", "selection 'greedy' and method one of"),
+    (_with("ensemble", {"selection": "greedy", "method": "hard_vote", "single": "if_better"}), "ensemble",
+     "single 'if_better' is weighed against greedy averaging"),
+    (_with("ensemble.single", "always"), "ensemble.single", "'off' or 'if_better'"),
     (_with("data", {"source": "sklearn:iris", "test_fraction": 0.2}) | {"search": {
         **tiny_spec("x")["search"], "fixed": {"cutmix_alpha": 1.0, "epochs": 2}}}, "cutmix_alpha", "image-shaped"),
     (_with("search.space.lr", {"randint": [5, 1]}), "search.space.lr.randint", "`low <= high` must hold"),
