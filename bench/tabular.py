@@ -90,6 +90,7 @@ def run_raysemble(name: str, seed: int, budget: float, train: Path, test: Path, 
         families[t.params.get("family", "?")] = families.get(t.params.get("family", "?"), 0) + 1
     return {"wall_s": round(time.perf_counter() - began, 1), "trials": len(sweep.trials), "families": families,
             "budget_reached": sweep.meta.get("budget_reached"),
+            "kept": (result.get("ensemble") or {}).get("stacking_guard", {}).get("kept"),  # the held-out choice
             **{f"{k}_accuracy": rows[k]["accuracy"] for k in ("ensemble", "single", "student") if k in rows},
             "ensemble_ms_b1": rows["ensemble"]["latency_ms_b1"],
             "student_ms_b1": rows.get("student", {}).get("latency_ms_b1")}
