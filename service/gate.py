@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
@@ -21,6 +24,7 @@ DEFAULT_WORKERS = 2  # checks running at once (each may read a data file's sampl
 DEFAULT_QUEUE = 8  # checks waiting for a worker
 DEFAULT_TIMEOUT_S = 60.0  # one check
 RETRY_AFTER_S = 5
+PARENT_POLL_S = 1.0  # how soon a worker notices that the server process is gone
 
 
 class Busy(Exception):
@@ -39,8 +43,19 @@ class WorkerLost(Exception):
                          "memory?)")
 
 
-def _warm() -> None:
-    """In a new worker: import what checking needs, so the first check does not pay for it."""
+def _exit_with(parent: int) -> None:
+    # a server killed, or stopped by SIGTERM (uvicorn re-raises it once shut down, before the pool's manager
+    # thread has told the workers to stop), leaves its workers waiting on queues whose write ends they hold
+    # themselves: they would never see EOF, and would outlive it
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
+
+
+def _warm(parent: int) -> None:
+    """In a new worker: end with the server process; import what checking needs, so the first check does
+    not pay for it."""
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="exit-with-server").start()
     import service.spec.parse  # noqa: F401
     import service.spec.policy  # noqa: F401
 
@@ -55,7 +70,7 @@ class Gate:
         # spawn: the server process runs threads (uvicorn's, the cluster client's), which fork would copy
         # mid-state
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_warm)
+                                   initializer=_warm, initargs=(os.getpid(),))
         for _ in range(self.workers):  # started now, not by the first request
             pool.submit(int)
         return pool
