@@ -31,7 +31,9 @@ def test_check_workers_end_when_the_server_is_killed():
         _, alive = psutil.wait_procs(workers, timeout=10 * PARENT_POLL_S)
         assert alive == [], f"workers outlived their server: {alive}"
     finally:
-        for p in [*workers, psutil.Process(server.pid)] if server.poll() is None else workers:
+        server.kill()  # a no-op once it has ended
+        server.wait(timeout=30)
+        for p in workers:
             try:
                 p.kill()
             except psutil.NoSuchProcess:

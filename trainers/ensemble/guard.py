@@ -38,6 +38,11 @@ class GuardReport:
     single_score: float | None = None  # None: the best single trial was not a contender
 
 
+def _sign(mode: str) -> float:
+    """Scores times this: larger is better."""
+    return 1.0 if mode == "max" else -1.0
+
+
 def _fold_predictions(blocks: list[np.ndarray], y: np.ndarray, fit: np.ndarray, val: np.ndarray, metric: str,
                       mode: str, rounds: int, task: str, contenders: Sequence[str]) -> dict[str, np.ndarray]:
     """Each contender fitted (or picked) on rows `fit`, predicting rows `val`."""
@@ -47,8 +52,7 @@ def _fold_predictions(blocks: list[np.ndarray], y: np.ndarray, fit: np.ndarray, 
             weights = greedy_selection([b[fit] for b in blocks], y[fit], metric, rounds, mode)
             out[name] = average(np.stack([b[val] for b in blocks]), weights)
         elif name == SINGLE:
-            sign = 1.0 if mode == "max" else -1.0
-            best = int(np.argmax([sign * score(metric, y[fit], b[fit]) for b in blocks]))  # first of equals
+            best = int(np.argmax([_sign(mode) * score(metric, y[fit], b[fit]) for b in blocks]))  # first of equals
             out[name] = blocks[best][val]
         else:
             state = Stacking().fit([b[fit] for b in blocks], y[fit], [1] * len(blocks), task)
@@ -81,8 +85,7 @@ def held_out_choice(oof_blocks: Sequence[np.ndarray], y: np.ndarray, metric: str
         for name, pred in fold.items():
             preds[name][val] = pred
     scores = {name: score(metric, y, pred) for name, pred in preds.items()}
-    sign = 1.0 if mode == "max" else -1.0
-    kept = max(contenders, key=lambda name: (sign * scores[name], name == GREEDY))  # a tie keeps greedy
+    kept = max(contenders, key=lambda name: (_sign(mode) * scores[name], name == GREEDY))  # a tie keeps greedy
     listed = ", ".join(f"{name} {scores[name]:.5g}" for name in contenders)
     why = (f"held-out {metric} over {folds} folds of the OOF rows: {listed} "
            f"({'max' if mode == 'max' else 'min'} wins; a tie keeps greedy)")
