@@ -40,7 +40,7 @@ def main() -> None:
     from trainers.ensemble.predictor import EnsemblePredictor
     from trainers.families import start_fit
     from trainers.families.config import ModelConfig
-    from trainers.loop import split_params
+    from trainers.train_config import split_params
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp())

@@ -15,7 +15,8 @@ from trainers.ensemble.combiners import DEFAULT_COMBINER
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
 from trainers.families.config import ModelConfig
-from trainers.loop import FoldTrainer, TrainConfig, split_params
+from trainers.loop import FoldTrainer
+from trainers.train_config import TrainConfig, split_params
 
 
 def digits() -> tuple[np.ndarray, np.ndarray, list]:

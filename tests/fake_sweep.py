@@ -18,7 +18,8 @@ from service.spec import SweepSpec
 from service.store import Sweep, TrialRecord
 from trainers.checkpoint import save_model
 from trainers.data import load_dataset, split_indices
-from trainers.loop import FoldTrainer, split_params
+from trainers.loop import FoldTrainer
+from trainers.train_config import split_params
 from trainers.metrics import score
 
 # three MLP trials that differ in shape (so the predictor has more than one vmap group)

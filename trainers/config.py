@@ -9,7 +9,7 @@ from trainers.algorithms import ALGORITHMS, DEFAULT_ALGORITHM, SearchAlgorithm, 
 from trainers.ensemble.combiners import COMBINERS, DEFAULT_COMBINER
 from trainers.families import DEFAULT_FAMILY, STUDENT_FAMILIES, get_family
 from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activation
-from trainers.loop import MAX_EPOCHS
+from trainers.train_config import MAX_EPOCHS
 from trainers.metrics import METRICS
 from trainers.portfolio import PRESETS
 from trainers.space import Dimension, Scalar

@@ -33,7 +33,7 @@ from trainers.config import DistillConfig, StudentConfig
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
-from trainers.families.torchnet import trains_in_pairs
+from trainers.families.nets.parts import trains_in_pairs
 from trainers.losses import distillation_loss, regression_loss
 from trainers.metrics import score
 from trainers.task import get_task

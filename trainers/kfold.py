@@ -21,7 +21,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from trainers.checkpoint import load_model, save_model
 from trainers.families import Fit, get_family, start_fit
-from trainers.loop import pick_device, split_params
+from trainers.loop import pick_device
+from trainers.train_config import split_params
 from trainers.metrics import score
 from trainers.task import get_task
 from trainers.families.config import ModelConfig

@@ -3,7 +3,6 @@ of predicted values for a regression target (trainers.task)."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 # name -> mode, per task; the spec's metric must be one of its task's
 CLASSIFICATION_METRICS = {"accuracy": "max", "precision_macro": "max", "recall_macro": "max", "f1_macro": "max",
@@ -13,6 +12,8 @@ METRICS = {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}
 
 
 def _regression(name: str, y_true: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn import metrics as skm
+
     pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)[:, 0]
     y_true = np.asarray(y_true, dtype=np.float64)
     if not np.isfinite(pred).all():
@@ -29,6 +30,8 @@ def _regression(name: str, y_true: np.ndarray, pred: np.ndarray) -> float:
 def score(name: str, y_true: np.ndarray, proba: np.ndarray) -> float:
     if name in REGRESSION_METRICS:
         return _regression(name, y_true, proba)
+    from sklearn import metrics as skm  # here: the names above are what a spec's parse needs
+
     n_classes = proba.shape[1]
     pred = proba.argmax(1)
     if name == "accuracy":
@@ -56,4 +59,6 @@ def all_scores(y_true: np.ndarray, proba: np.ndarray, task: str = "classificatio
 
 
 def confusion(y_true: np.ndarray, proba: np.ndarray) -> list[list[int]]:
+    from sklearn import metrics as skm
+
     return skm.confusion_matrix(y_true, proba.argmax(1), labels=np.arange(proba.shape[1])).tolist()

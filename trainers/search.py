@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trainers.config import ResourcesConfig, SearchConfig
 from trainers.kfold import TrialData, train_folds
-from trainers.loop import split_params
+from trainers.train_config import split_params
 
 
 @dataclass
@@ -45,7 +45,7 @@ def max_epochs(search: SearchConfig) -> int:
         return int(search.fixed["epochs"])
     if "epochs" in search.space:
         return int(max(search.space["epochs"].endpoints()))
-    from trainers.loop import TrainConfig
+    from trainers.train_config import TrainConfig
     return TrainConfig.model_fields["epochs"].default
 
 

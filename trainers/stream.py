@@ -160,7 +160,7 @@ def train_folds_streamed(shard, data, params: dict, report, device) -> dict:
 
     from trainers.checkpoint import save_model
     from trainers.families import get_family
-    from trainers.loop import split_params
+    from trainers.train_config import split_params
     from trainers.metrics import score
     from trainers.families.config import ModelConfig
 

@@ -14,7 +14,7 @@ from service.spec.schema import SweepSpec
 from trainers.data import Dataset
 from trainers.families import Cost, get_family
 from trainers.families.scope import FAMILY_KEY, receivers, scope_of
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import TableEncoding, is_table
 
 

@@ -17,7 +17,7 @@ from trainers.ensemble.combiners import COMBINERS, get_combiner
 from trainers.families import FAMILIES, get_family, user_code_families
 from trainers.families.config import ModelConfig
 from trainers.families.scope import FAMILY_KEY, key_problem, receivers, scope_of
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import is_table
 
 

@@ -11,7 +11,7 @@ from service.spec.schema import SweepSpec
 from trainers.data import Dataset
 from trainers.families import get_family, user_code_families
 from trainers.families.scope import FAMILY_KEY
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import TableEncoding, is_table
 
 

@@ -21,7 +21,7 @@ from service.store import Sweep, TrialRecord
 from trainers.checkpoint import load_model, save_model
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.families.config import ModelConfig
 from trainers.families import build_model
 

@@ -8,7 +8,7 @@ import pytest
 
 from trainers.families import FAMILIES, ModelConfig, get_family, start_fit
 from trainers.families._booster import BoosterFamily, trial_threads
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import Table
 from trainers.tables.schema import ColumnSchema
 
@@ -60,7 +60,7 @@ def test_catboost_bytes_it_cannot_read_are_refused_by_name():
 INTERLEAVED = """
 import numpy as np, pandas as pd
 from trainers.families import ModelConfig, start_fit
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import Table
 from trainers.tables.schema import ColumnSchema
 

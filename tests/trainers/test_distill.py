@@ -9,7 +9,8 @@ from sklearn.datasets import load_digits
 from trainers.config import DistillConfig, StudentConfig
 from trainers.distill import distill, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
-from trainers.loop import FoldTrainer, TrainConfig
+from trainers.loop import FoldTrainer
+from trainers.train_config import TrainConfig
 from trainers.losses import distillation_loss
 from trainers.families.config import ModelConfig
 

@@ -13,7 +13,8 @@ import pytest
 
 from trainers.distill import distill, distill_on_ray, size_student, student_model_config
 from trainers.ensemble.predictor import EnsemblePredictor
-from trainers.loop import FoldTrainer, TrainConfig
+from trainers.loop import FoldTrainer
+from trainers.train_config import TrainConfig
 from trainers.families.config import ModelConfig
 
 

@@ -93,7 +93,7 @@ def test_a_table_teacher_teaches_a_tree_student_its_own_ordinal_encoding():
     NaN kept), fitted on the transfer rows it is given, and answers from the rows the teacher reads."""
     from tests.trainers.tables.test_table_families import base, table
     from trainers.families import start_fit
-    from trainers.loop import split_params
+    from trainers.train_config import split_params
 
     rows, y, classes = table()
     cfg, fit_cfg = split_params({"family": "logreg", "max_iter": 300}, base("logreg", len(classes)))

@@ -20,7 +20,7 @@ from trainers.checkpoint import load_model, save_model
 from trainers.families import FAMILIES, get_family
 from trainers.families._sklearn import SklearnFamily
 from trainers.families.scope import BRANCH_KEY, FAMILY_KEY
-from trainers.loop import TrainConfig
+from trainers.train_config import TrainConfig
 from trainers.families.config import ModelConfig
 
 FACTORY = "tests.trainers.factory_models:build"

@@ -5,7 +5,8 @@ from pydantic import ValidationError
 
 from trainers.checkpoint import load_model, save_model
 from trainers.data import DataConfig, holdout_split, load_dataset
-from trainers.loop import FoldTrainer, TrainConfig, rows_stay_on_device, split_params
+from trainers.loop import FoldTrainer, rows_stay_on_device
+from trainers.train_config import TrainConfig, split_params
 from trainers.families.config import ModelConfig
 
 

@@ -7,11 +7,12 @@ from sklearn.datasets import load_digits
 
 from trainers.ensemble.predictor import EnsemblePredictor, loop_member_proba
 from trainers.families import get_family
-from trainers.loop import FoldTrainer, TrainConfig
+from trainers.loop import FoldTrainer
+from trainers.train_config import TrainConfig
 from trainers.families.config import ModelConfig
 from trainers.families import build_model
-from trainers.families.standardize import Standardize
-from trainers.families.cnn import CNN
+from trainers.families.nets.standardize import Standardize
+from trainers.families.nets.cnn import CNN
 
 RESNET = get_family("resnet")
 

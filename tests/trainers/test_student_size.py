@@ -19,7 +19,8 @@ from trainers.config import DistillConfig, StudentConfig
 from trainers.distill import choose_student, distill, size_student, student_model_config, validation_split
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import get_family
-from trainers.loop import FoldTrainer, TrainConfig
+from trainers.loop import FoldTrainer
+from trainers.train_config import TrainConfig
 from trainers.families.config import ModelConfig
 
 

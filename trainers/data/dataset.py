@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from trainers.data import idx, images, tabular
 from trainers.data.common import DataError, Frame, Rows, check_labels, check_targets, shown
@@ -179,6 +178,8 @@ def holdout_split(y: np.ndarray, test_fraction: float, seed: int,
                   task: str = "classification") -> tuple[np.ndarray, np.ndarray]:
     """Stratified (train_idx, test_idx), both sorted: on the classes, or a regression target's quantile
     bins (trainers.task.Regression.strata)."""
+    from sklearn.model_selection import train_test_split
+
     idx_ = np.arange(len(y))
     groups = max(2, int(round(1 / min(test_fraction, 1 - test_fraction))))
     strata = get_task(task).strata(y, groups)

@@ -13,7 +13,8 @@ from trainers.ensemble.select import TrialLike
 from trainers.families import get_family, start_fit
 from trainers.families.scope import effective_params
 from trainers.kfold import derived_seed
-from trainers.loop import pick_device, split_params
+from trainers.loop import pick_device
+from trainers.train_config import split_params
 from trainers.families.config import ModelConfig
 from trainers.raytrain import run_on_ray, state_from_numpy, state_to_numpy
 from trainers.tables import is_table

@@ -24,18 +24,21 @@ class ForestParams(BaseModel):
 class ForestFamily(SklearnFamily):
     Params = ForestParams
     trusted = ("sklearn.tree._tree.Tree",)
-    estimator_class: type
-    regressor_class: type  # for a regression target
+    # class names in sklearn.ensemble, imported when a model is made: a spec parses without scikit-learn
+    estimator_class: str
+    regressor_class: str  # for a regression target
 
     def estimator(self, params: ForestParams, seed: int, task: str = "classification"):
+        from sklearn import ensemble
+
         common = dict(n_estimators=1, max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
                       max_features=params.max_features, warm_start=True, n_jobs=1, random_state=seed)
         if task == "regression":
             if params.class_weight is not None:
                 raise ValueError(f"class_weight: None for a regression target expected, but got "
                                  f"{params.class_weight!r}")
-            return self.regressor_class(**common)
-        return self.estimator_class(class_weight=params.class_weight, **common)
+            return getattr(ensemble, self.regressor_class)(**common)
+        return getattr(ensemble, self.estimator_class)(class_weight=params.class_weight, **common)
 
     def cost(self, model_cfg, params: ForestParams, rows: int) -> Cost:
         # a tree has at most 2 x (rows / min_samples_leaf) nodes, and 2 ** (max_depth + 1) when depth-bound

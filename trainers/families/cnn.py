@@ -1,13 +1,10 @@
 """cnn: two conv blocks and a small head, for rows that are images (data.image_shape)."""
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from trainers.families.config import MAX_CHANNELS, MAX_HIDDEN, Activation, ModelConfig
-from trainers.families.standardize import Standardize
-from trainers.families.torchnet import ACTIVATIONS, BuiltinNetFamily
+from trainers.families.torchnet import BuiltinNetFamily
 
 
 class CNNParams(BaseModel):
@@ -19,38 +16,12 @@ class CNNParams(BaseModel):
     activation: Activation = "relu"
 
 
-class CNN(nn.Module):
-    """Two conv blocks and a small head; rows arrive flat and are reshaped to image_shape."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        if cfg.image_shape is None:
-            raise ValueError("family 'cnn' needs data.image_shape, but got image_shape=None")
-        self.image_shape = tuple(cfg.image_shape)
-        c, h, w = self.image_shape
-        act = ACTIVATIONS[cfg.activation]
-        ch = cfg.channels
-        self.standardize = Standardize(cfg.in_features, channels=c)
-        self.features = nn.Sequential(
-            nn.Conv2d(c, ch, 3, padding=1), nn.BatchNorm2d(ch), act(),
-            nn.Conv2d(ch, 2 * ch, 3, padding=1), nn.BatchNorm2d(2 * ch), act(),
-            nn.AdaptiveAvgPool2d((max(1, h // 2), max(1, w // 2))),
-        )
-        flat = 2 * ch * max(1, h // 2) * max(1, w // 2)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(flat, cfg.hidden), act(),
-                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.n_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(x).reshape(-1, *self.image_shape)
-        return self.head(self.features(x))
-
-
 class CNNFamily(BuiltinNetFamily):
     name = "cnn"
     needs_image_shape = True
     student_keys = ("hidden", "channels")
     Params = CNNParams
-    net = CNN
+    net = "trainers.families.nets.cnn:CNN"
 
     def parameter_count(self, model_cfg: ModelConfig) -> int:
         k, width, ch = model_cfg.n_classes, model_cfg.hidden, model_cfg.channels

@@ -12,25 +12,13 @@ from __future__ import annotations
 import importlib
 
 from pydantic import BaseModel, ConfigDict
-from torch import nn
 
 from trainers.families.torchnet import TorchFamily
-from trainers.families.standardize import Standardize
 
 
 class FactoryParams(BaseModel):
     # the factory's keywords are its own business: any scalar values, checked by the factory
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-
-class Standardized(nn.Module):
-    def __init__(self, in_features: int, net: nn.Module):
-        super().__init__()
-        self.standardize = Standardize(in_features)
-        self.net = net
-
-    def forward(self, x):
-        return self.net(self.standardize(x))
 
 
 def add_code_dirs(dirs: list[str]) -> None:
@@ -71,7 +59,7 @@ class TorchFactoryFamily(TorchFamily):
 
     def split(self, flat: dict, base):
         from trainers.families.config import ModelConfig
-        from trainers.loop import TrainConfig
+        from trainers.train_config import TrainConfig
 
         train_part = {k: v for k, v in flat.items() if k in TrainConfig.model_fields}
         options = {k: v for k, v in flat.items() if k not in TrainConfig.model_fields}
@@ -79,7 +67,11 @@ class TorchFactoryFamily(TorchFamily):
                                                 "options": {**base.options, **options}})
         return model_cfg, TrainConfig.model_validate(train_part)
 
-    def build(self, model_cfg) -> nn.Module:
+    def build(self, model_cfg):
+        from torch import nn
+
+        from trainers.families.nets.parts import Standardized
+
         if not model_cfg.factory:
             raise ValueError("model.factory: 'package.module:function' expected for family torch, but got none")
         fn = resolve_factory(model_cfg.factory)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from trainers.families._base import Cost
 from trainers.families._flat_trees import FLAT_MAX_ROWS, flat_boosted
@@ -34,6 +33,8 @@ class HistGBFamily(SklearnFamily):
                "sklearn.utils.validation.check_array")
 
     def estimator(self, params: HistGBParams, seed: int, task: str = "classification"):
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
         # no early stopping inside: the iteration budget is the searched knob, ASHA the stopper
         cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
         return cls(

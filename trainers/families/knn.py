@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
@@ -26,6 +23,10 @@ class KNNFamily(SklearnFamily):
     Params = KNNParams
 
     def estimator(self, params: KNNParams, seed: int, task: str = "classification"):
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
         return make_pipeline(StandardScaler(), cls(n_neighbors=params.n_neighbors, weights=params.weights,
                                                    p=params.p, algorithm="brute"))

@@ -3,9 +3,6 @@ regression target its linear counterpart, ridge regression with alpha = 1 / C (t
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
@@ -28,6 +25,10 @@ class LogRegFamily(SklearnFamily):
         return Cost(size=(model_cfg.in_features + 1) * model_cfg.n_classes, work=1)
 
     def estimator(self, params: LogRegParams, seed: int, task: str = "classification"):
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         if task == "regression":
             return make_pipeline(StandardScaler(), Ridge(alpha=1.0 / params.C))
         return make_pipeline(StandardScaler(), LogisticRegression(C=params.C, max_iter=params.max_iter,

@@ -1,13 +1,10 @@
 """mlp: a multi-layer perceptron for any numeric features."""
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from trainers.families.config import MAX_DEPTH, MAX_HIDDEN, Activation, ModelConfig
-from trainers.families.standardize import Standardize
-from trainers.families.torchnet import ACTIVATIONS, BuiltinNetFamily
+from trainers.families.torchnet import BuiltinNetFamily
 
 
 class MLPParams(BaseModel):
@@ -19,27 +16,11 @@ class MLPParams(BaseModel):
     activation: Activation = "relu"
 
 
-class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.standardize = Standardize(cfg.in_features)
-        layers: list[nn.Module] = []
-        width = cfg.in_features
-        for _ in range(cfg.depth):
-            layers += [nn.Linear(width, cfg.hidden), ACTIVATIONS[cfg.activation](), nn.Dropout(cfg.dropout)]
-            width = cfg.hidden
-        layers.append(nn.Linear(width, cfg.n_classes))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.standardize(x))
-
-
 class MLPFamily(BuiltinNetFamily):
     name = "mlp"
     student_keys = ("hidden", "depth")
     Params = MLPParams
-    net = MLP
+    net = "trainers.families.nets.mlp:MLP"
 
     def parameter_count(self, model_cfg: ModelConfig) -> int:
         layers = [model_cfg.in_features] + [model_cfg.hidden] * model_cfg.depth + [model_cfg.n_classes]

@@ -1,11 +1,9 @@
 """random_forest: scikit-learn's RandomForestClassifier, or Regressor for a number (bagged trees on
 bootstrap samples)."""
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
 from trainers.families._forest import ForestFamily
 
 
 class RandomForestFamily(ForestFamily):
     name = "random_forest"
-    estimator_class = RandomForestClassifier
-    regressor_class = RandomForestRegressor
+    estimator_class = "RandomForestClassifier"
+    regressor_class = "RandomForestRegressor"

@@ -6,13 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.svm import SVC, SVR
 
 from trainers.families._base import Cost
 from trainers.families._sklearn import SklearnFamily
@@ -40,6 +34,12 @@ class SVCFamily(SklearnFamily):
         return Cost(size=rows * model_cfg.in_features, work=work)
 
     def estimator(self, params: SVCParams, seed: int, task: str = "classification"):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.compose import TransformedTargetRegressor
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC, SVR
+
         if task == "regression":
             svr = make_pipeline(StandardScaler(), SVR(C=params.C, gamma=params.gamma, kernel=params.kernel))
             return TransformedTargetRegressor(regressor=svr, transformer=StandardScaler())

@@ -2,72 +2,32 @@
 TrainConfig's optimisation knobs, and weights-only state dicts."""
 from __future__ import annotations
 
+import importlib
 from abc import abstractmethod
 from typing import ClassVar
 
 import numpy as np
-import torch
 from pydantic import BaseModel
-from torch import nn
 
 from trainers.families._base import Cost, Family, Fit
-
-def trains_in_pairs(model: nn.Module) -> bool:
-    """BatchNorm cannot train on a one-row batch: a model with it skips such a batch."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-class TargetScale(nn.Module):
-    """A regression target's mean and scale, fitted on the fold's training targets (buffers: saved with
-    the weights): the net learns the standardised target and the model answers in the target's units."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(1))
-        self.register_buffer("scale", torch.ones(1))
-
-    def fit(self, y: torch.Tensor) -> "TargetScale":
-        y = y.reshape(-1).float()
-        self.mean.copy_(y.mean().reshape(1))
-        self.scale.copy_(y.std(unbiased=False).clamp_min(1e-6).reshape(1))
-        return self
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.scale + self.mean
-
-
-class Regressor(nn.Module):
-    """A torch family's net with one output, answering a regression target's value (trainers.task)."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net, self.target = net, TargetScale()
-
-    @property
-    def standardize(self):
-        return self.net.standardize
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.target(self.net(x))
-
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}  # config.Activation's names
 
 
 class TorchFamily(Family):
     is_torch = True
 
     def keys(self) -> set[str]:
-        from trainers.loop import TrainConfig
+        from trainers.train_config import TrainConfig
 
         return set(self.Params.model_fields) | set(TrainConfig.model_fields)
 
     @abstractmethod
-    def build(self, model_cfg) -> nn.Module:
+    def build(self, model_cfg):
         """An untrained network for this config (with a `standardize` input layer), n_classes outputs."""
 
-    def network(self, model_cfg) -> nn.Module:
+    def network(self, model_cfg):
         """build(), answering in a regression target's units when the config is a regression's."""
+        from trainers.families.nets.parts import Regressor
+
         net = self.build(model_cfg)
         return Regressor(net) if model_cfg.task == "regression" else net
 
@@ -77,7 +37,7 @@ class TorchFamily(Family):
 
     def split(self, flat: dict, base) -> tuple[object, BaseModel]:
         from trainers.families.config import ModelConfig
-        from trainers.loop import TrainConfig
+        from trainers.train_config import TrainConfig
 
         model_part = {k: v for k, v in flat.items() if k in self.Params.model_fields}
         train_part = {k: v for k, v in flat.items() if k not in self.Params.model_fields}
@@ -93,18 +53,23 @@ class TorchFamily(Family):
 
         return FoldTrainer(model_cfg, fit_cfg, x, y, seed, device, data_parallel)
 
-    @torch.no_grad()
-    def proba(self, model: nn.Module, x: np.ndarray) -> np.ndarray:
+    def proba(self, model, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from trainers.families.nets.parts import Regressor
         from trainers.task import get_task
 
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
         task = "regression" if isinstance(model, Regressor) else "classification"
-        return get_task(task).outputs(model.eval()(xt).float()).numpy().astype(np.float64)
+        with torch.no_grad():
+            return get_task(task).outputs(model.eval()(xt).float()).numpy().astype(np.float64)
 
-    def dump(self, model: nn.Module) -> dict:
+    def dump(self, model) -> dict:
         return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
-    def load(self, model_cfg, payload: dict) -> nn.Module:
+    def load(self, model_cfg, payload: dict):
+        import torch
+
         model = self.network(model_cfg)
         state = {k: torch.as_tensor(v) for k, v in payload["state_dict"].items()}
         model.load_state_dict(state)
@@ -112,9 +77,11 @@ class TorchFamily(Family):
 
 
 class BuiltinNetFamily(TorchFamily):
-    """Networks whose shape knobs are ModelConfig fields (hidden, depth, channels, ...), built as net(cfg)."""
+    """Networks whose shape knobs are ModelConfig fields (hidden, depth, channels, ...), built as net(cfg)
+    from the class `net` names ("module:Class", imported on the first build)."""
 
-    net: ClassVar[type[nn.Module]]
+    net: ClassVar[str]
 
-    def build(self, model_cfg) -> nn.Module:
-        return self.net(model_cfg)
+    def build(self, model_cfg):
+        module, _, name = self.net.partition(":")
+        return getattr(importlib.import_module(module), name)(model_cfg)

@@ -250,3 +250,19 @@ def test_cv_repeats_at_its_limit_parses_and_counts_every_fold_model():
     spec = parse_spec(tiny_spec("rep", cv={"folds": 3, "repeats": MAX_REPEATS}))
     assert spec.cv.fold_count() == 3 * MAX_REPEATS and spec.cv.describe() == "3-fold CV x 10 repeats"
     assert parse_spec(tiny_spec("one")).cv.describe() == "3-fold CV"
+
+
+def test_a_spec_parses_without_the_training_libraries():
+    """`raysemble validate` and every CLI error come before any training: a table spec naming torch and
+    scikit-learn families (examples/penguins.yaml) parses in a fresh process without importing torch,
+    scikit-learn or scipy (together some 4 s here), which load only when a model is built or scored."""
+    heavy = ("torch", "sklearn", "scipy", "lightgbm", "xgboost", "catboost", "ray", "mlflow")
+    code = ("import sys, json; from service.spec import load_spec; spec = load_spec(sys.argv[1]); "
+            f"print(json.dumps([spec.families(), [m for m in {heavy!r} if m in sys.modules]]))")
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", code, str(root / "examples" / "penguins.yaml")], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    families, imported = json.loads(done.stdout)
+    assert {"mlp", "logreg"} <= set(families)
+    assert imported == [], imported

@@ -20,7 +20,7 @@ from trainers.data import DataConfig, load_dataset
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import FAMILIES, ModelConfig, start_fit
 from trainers.kfold import TrialData, make_folds, train_folds
-from trainers.loop import split_params
+from trainers.train_config import split_params
 from trainers.tables import Table, is_table
 
 FACTORY = "tests.trainers.factory_models:build"

@@ -5,7 +5,6 @@ counts. The result orders classes, it is not calibrated: judge it by accuracy, n
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from trainers.ensemble.combiners._base import Combiner, normalised
 
@@ -16,6 +15,8 @@ class RankAverage(Combiner):
     tasks = ("classification",)  # over classes: a number has none to vote for or rank
 
     def combine(self, member_probs, weights=None, state=None):
+        from scipy.stats import rankdata
+
         n_classes = member_probs.shape[2]
         ranks = rankdata(member_probs, method="average", axis=2) - 1.0  # 0 = the member's least likely class
         mean = np.einsum("m,mnc->nc", normalised(len(member_probs), weights), ranks)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from trainers.ensemble.combiners._base import Combiner
 
@@ -90,6 +89,8 @@ def fit_stacker(oof_blocks: Sequence[np.ndarray], y: np.ndarray, members_per_blo
     if not np.array_equal(present, np.arange(n_classes)):
         raise ValueError(f"every class 0..{n_classes - 1} in the stacking rows must hold, but got classes "
                          f"{present.tolist()}")
+    from sklearn.linear_model import LogisticRegression
+
     reg = LogisticRegression(C=c, max_iter=5000).fit(np.concatenate(blocks, 1), y)
     coef = np.asarray(reg.coef_)  # (classes, blocks*classes), or (1, ...) when binary
     return {"coef": _spread(coef, n_classes, members_per_block), "intercept": np.asarray(reg.intercept_)}
