@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 STEPS = ("ensemble", "distill")
 SIZING_SHARE = 0.5  # of the time left under a budget, for comparing student candidates (the rest: the chosen one)
+# of the time left under a budget when the ensemble step starts, for members: refit (the rest: the student
+# and the judgement); a trial whose refit is not done by then serves its fold models
+REFIT_SHARE = 0.5
 
 
 class PostSweepError(RuntimeError):
@@ -112,11 +115,12 @@ class PostSweep:
         refit, options = None, None
         if cfg.members == "refit":
             options = self._ray_options("refit")
-            refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed, options)
+            refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed, options,
+                             deadline=self._share_of_time_left(REFIT_SHARE))
         predictor, info = build_ensemble(self.ranked, cfg, y_train=self.y_train, metric=search.metric,
                                          mode=search.mode, classes=self.classes, refit=refit, task=self.task)
         directory = predictor.save(_fresh(self.files.bundle("ensemble")))
-        # OOF rows are the training split in train_idx order; refits train on all of it
+        # OOF rows are the training split in train_idx order; refits train on all of it (fold members on parts)
         _provenance(directory, sweep=self.sweep.name, kind="ensemble", info=info,
                     selection_rows=self.train_idx.tolist(),
                     fit_rows=self.train_idx.tolist() if cfg.members == "refit" else [],
@@ -134,7 +138,7 @@ class PostSweep:
             sizing = size_student(cfg, teacher.configs[0], self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                   latency=self._latency_ms, device=pick_device(),
                                   teacher_oof=self._teacher_oof(teacher, teacher_dir), teacher_dir=teacher_dir,
-                                  ray_resources=resources, deadline=self._sizing_deadline())
+                                  ray_resources=resources, deadline=self._share_of_time_left(SIZING_SHARE))
             student_cfg = sizing.student
             # the rows the candidates were scored on, as dataset row ids (rows_used checks them)
             extra["selection_rows"] = self.train_idx[sizing.validation].tolist()
@@ -162,13 +166,13 @@ class PostSweep:
                     fit_rows=self.train_idx.tolist(), **extra)
         return student, info
 
-    def _sizing_deadline(self) -> float | None:
-        """Under a time budget, the candidates get SIZING_SHARE of what is left and the chosen one's final
-        distillation the rest."""
+    def _share_of_time_left(self, share: float) -> float | None:
+        """Under a time budget, the deadline that gives a step this share of what is left of it (the student's
+        candidates SIZING_SHARE, the chosen one's final distillation the rest; refits REFIT_SHARE)."""
         if self.deadline is None:
             return None
         now = time.time()
-        return now + max(0.0, self.deadline - now) * SIZING_SHARE
+        return now + max(0.0, self.deadline - now) * share
 
     def latency_time_s(self) -> float:
         """The judge's timing allowance per batch size: LATENCY_TIME_S, or under a time budget a quarter of

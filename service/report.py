@@ -224,6 +224,9 @@ def write_report(sweep: "Sweep", rows: list[JudgeRow], out_dir: Path, classes: l
         parts += ["## Ensemble", "", f"selection `{ensemble_info['selection']}`, method `{ensemble_info['method']}`, "
                   f"members `{ensemble_info['members']}` ({ensemble_info['n_members']} models)", "",
                   _members_table(ensemble_info, families), ""]
+        if kept := ensemble_info.get("kept_fold_models"):
+            parts += [f"The time budget ended before {len(kept)} refit(s) finished: trial(s) {', '.join(kept)} "
+                      "serve their fold models.", ""]
         if guard := ensemble_info.get("stacking_guard"):
             parts += [f"Greedy selection or a contender (`ensemble.stacking` / `ensemble.single: if_better`): kept "
                       f"**{guard['kept']}**; {guard['why']}.", ""]

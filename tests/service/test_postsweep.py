@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import mlflow
 import numpy as np
@@ -116,6 +117,19 @@ def test_redo_ensemble_with_another_method_keeps_the_student(done):
     assert int(again["registered"]["ensemble"]["version"]) == int(before["ensemble"]["version"]) + 1
     assert again["registered"]["student"] == before["student"]
     assert sweep.spec.ensemble.method == "soft_vote"  # the stored spec is left as it was
+
+
+def test_refits_past_the_run_deadline_leave_the_trials_their_fold_models(done):
+    """members: refit under a time budget that has run out: nothing is retrained, each chosen trial
+    serves its fold models, and the report says so."""
+    sweep, _, _ = done
+    again = finish_sweep(sweep, use_ray=False, redo=("ensemble",), latency_repeats=3,
+                         ensemble_cfg=EnsembleConfig(top_k=2, method="soft_vote", members="refit"),
+                         deadline=time.time() - 1)
+    chosen = [t["trial_id"] for t in again["ensemble"]["trials"]]
+    assert again["ensemble"]["kept_fold_models"] == chosen and len(chosen) == 2
+    assert [t["n_members"] for t in again["ensemble"]["trials"]] == [3, 3]
+    assert f"trial(s) {', '.join(chosen)} serve their fold models" in open(again["report"]).read()
 
 
 def test_clear_errors(done):

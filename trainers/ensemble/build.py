@@ -14,12 +14,15 @@ from trainers.checkpoint import load_model
 from trainers.config import EnsembleConfig
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.combiners import get_combiner
+from trainers.ensemble.combiners.soft_vote import SoftVote
 from trainers.ensemble.combiners.stacking import Stacking
+from trainers.ensemble.combiners.weighted import Weighted
 from trainers.ensemble.guard import SINGLE, as_info, held_out_choice
 from trainers.ensemble.select import TrialLike, greedy_selection, top_k
 from trainers.families.config import ModelConfig
 
-RefitFn = Callable[[Sequence[TrialLike]], list[tuple[nn.Module, ModelConfig]]]
+# chosen trials -> per trial (model, config), or None where that trial keeps its fold models (refit.Refitter)
+RefitFn = Callable[[Sequence[TrialLike]], list[tuple[nn.Module, ModelConfig] | None]]
 
 
 def choose_trials(ranked: Sequence[TrialLike], cfg: EnsembleConfig, y_train: np.ndarray, metric: str,
@@ -60,6 +63,14 @@ def with_every_family(pool: list[TrialLike], ranked: Sequence[TrialLike]) -> lis
     return [*pool, *extra]
 
 
+def _fold_group(trial: TrialLike) -> list[tuple]:
+    """The trial's fold models as (model, config, path) members."""
+    group = [(*load_model(p)[:2], p) for p in trial.fold_model_paths()]
+    if not group:
+        raise ValueError(f"fold models for every chosen trial must hold, but got none for {trial.trial_id!r}")
+    return group
+
+
 def resolved_method(cfg: EnsembleConfig) -> str:
     """The combiner a bundle stores: under greedy selection, what the spec's combiner becomes over a
     weighted multiset of trials (Combiner.under_greedy)."""
@@ -85,15 +96,16 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
         elif guard.kept == SINGLE:  # the best trial by its own CV score (the judge's "single" row) as its fold
             # models, whose OOF predictions the comparison judged: one refit would lose the bag's averaging
             chosen, trial_weights, members = pool[:1], np.ones(1), "folds"
+    kept_folds: list[str] = []  # members: refit, but the refit did not finish by the run's deadline
     if members == "folds":
-        groups = [[(*load_model(p)[:2], p) for p in t.fold_model_paths()] for t in chosen]
-        empty = [t.trial_id for t, g in zip(chosen, groups) if not g]
-        if empty:
-            raise ValueError(f"fold models for every chosen trial must hold, but got none for {empty}")
+        groups = [_fold_group(t) for t in chosen]
     elif refit is None:
         raise ValueError("members 'refit' needs a refit function, but got refit=None")
     else:
-        groups = [[(*pair, None)] for pair in refit(chosen)]
+        groups = [[(*pair, None)] if pair is not None else _fold_group(t) for t, pair in zip(chosen, refit(chosen))]
+        kept_folds = [t.trial_id for t, g in zip(chosen, groups) if g[0][2] is not None]
+    if method == SoftVote.name and len({len(g) for g in groups}) > 1:
+        method = Weighted.name  # a plain mean over members would give a trial a vote per fold model
     combiner = get_combiner(method)
     if task not in combiner.tasks:
         raise ValueError(f"ensemble.method: one for a {task} target expected, but got {method!r}")
@@ -107,6 +119,8 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
             "n_members": len(member_weights),
             "trials": [{"trial_id": t.trial_id, "weight": float(w), "n_members": len(g), "family": g[0][1].family,
                         "mean_score": float(t.mean_score)} for t, w, g in zip(chosen, trial_weights, groups)]}
+    if kept_folds:
+        info["kept_fold_models"] = kept_folds
     if guard is not None:
         info["stacking_guard"] = as_info(guard)  # the key older sweeps wrote, kept so their reports still read
     return predictor, info

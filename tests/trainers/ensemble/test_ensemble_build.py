@@ -1,4 +1,6 @@
 """Building an EnsemblePredictor from a (small, real) finished sweep's trials."""
+import time
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,35 @@ def test_refit_members_one_per_trial_in_process(sweep, split):
     np.testing.assert_array_equal(a.predict_proba(x_test), b.predict_proba(x_test))  # seeded
     with pytest.raises(ValueError, match="members 'refit' needs a refit function"):
         _build(sweep, split, members="refit")
+
+
+def test_a_refit_not_done_by_the_deadline_leaves_its_trial_to_its_fold_models(sweep, split):
+    """Under a time budget the refits stop at a deadline: a trial whose refit did not finish serves the
+    fold models selection judged (never a refit cut to fewer rounds), and the info names it."""
+    x, y, x_test = split
+    fixed = {**sweep.spec.search.fixed, "epochs": 2}
+    assert Refitter(x, y, fixed, seed=0, deadline=time.time() - 1)(sweep.ranked()[:2]) == [None, None]
+    from trainers.ensemble.refit import refit_all
+
+    done = Refitter(x, y, fixed, seed=0)(sweep.ranked()[:1])
+    first = done[0]
+
+    def second_too_late(trials):
+        return [first, None][:len(trials)]
+
+    mixed, info = _build(sweep, split, refit=second_too_late, members="refit", top_k=2)
+    ranked = sweep.ranked()
+    assert info["kept_fold_models"] == [ranked[1].trial_id]
+    assert [t["n_members"] for t in info["trials"]] == [1, 3] and len(mixed.models) == 4
+    assert mixed.method == "weighted" and mixed.weights == pytest.approx([0.5, 0.5 / 3, 0.5 / 3, 0.5 / 3])
+    folds = EnsemblePredictor.from_files(ranked[1].fold_model_paths()).predict_proba(x_test)
+    alone = EnsemblePredictor([first[0]], [first[1]]).predict_proba(x_test)
+    np.testing.assert_allclose(mixed.predict_proba(x_test), (alone + folds) / 2, atol=1e-6)  # a trial's vote, not a model's
+    # rounds are checked as they go: a deadline that passed skips the work itself, job by job
+    job = {"model": first[1].model_dump(mode="json"), "params": {"family": first[1].family, "epochs": 2}, "seed": 0,
+           "rounds": None}
+    assert refit_all({"jobs": [job, job], "x": x, "y": y, "deadline": time.time() - 1}) == [None, None]
+    assert refit_all({"jobs": [job], "x": x, "y": y, "deadline": None})[0]["config"]["family"] == first[1].family
 
 
 class _Trial:
