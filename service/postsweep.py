@@ -138,7 +138,7 @@ class PostSweep:
             sizing = size_student(cfg, teacher.configs[0], self.x_train, self.y_train, teacher, self.spec.cv.seed,
                                   latency=self._latency_ms, device=pick_device(),
                                   teacher_oof=self._teacher_oof(teacher, teacher_dir), teacher_dir=teacher_dir,
-                                  ray_resources=resources, deadline=self._share_of_time_left(SIZING_SHARE))
+                                  ray_resources=resources, deadline=self._sizing_deadline())
             student_cfg = sizing.student
             # the rows the candidates were scored on, as dataset row ids (rows_used checks them)
             extra["selection_rows"] = self.train_idx[sizing.validation].tolist()
@@ -166,13 +166,13 @@ class PostSweep:
                     fit_rows=self.train_idx.tolist(), **extra)
         return student, info
 
-    def _share_of_time_left(self, share: float) -> float | None:
-        """Under a time budget, the deadline that gives a step this share of what is left of it (the student's
-        candidates SIZING_SHARE, the chosen one's final distillation the rest)."""
+    def _sizing_deadline(self) -> float | None:
+        """Under a time budget, the candidates get SIZING_SHARE of what is left and the chosen one's final
+        distillation the rest."""
         if self.deadline is None:
             return None
         now = time.time()
-        return now + max(0.0, self.deadline - now) * share
+        return now + max(0.0, self.deadline - now) * SIZING_SHARE
 
     def latency_time_s(self) -> float:
         """The judge's timing allowance per batch size: LATENCY_TIME_S, or under a time budget a quarter of

@@ -102,8 +102,9 @@ def build_ensemble(ranked: Sequence[TrialLike], cfg: EnsembleConfig, *, y_train:
     elif refit is None:
         raise ValueError("members 'refit' needs a refit function, but got refit=None")
     else:
-        groups = [[(*pair, None)] if pair is not None else _fold_group(t) for t, pair in zip(chosen, refit(chosen))]
-        kept_folds = [t.trial_id for t, g in zip(chosen, groups) if g[0][2] is not None]
+        refits = refit(chosen)
+        groups = [[(*pair, None)] if pair is not None else _fold_group(t) for t, pair in zip(chosen, refits)]
+        kept_folds = [t.trial_id for t, pair in zip(chosen, refits) if pair is None]
     if method == SoftVote.name and len({len(g) for g in groups}) > 1:
         method = Weighted.name  # a plain mean over members would give a trial a vote per fold model
     combiner = get_combiner(method)
