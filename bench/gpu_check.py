@@ -5,7 +5,7 @@ One command:
     .venv/bin/python bench/gpu_check.py [--data /usr/share/datasets/fashion-mnist] [--epochs 5] [--out gpu.json]
 
 Without a CUDA GPU it prints "skipped: no CUDA GPU (torch sees none)" and exits 0. With one it:
-  1. trains the cnn and resnet families with the plain loop (trainers.loop.FoldTrainer: bf16
+  1. trains the cnn, resnet and mlp families with the plain loop (trainers.loop.FoldTrainer: bf16
      autocast, channels_last, rows resident on the GPU; the cnn once more with its rows in pinned
      host memory, the path large sets take), reporting samples/s, peak GPU memory and test accuracy;
   2. builds an EnsemblePredictor (the cnn of a few seeds, vmapped as one group, and the resnet)
@@ -138,11 +138,12 @@ def train(name: str, family: str, options: dict, train_knobs: dict, data: dict, 
     rows = len(data["x_train"])
     steady = epoch_s[1:] or epoch_s  # the first epoch includes cuDNN's and the allocator's warm-up
     # the last conv: a first conv over one channel is contiguous in both layouts
-    conv = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    convs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)]
     row = {"name": name, "family": family, "params": model_cfg.parameter_count(), "epochs": trainer.rounds,
            "rows_on": str(trainer.store), "pinned": bool(trainer.x.is_pinned()) if device.type == "cuda" else False,
-           "channels_last": conv.weight.is_contiguous(memory_format=torch.channels_last)
-           and not conv.weight.is_contiguous(),
+           "channels_last": None if not convs  # an mlp has no layout to choose
+           else convs[-1].weight.is_contiguous(memory_format=torch.channels_last)
+           and not convs[-1].weight.is_contiguous(),
            "first_epoch_s": epoch_s[0], "samples_per_s": rows / float(np.median(steady)),
            "peak_mib": peak_mib(device), "final_loss": loss,
            "test_accuracy": float((proba.argmax(1) == data["y_test"]).mean()),
@@ -307,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = [("cnn", "cnn", cnn, 0, False), ("cnn, rows pinned on host", "cnn", cnn, 0, True),
             ("resnet", "resnet", resnet, 0, False)]
     runs += [(f"cnn seed {s}", "cnn", cnn, s, False) for s in range(1, args.members)]
+    # the tabular families' net on the same pixels as flat features: its loop path on CUDA, the mlp member group
+    runs.append(("mlp", "mlp", {"hidden": 512, "depth": 2}, 0, False))
     members = []
     for label, family, options, seed, pinned in runs:
         if pinned and device.type != "cuda":

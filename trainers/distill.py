@@ -34,6 +34,7 @@ from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.families import build_model, get_family
 from trainers.families.config import ModelConfig
 from trainers.families.nets.parts import trains_in_pairs
+from trainers.loop import as_device
 from trainers.losses import distillation_loss, regression_loss
 from trainers.metrics import score
 from trainers.task import get_task
@@ -65,7 +66,7 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, model_cfg: ModelConfig, x: np.ndarray, y: np.ndarray,
                  teacher: EnsemblePredictor, seed: int, device: torch.device | str = "cpu"):
-        self.cfg, self.device = cfg, torch.device(device)
+        self.cfg, self.device = cfg, as_device(device)
         # the teacher labels every row (and every mixed batch) where the student trains: on a GPU, not the CPU
         self.teacher = teacher.on(self.device)
         self.generator = torch.Generator().manual_seed(seed)

@@ -43,7 +43,16 @@ def torch_threads(n: int):
 
 
 def pick_device(prefer_cuda: bool = True) -> torch.device:
-    return torch.device("cuda" if prefer_cuda and torch.cuda.is_available() else "cpu")
+    return as_device("cuda" if prefer_cuda and torch.cuda.is_available() else "cpu")
+
+
+def as_device(device: torch.device | str) -> torch.device:
+    """`device` with its index: a tensor made on "cuda" reports "cuda:0", and a bare "cuda" never
+    equals it, so a check that a tensor is already where it belongs would always say no."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def rows_stay_on_device(nbytes: int, device: torch.device, free_bytes: int | None = None) -> bool:
@@ -72,7 +81,7 @@ class FoldTrainer(Fit):
         self.regression = model_cfg.task == "regression"
         if self.regression and train_cfg.label_smoothing > 0:
             raise ValueError(f"label_smoothing: 0 for a regression target expected, but got {train_cfg.label_smoothing}")
-        self.device = torch.device(device)
+        self.device = as_device(device)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # parameter init and dropout; the generator drives data order
         x_train = np.asarray(x_train, dtype=np.float32)
@@ -158,8 +167,7 @@ class FoldTrainer(Fit):
         """One pass over the training rows (in memory, or the given (x, y) batches of a stream);
         returns the mean training loss."""
         cuda = self.device.type == "cuda"
-        index = (self.device.index if self.device.index is not None else torch.cuda.current_device()) if cuda else None
-        with torch.random.fork_rng(devices=[index] if cuda else [], device_type=self.device.type):
+        with torch.random.fork_rng(devices=[self.device.index] if cuda else [], device_type=self.device.type):
             if cuda:
                 torch.cuda.set_rng_state(self.rng, self.device)
             else:

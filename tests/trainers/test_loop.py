@@ -5,7 +5,8 @@ from pydantic import ValidationError
 
 from trainers.checkpoint import load_model, save_model
 from trainers.data import DataConfig, holdout_split, load_dataset
-from trainers.loop import FoldTrainer, rows_stay_on_device
+import trainers.loop as loop
+from trainers.loop import FoldTrainer, as_device, rows_stay_on_device
 from trainers.train_config import TrainConfig, split_params
 from trainers.families.config import ModelConfig
 
@@ -106,6 +107,26 @@ def test_rows_stay_on_the_gpu_only_while_they_leave_room():
     assert rows_stay_on_device(100 * gib, torch.device("cpu"))  # CPU: the rows are where they are
     assert rows_stay_on_device(2 * gib, torch.device("cuda"), free_bytes=8 * gib)
     assert not rows_stay_on_device(2 * gib + 1, torch.device("cuda"), free_bytes=8 * gib)
+
+
+def test_a_device_carries_its_index():
+    assert as_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert as_device("cuda") == torch.zeros(1, device="cuda").device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bench/gpu_check.py runs the same path)")
+@pytest.mark.parametrize("resident", [True, False])
+def test_a_trainer_given_bare_cuda_trains_with_rows_on_either_side(digits, monkeypatch, resident):
+    # a bare "cuda" (what pick_device gave refits and the student) once pinned batches already on the GPU
+    monkeypatch.setattr(loop, "RESIDENT_SHARE", 1.0 if resident else 0.0)
+    x, y, xt, yt = digits
+    cfg = ModelConfig(family="cnn", in_features=64, n_classes=10, image_shape=(1, 8, 8), hidden=64, channels=16)
+    trainer = FoldTrainer(cfg, TrainConfig(epochs=4), x, y, seed=0, device="cuda")
+    assert (trainer.x.device.type == "cuda") is resident
+    for _ in range(4):
+        trainer.train_epoch()
+    assert (trainer.predict_proba(xt).argmax(1) == yt).mean() > 0.85
 
 
 def test_checkpoint_round_trip_carries_the_config(tmp_path, digits):

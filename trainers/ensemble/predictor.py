@@ -19,6 +19,7 @@ import torch
 from torch.func import functional_call, stack_module_state
 
 from trainers.atomic import atomic_file, write_atomic
+from trainers.loop import as_device
 from trainers.checkpoint import load_model, save_model
 from trainers.data.common import check_labels
 from trainers.ensemble.combiners import DEFAULT_COMBINER, get_combiner
@@ -103,7 +104,7 @@ class EnsemblePredictor:
             self.classes = list(classes) if classes is not None else list(range(self.n_classes))
         if self.classes:  # what serving sends back: finite, within int64, valid UTF-8 (a bundle made elsewhere)
             check_labels(np.array(self.classes, dtype=object), "classes")
-        self.device = torch.device(device)
+        self.device = as_device(device)
         keys: dict[str, list[int]] = {}
         for i, (cfg, family) in enumerate(zip(configs, families)):
             if family.is_torch:
@@ -180,7 +181,7 @@ class EnsemblePredictor:
         """This predictor on `device`: itself if it is there already, else a copy there (its members
         copied first: moving a module moves it in place, and the original stays where its caller
         uses it, e.g. the judge timing the CPU one)."""
-        device = torch.device(device)
+        device = as_device(device)
         if device == self.device:
             return self
         return EnsemblePredictor(copy.deepcopy(self.models), self.configs, self.method, self.weights, self.stacker,
