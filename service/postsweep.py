@@ -31,6 +31,7 @@ from trainers.ensemble.build import build_ensemble
 from trainers.ensemble.predictor import EnsemblePredictor
 from trainers.ensemble.refit import Refitter
 from trainers.loop import pick_device, torch_threads
+from trainers.postsweep_cost import tail_s
 
 if TYPE_CHECKING:
     from service.store import Sweep
@@ -112,11 +113,12 @@ class PostSweep:
         refit, options = None, None
         if cfg.members == "refit":
             options = self._ray_options("refit")
-            # refits stop only at the end of the budget: one stopped earlier serves its trial's k fold models,
-            # which made the served ensemble 3x slower to answer and its teacher slower to distill (hi, 120 s:
-            # 53 members instead of 13, 32 ms a row instead of 9; the student 1.2 points worse)
+            # refits stop where the steps after the ensemble still fit (trainers.postsweep_cost), not at a
+            # fixed share: a trial whose refit stops serves its k fold models, which made the served ensemble 3x
+            # slower to answer and its teacher slower to distill (hi, 120 s, half of 28 s left: 53 members
+            # instead of 13, 32 ms a row instead of 9; the student 1.2 points worse)
             refit = Refitter(self.x_train, self.y_train, self.spec.search.fixed, self.spec.cv.seed, options,
-                             deadline=self.deadline)
+                             deadline=None if self.deadline is None else self.deadline - tail_s(len(self.x_train)))
         predictor, info = build_ensemble(self.ranked, cfg, y_train=self.y_train, metric=search.metric,
                                          mode=search.mode, classes=self.classes, refit=refit, task=self.task)
         directory = predictor.save(_fresh(self.files.bundle("ensemble")))

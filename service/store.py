@@ -99,7 +99,7 @@ class Sweep:
         """The end of this sweep's time budget (search.time_budget_s from when it last started running),
         for the post-sweep steps that follow that run; None without a budget."""
         started = self.meta.get("started")
-        deadlines = self.spec.search.deadlines(float(started)) if started is not None else None
+        deadlines = self.spec.search.deadlines(float(started), len(self.train_idx)) if started is not None else None
         return deadlines[1] if deadlines else None
 
     def set_state(self, **updates) -> None:

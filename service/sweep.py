@@ -109,7 +109,7 @@ def _run_sweep(sweep: Sweep, progress) -> Sweep:
     started = time.time()
     # a resumed sweep runs again, with its time budget counted afresh from here (postsweep reads "started")
     sweep.set_state(state="RUNNING", finished=None, started=started, budget_reached=None)
-    deadlines = spec.search.deadlines(started)
+    deadlines = spec.search.deadlines(started, len(sweep.train_idx))
     data = trial_data(sweep, deadline=deadlines[0] if deadlines else None)
     recorder = Recorder(sweep, data.y, data.deadline)
     experiment = sweepdir.tune_path(sweep.where.tune_storage, spec.name)

@@ -12,6 +12,7 @@ from trainers.families.config import MAX_CHANNELS, MAX_DEPTH, MAX_HIDDEN, Activa
 from trainers.train_config import MAX_EPOCHS
 from trainers.metrics import METRICS
 from trainers.portfolio import PRESETS
+from trainers.postsweep_cost import reserve_s
 from trainers.space import Dimension, Scalar
 from trainers.task import get_task
 
@@ -74,7 +75,8 @@ class SearchConfig(_Section):
     # wall-clock seconds for the whole run: search, ensemble and student together (from the moment the
     # sweep starts running; a resumed sweep gets the budget again); null: no limit. See deadlines()
     time_budget_s: float | None = Field(None, ge=MIN_BUDGET_S, le=7 * 24 * 3600)
-    # the share of time_budget_s the steps after the search keep (ensemble, student, judgement)
+    # the least share of time_budget_s the steps after the search keep (ensemble, student, judgement); more
+    # where they are estimated to need it on the table's rows (trainers.postsweep_cost)
     postsweep_share: float = Field(0.25, ge=0.05, le=0.9)
     space: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
     fixed: dict[str, Scalar] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS)
@@ -137,14 +139,17 @@ class SearchConfig(_Section):
                 raise ValueError(f"start_with[{i}]: values inside search.space expected, but got "
                                  + ", ".join(f"{k}={point[k]!r}" for k in outside))
 
-    def deadlines(self, started: float) -> tuple[float, float] | None:
-        """(search's deadline, the run's deadline) as time.time() values for a run started then, or None
-        without a budget. After the search's: no trial starts, and a running one stops at its next round
-        with that round's checkpoint; after the run's: the student stops training (its epochs so far)."""
+    def deadlines(self, started: float, rows: int) -> tuple[float, float] | None:
+        """(search's deadline, the run's deadline) as time.time() values for a run started then on `rows`
+        training rows, or None without a budget. The steps after the search keep postsweep_share of the
+        budget, or what they are estimated to take on that many rows when it is more
+        (trainers.postsweep_cost). After the search's deadline: no trial starts, and a running one stops
+        at its next round with that round's checkpoint; after the run's: the student stops training (its
+        epochs so far) and refits are no longer waited for."""
         if self.time_budget_s is None:
             return None
         end = started + self.time_budget_s
-        return end - self.postsweep_share * self.time_budget_s, end
+        return end - reserve_s(self.time_budget_s, self.postsweep_share, rows), end
 
     def searcher(self) -> SearchAlgorithm:
         """The algorithm this section names (trainers.algorithms)."""

@@ -43,8 +43,10 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
         out.print(f"preset tabular: {len(search.start_with)} portfolio configurations first, then {search.algorithm}; "
                   f"{search.num_trials} trials over {parsed.families()}", highlight=False, soft_wrap=True)
     if search.time_budget_s is not None:
-        out.print(f"time budget: {search.time_budget_s:g} s ({1 - search.postsweep_share:.0%} search, the rest "
-                  f"ensemble and student)", highlight=False, soft_wrap=True)
+        held_out = 0 if parsed.data.test_source else round(data["rows"] * parsed.data.test_fraction)
+        search_s = search.deadlines(0.0, data["rows"] - held_out)[0]
+        out.print(f"time budget: {search.time_budget_s:g} s ({search_s:.0f} s search, the rest ensemble and "
+                  f"student)", highlight=False, soft_wrap=True)
     if data.get("id_like"):
         out.print(f"note: {[c[:40] for c in data['id_like'][:10]]} have a different value in every row (IDs?): "
                   f"data.drop leaves them out", highlight=False, soft_wrap=True)

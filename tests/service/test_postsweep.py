@@ -14,6 +14,7 @@ from fake_sweep import fake_spec, make_fake_sweep
 from service.postsweep import PostSweep, PostSweepError, finish_sweep, read_provenance
 from trainers.config import EnsembleConfig
 from trainers.ensemble.predictor import EnsemblePredictor
+from trainers.postsweep_cost import tail_s
 
 
 @pytest.fixture(scope="module")
@@ -119,17 +120,29 @@ def test_redo_ensemble_with_another_method_keeps_the_student(done):
     assert sweep.spec.ensemble.method == "soft_vote"  # the stored spec is left as it was
 
 
-def test_refits_past_the_run_deadline_leave_the_trials_their_fold_models(done):
-    """members: refit under a time budget that has run out: nothing is retrained, each chosen trial
-    serves its fold models, and the report says so."""
+@pytest.mark.parametrize("left", ["spent", "only the tail's"])
+def test_refits_leave_the_trials_their_fold_models_once_no_time_is_left_for_them(done, left):
+    """members: refit under a time budget that has run out, or whose rest the steps after the ensemble
+    need (trainers.postsweep_cost.tail_s): nothing is retrained, each chosen trial serves its fold
+    models, and the report says so."""
     sweep, _, _ = done
+    ahead = -1.0 if left == "spent" else tail_s(len(sweep.train_idx)) - 5
     again = finish_sweep(sweep, use_ray=False, redo=("ensemble",), latency_repeats=3,
                          ensemble_cfg=EnsembleConfig(top_k=2, method="soft_vote", members="refit"),
-                         deadline=time.time() - 1)
+                         deadline=time.time() + ahead)
     chosen = [t["trial_id"] for t in again["ensemble"]["trials"]]
     assert again["ensemble"]["kept_fold_models"] == chosen and len(chosen) == 2
     assert [t["n_members"] for t in again["ensemble"]["trials"]] == [3, 3]
     assert f"trial(s) {', '.join(chosen)} serve their fold models" in open(again["report"]).read()
+
+
+def test_refits_run_when_the_budget_leaves_them_time(done):
+    sweep, _, _ = done
+    again = finish_sweep(sweep, use_ray=False, redo=("ensemble",), latency_repeats=3,
+                         ensemble_cfg=EnsembleConfig(top_k=2, method="soft_vote", members="refit"),
+                         deadline=time.time() + tail_s(len(sweep.train_idx)) + 120)
+    assert not again["ensemble"].get("kept_fold_models")
+    assert [t["n_members"] for t in again["ensemble"]["trials"]] == [1, 1]
 
 
 def test_clear_errors(done):

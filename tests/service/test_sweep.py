@@ -234,7 +234,7 @@ def test_a_failing_trial_is_recorded_with_its_exception_and_the_sweep_fails(home
     assert json.loads((sweep.dir / "sweep.json").read_text())["state"] == "FAILED"
 
 
-BUDGET_MARGIN_S = 45  # the stopper's grace (10 s here), judging, registering and reporting after the student
+BUDGET_MARGIN_S = 30  # the stopper's grace (10 s here) where a trial's round outlasts the search; the reserve's estimate
 PENGUINS = Path(__file__).resolve().parents[2] / "examples" / "data" / "penguins.csv"
 
 
@@ -250,6 +250,7 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
     sweep = _run(spec)
     result = finish_sweep(sweep, use_ray=False, latency_repeats=2, deadline=sweep.run_deadline())
     took = time.time() - began
+    print(f"budget run took {took:.1f} s")
     assert took <= 60 + BUDGET_MARGIN_S, took
     assert sweep.spec.search.preset == "tabular" and sweep.meta["budget_reached"] is True
     assert sweep.meta["state"] == "SUCCEEDED" and 2 <= len(sweep.trials) < sweep.spec.search.num_trials
@@ -275,7 +276,7 @@ def test_a_time_budget_and_only_data_end_with_a_good_ensemble_within_the_budget(
     guard = result["ensemble"]["stacking_guard"]  # the preset weighs stacking against greedy selection
     assert result["ensemble"]["method"] == ("stacking" if guard["kept"] == "stacking" else "weighted"), guard
     assert f"kept **{guard['kept']}**" in Path(result["report"]).read_text()
-    deadline = sweep.spec.search.deadlines(float(sweep.meta["started"]))[0]
+    deadline = sweep.spec.search.deadlines(float(sweep.meta["started"]), len(sweep.train_idx))[0]
     assert all(a["time"] < deadline for a in attempts if a["kind"] == "train")
 
 

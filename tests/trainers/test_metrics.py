@@ -15,6 +15,21 @@ def test_hand_computed_binary_case():
     assert set(s) == set(CLASSIFICATION_METRICS)
 
 
+@pytest.mark.parametrize("classes, dtype", [(2, np.int64), (5, np.int32), (3, np.uint8)])
+def test_accuracy_on_class_indices_equals_sklearns(classes, dtype):
+    from sklearn.metrics import accuracy_score
+
+    rng = np.random.default_rng(classes)
+    y = rng.integers(0, classes, 501).astype(dtype)
+    p = rng.dirichlet(np.ones(classes), 501)
+    assert score("accuracy", y, p) == accuracy_score(y, p.argmax(1))
+    assert score("accuracy", y.astype(float), p) == accuracy_score(y, p.argmax(1))  # not indices: sklearn's path
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        score("accuracy", y.astype(str), p)  # labels, not indices, are refused as sklearn refuses them
+    with pytest.raises(ValueError, match="empty"):
+        score("accuracy", y[:0], p[:0])
+
+
 def test_roc_auc_is_nan_when_a_class_is_absent_and_unknown_metric_raises():
     p = np.full((2, 3), 1 / 3)
     assert np.isnan(score("roc_auc", np.array([0, 1]), p))

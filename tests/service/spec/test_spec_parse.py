@@ -124,6 +124,17 @@ def test_json_spec_validates(tmp_path):
     assert "ok: ok" in result.output
 
 
+def test_validate_prints_the_search_share_of_a_time_budget_for_the_tables_rows(tmp_path):
+    spec = tiny_spec("ok", search={**tiny_spec("ok")["search"], "time_budget_s": 60})
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    search_s = parse_spec(spec).search.deadlines(0.0, 1797 - round(1797 * 0.2))[0]  # digits, 20 % held out
+    assert search_s < 45  # not the 75 % share: the estimate for these rows is more than 15 s
+    assert f"time budget: 60 s ({search_s:.0f} s search, the rest ensemble and student)" in result.output
+
+
 def test_invalid_sweep_starts_no_ray_process(tmp_path):
     """The real console script: exit 2 and no Ray session directory created."""
     path = tmp_path / "spec.yaml"
@@ -216,9 +227,22 @@ def test_a_class_target_refuses_a_regression_metric_and_loss():
 
 
 def test_a_time_budget_is_split_between_the_search_and_what_follows():
-    at_limit = parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": 20}))
-    assert at_limit.search.deadlines(1000.0) == (1015.0, 1020.0)  # the default 25 % after the search
-    assert parse_spec(tiny_spec("b")).search.deadlines(1000.0) is None
+    from trainers.postsweep_cost import reserve_s
+
+    def search_s(budget: float, rows: int, **search) -> float:
+        spec = parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": budget, **search}))
+        start, end = spec.search.deadlines(1000.0, rows)
+        assert end == 1000.0 + budget
+        return start - 1000.0
+
+    assert search_s(600, 0) == 450.0  # the default 25 % after the search where it is more than the estimate
+    assert search_s(600, 0, postsweep_share=0.5) == 300.0
+    # on more rows the steps after the search are estimated to take longer, and the search gives way
+    assert search_s(120, 17_817) == pytest.approx(120 - reserve_s(120, 0.25, 17_817)) and search_s(120, 17_817) < 60
+    assert search_s(120, 20_000) < search_s(120, 17_817) < search_s(120, 3_000) < 90
+    assert search_s(20, 0) == pytest.approx(2.0)  # at least a tenth of the budget is left to the search
+    assert search_s(20, 10**7) == pytest.approx(2.0)
+    assert parse_spec(tiny_spec("b")).search.deadlines(1000.0, 100) is None
     with pytest.raises(SpecError) as err:
         parse_spec(tiny_spec("b", search={**tiny_spec("b")["search"], "time_budget_s": 19.5}))
     assert err.value.problems == ["search.time_budget_s: Input should be greater than or equal to 20 (got 19.5)"]
