@@ -74,11 +74,12 @@ def test_cpu_dry_run_runs_every_step(tmp_path):
                   "--out", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [r["name"] for r in report["train"]] == ["cnn", "resnet", "cnn seed 1"]
+    assert [r["name"] for r in report["train"]] == ["cnn", "resnet", "cnn seed 1", "mlp"]
     for row in report["train"]:
         assert row["samples_per_s"] > 0 and 0 <= row["test_accuracy"] <= 1 and row["rows_on"] == "cpu"
-    assert report["ensemble"]["members"] == 3 and report["ensemble"]["groups"] == 2  # two cnn seeds vmapped
+    assert report["train"][-1]["channels_last"] is None  # an mlp has no convolution whose layout to report
+    assert report["ensemble"]["members"] == 4 and report["ensemble"]["groups"] == 3  # two cnn seeds vmapped
     assert report["train"][0]["test_accuracy"] > 0.3  # the bright row is easy: the loop did learn
     assert 0 <= report["student"]["test_accuracy"] <= 1 and report["student"]["batch1_p50_ms"] > 0
     assert report["ray"] == {"status": "skipped", "reason": "--no-ray"}
-    assert "ensemble: 3 members in 2 vmapped groups" in result.stdout
+    assert "ensemble: 4 members in 3 vmapped groups" in result.stdout
