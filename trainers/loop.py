@@ -154,6 +154,8 @@ class FoldTrainer(Fit):
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if t.device == self.device:
             return t
+        if t.device.type != "cpu":
+            return t.to(self.device)  # only host memory can be pinned
         # the gather is a fresh (pageable) tensor: pin it so the copy runs without blocking the host,
         # which gathers the next batch meanwhile (the caching host allocator keeps it alive until copied)
         return t.pin_memory().to(self.device, non_blocking=True)

@@ -23,7 +23,8 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
     parsed = load(spec)
     out.print(f"ok: {parsed.name} ({parsed.search.algorithm}, {parsed.cv.describe()}, "
               f"{parsed.resources.resolved_executor()} executor)", highlight=False)
-    data = describe_data(parsed.dataset())
+    dataset = parsed.dataset()
+    data = describe_data(dataset)
     if data["task"] == "regression":
         t = data["target"]
         line = (f"data: {data['rows']} rows, a numeric target: regression (mean {t['mean']:.4g}, std {t['std']:.4g}, "
@@ -43,8 +44,9 @@ def validate(spec: Path = typer.Argument(..., help="sweep spec (YAML or JSON)"))
         out.print(f"preset tabular: {len(search.start_with)} portfolio configurations first, then {search.algorithm}; "
                   f"{search.num_trials} trials over {parsed.families()}", highlight=False, soft_wrap=True)
     if search.time_budget_s is not None:
-        held_out = 0 if parsed.data.test_source else round(data["rows"] * parsed.data.test_fraction)
-        search_s = search.deadlines(0.0, data["rows"] - held_out)[0]
+        from trainers.data import split_indices
+
+        search_s = search.deadlines(0.0, len(split_indices(dataset, parsed.data)[0]))[0]
         out.print(f"time budget: {search.time_budget_s:g} s ({search_s:.0f} s search, the rest ensemble and "
                   f"student)", highlight=False, soft_wrap=True)
     if data.get("id_like"):
