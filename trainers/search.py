@@ -118,7 +118,9 @@ def training_device(execution: Execution):
     if execution.gpus_per_worker <= 0:
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
+        from trainers.loop import as_device
+
+        return as_device("cuda")
     if execution.cuda_missing == "cpu":
         return torch.device("cpu")
     raise RuntimeError(f"resources.gpus_per_worker: CUDA in the training process expected, but node {_node_id()} "
