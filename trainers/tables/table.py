@@ -58,7 +58,9 @@ class Table:
     def numbers(self, names: tuple[str, ...]) -> np.ndarray:
         """(rows, len(names)) float64 of numeric columns."""
         if names not in self._arrays:
-            self._arrays[names] = self.frame[list(names)].to_numpy(dtype=np.float64)
+            # column by column: selecting a sub-frame first costs ~0.1 ms a call, most of a batch-1 encoding
+            self._arrays[names] = np.column_stack([self.frame[n].to_numpy(dtype=np.float64) for n in names]) \
+                if names else np.zeros((len(self.frame), 0))
         return self._arrays[names]
 
 

@@ -64,6 +64,51 @@ def test_encodings_learn_from_their_rows_only_and_take_any_value_later():
     assert out[0, 1] == 2.0  # an unknown category: the "other" code, after the kept ones (a, b)
 
 
+def _expected(encoding: TableEncoding, frame: pd.DataFrame) -> np.ndarray:
+    """Each cell from the encoding's definition, row by row (the oracle the fast transform must match)."""
+    out = []
+    for _, row in frame.iterrows():
+        cells = []
+        for n in encoding.numeric:
+            value = row[n.name]
+            if encoding.style == "ordinal":
+                cells.append(value)
+            else:
+                cells += [n.fill if pd.isna(value) else value] + ([float(pd.isna(value))] if n.indicator else [])
+        for c in encoding.categorical:
+            value = row[c.name]
+            code = -1 if not isinstance(value, str) else (c.categories.index(value) if value in c.categories
+                                                          else len(c.categories))
+            if encoding.style == "ordinal":
+                cells.append(np.nan if code < 0 else code)
+            else:
+                cells += [float(i == (len(c.categories) + 1 if code < 0 else code))
+                          for i in range(len(c.categories) + 2)]
+        out.append(cells)
+    return np.array(out, dtype=np.float32).reshape(len(frame), encoding.width)
+
+
+@pytest.mark.parametrize("style", ["onehot", "ordinal"])
+def test_every_cell_is_what_the_encoding_says_at_batch_one_and_many(style):
+    """Numeric columns with and without missing values (indicators between them), categories kept,
+    unknown and missing, in a mixed order: the transform's positions agree with column_names()."""
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"a": rng.normal(size=n), "s": rng.choice(["x", "y", "z", None], n),
+                          "b": np.where(rng.random(n) < 0.3, np.nan, rng.normal(size=n)),
+                          "c": rng.integers(0, 5, n).astype(float), "t": rng.choice(["p", "q"], n),
+                          "d": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)), "y": rng.integers(0, 2, n)})
+    table = _table(frame)
+    encoding = TableEncoding.fit(table[np.arange(40)], style)
+    assert [n.indicator for n in encoding.numeric] == ([False, True, False, True] if style == "onehot" else [False] * 4)
+    later = frame.iloc[40:].assign(s=["w", *frame["s"].iloc[41:]])  # "w": never seen
+    rows = Table(table.schema.apply(later.drop(columns="y")), table.schema)
+    np.testing.assert_array_equal(encoding.transform(rows), _expected(encoding, rows.frame))
+    for i in (0, 3):
+        np.testing.assert_array_equal(encoding.transform(rows[[i]]), _expected(encoding, rows.frame.iloc[[i]]))
+    assert encoding.transform(rows[[]]).shape == (0, encoding.width)
+
+
 def test_kept_categories_at_the_limit_and_one_past(monkeypatch):
     monkeypatch.setattr(encoding_module, "MAX_ONEHOT", 3)
     three = _table(pd.DataFrame({"s": list("aabbcc"), "y": [0, 1] * 3}))
