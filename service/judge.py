@@ -21,6 +21,10 @@ METRIC_COLUMNS = TASK_COLUMNS["classification"]
 LATENCY_BATCHES = (1, 256)
 WARMUP_CALLS = 2  # untimed calls per predictor first: the first pays one-off allocations a server pays once
 MIN_REPEATS = 3  # timed calls a predictor gets however long it takes
+# untimed calls of a predictor right before each timed one: a server answers request after request with
+# the same model, its code and data in cache; timed straight after another predictor (an ensemble of
+# 50 members) a student ran cold and read ~0.1 ms slower at batch 1, 1.7x its warm time
+WARM_CALLS_BEFORE_EACH = 1
 # seconds of timed calls per batch size, all predictors together: a 300-tree forest bagged over 5 folds
 # answers one row in 0.1-0.5 s, and 50 repeats of every row of the table cost minutes of a run's budget
 LATENCY_TIME_S = 10.0
@@ -91,12 +95,13 @@ def trial_predictor(trial, classes: list | None = None) -> EnsemblePredictor:
 def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: np.ndarray, batch: int,
                        repeats: int, time_limit_s: float | None = None) -> dict[str, float]:
     """Median seconds per sample of each predict() on `batch` rows, over `repeats` timed calls each, or
-    fewer (MIN_REPEATS at least) once the timed calls have taken `time_limit_s`.
+    fewer (MIN_REPEATS at least) once the calls have taken `time_limit_s`.
 
     Rows are tiled when the test split is smaller than the batch (latency does not depend on
     which rows). Every predictor is warmed up first (first calls pay one-off allocations that a
-    server pays once per process), then timed round-robin, one call each per repeat, so load
-    from other processes on a shared machine hits all of them alike.
+    server pays once per process), then timed round-robin, one timed call each per repeat (after
+    WARM_CALLS_BEFORE_EACH untimed ones, as a busy server's would follow its own previous call), so
+    load from other processes on a shared machine hits all of them alike.
     """
     rows = x[np.resize(np.arange(len(x)), batch)] if is_table(x) else \
         np.resize(np.asarray(x, dtype=np.float32), (batch, x.shape[1]))
@@ -109,6 +114,8 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
         if done >= MIN_REPEATS and time_limit_s is not None and time.perf_counter() - began >= time_limit_s:
             break
         for name, predict in predicts.items():
+            for _ in range(WARM_CALLS_BEFORE_EACH):
+                predict(Table(rows.frame, rows.schema) if is_table(rows) else rows)
             # a table's rows as a new request brings them: nothing read from them by an earlier call
             given = Table(rows.frame, rows.schema) if is_table(rows) else rows
             start = time.perf_counter()

@@ -2,6 +2,7 @@
 model family and families in the report."""
 import dataclasses
 import io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
 from fake_sweep import fake_spec
-from service.judge import (MIN_REPEATS, WARMUP_CALLS, judge, judged_trials, latency_per_sample, markdown_table, print_rows, trial_family,
+from service.judge import (MIN_REPEATS, WARM_CALLS_BEFORE_EACH, WARMUP_CALLS, judge, judged_trials, latency_per_sample, markdown_table, print_rows, trial_family,
                            trial_predictor)
 from trainers.loop import torch_threads
 from service.report import write_report
@@ -55,7 +56,8 @@ def test_rows_match_sklearn_and_have_latency():
 def test_latency_tiles_rows_up_to_the_batch():
     seen = []
     result = latency_per_sample({"a": lambda rows: seen.append(rows.shape)}, np.zeros((3, 4)), 256, repeats=2)
-    assert set(seen) == {(256, 4)} and len(seen) == WARMUP_CALLS + 2 and result["a"] >= 0
+    assert set(seen) == {(256, 4)} and len(seen) == WARMUP_CALLS + 2 * (1 + WARM_CALLS_BEFORE_EACH)
+    assert result["a"] >= 0
 
 
 @pytest.mark.parametrize("limit, calls", [(None, 20), (0.0, MIN_REPEATS)])
@@ -63,7 +65,24 @@ def test_latency_stops_repeating_once_its_time_is_spent_but_not_before_the_minim
     seen = []
     latency_per_sample({"a": lambda rows: seen.append(1), "b": lambda rows: None}, np.zeros((3, 4)), 1, repeats=20,
                        time_limit_s=limit)
-    assert len(seen) == WARMUP_CALLS + calls
+    assert len(seen) == WARMUP_CALLS + calls * (1 + WARM_CALLS_BEFORE_EACH)
+
+
+def test_a_predictor_is_timed_warm_not_straight_after_another_one():
+    """A small model whose first call after a big one runs cold (here: 20 ms) is timed as a server
+    answering its own stream of requests sees it, not at the cold figure."""
+    state = {"cold": True}
+
+    def small(rows):
+        if state["cold"]:
+            time.sleep(0.02)
+        state["cold"] = False
+
+    def big(rows):
+        state["cold"] = True
+
+    result = latency_per_sample({"big": big, "small": small}, np.zeros((3, 4)), 1, repeats=5)
+    assert result["small"] < 0.01, result
 
 
 # --- a sweep that searched two families: rows per family, families in the report ---------------
