@@ -21,12 +21,14 @@ METRIC_COLUMNS = TASK_COLUMNS["classification"]
 LATENCY_BATCHES = (1, 256)
 WARMUP_CALLS = 2  # untimed calls per predictor first: the first pays one-off allocations a server pays once
 MIN_REPEATS = 3  # timed calls a predictor gets however long it takes
-# untimed calls of a predictor right before each timed one: a server answers request after request with
-# the same model, its code and data in cache; timed straight after another predictor (an ensemble of
-# 50 members) a student ran cold and read ~0.1 ms slower at batch 1, 1.7x its warm time
+# untimed calls of a predictor right before each timed one at batch 1: a server answers request after
+# request with the same model, its code and data in cache; timed straight after another predictor (an
+# 8-member ensemble) a table student ran cold and read ~0.1 ms slower, 1.7x its warm time. A fixed cost:
+# at batch 256 it is shared by the rows, and the forests' calls there are the judge's slowest
 WARM_CALLS_BEFORE_EACH = 1
-# seconds of timed calls per batch size, all predictors together: a 300-tree forest bagged over 5 folds
-# answers one row in 0.1-0.5 s, and 50 repeats of every row of the table cost minutes of a run's budget
+# seconds of repeats (timed calls and the untimed ones before them) per batch size, all predictors
+# together: a 300-tree forest bagged over 5 folds answers one row in 0.1-0.5 s, and 50 repeats of every
+# row of the table cost minutes of a run's budget
 LATENCY_TIME_S = 10.0
 
 
@@ -99,8 +101,8 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
 
     Rows are tiled when the test split is smaller than the batch (latency does not depend on
     which rows). Every predictor is warmed up first (first calls pay one-off allocations that a
-    server pays once per process), then timed round-robin, one timed call each per repeat (after
-    WARM_CALLS_BEFORE_EACH untimed ones, as a busy server's would follow its own previous call), so
+    server pays once per process), then timed round-robin, one timed call each per repeat (at batch 1
+    after WARM_CALLS_BEFORE_EACH untimed ones, as a busy server's would follow its own previous call), so
     load from other processes on a shared machine hits all of them alike.
     """
     rows = x[np.resize(np.arange(len(x)), batch)] if is_table(x) else \
@@ -109,12 +111,13 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
         for _ in range(WARMUP_CALLS):
             predict(rows)
     times: dict[str, list[float]] = {name: [] for name in predicts}
+    warm = WARM_CALLS_BEFORE_EACH if batch == 1 else 0
     began = time.perf_counter()
     for done in range(repeats):
         if done >= MIN_REPEATS and time_limit_s is not None and time.perf_counter() - began >= time_limit_s:
             break
         for name, predict in predicts.items():
-            for _ in range(WARM_CALLS_BEFORE_EACH):
+            for _ in range(warm):
                 predict(Table(rows.frame, rows.schema) if is_table(rows) else rows)
             # a table's rows as a new request brings them: nothing read from them by an earlier call
             given = Table(rows.frame, rows.schema) if is_table(rows) else rows
@@ -129,7 +132,7 @@ def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: 
           time_limit_s: float | None = LATENCY_TIME_S) -> list[JudgeRow]:
     """One row per predictor, in the dict's order (single, best_<family>..., ensemble, student).
     `repeats`: timed calls at batch 1; batch 256 gets a fifth of them (at least 3); either stops early
-    once its timed calls took `time_limit_s` (latency_per_sample). `trials`: row
+    once its repeats took `time_limit_s` (latency_per_sample). `trials`: row
     name -> the trial that row is (judged_trials()), for its trial_id."""
     if len(x_test) != len(y_test) or len(x_test) == 0:
         raise ValueError(f"as many test labels as test rows (>= 1) must hold, but got {len(x_test)} rows "

@@ -178,7 +178,7 @@ class PostSweep:
 
     def latency_time_s(self) -> float:
         """The judge's timing allowance per batch size: LATENCY_TIME_S, or under a time budget a quarter of
-        what is left (MIN_REPEATS calls each once it is spent)."""
+        what is left (MIN_REPEATS timed calls each once it is spent)."""
         if self.deadline is None:
             return LATENCY_TIME_S
         return min(LATENCY_TIME_S, max(0.0, self.deadline - time.time()) / 4)
