@@ -83,6 +83,10 @@ def run_raysemble(name: str, seed: int, budget: float, train: Path, test: Path, 
     spec = spec_for(f"{name}-{seed}-{int(budget)}", budget, train, test, target, members)
     began = time.perf_counter()
     sweep = run_sweep(prepare(spec, replace=True), Silent())
+    if sweep.meta.get("state") in ("INTERRUPTED", "STOPPED"):
+        # Tune returns normally after Ctrl-C: a sweep cut short is no figure for its budget (one was
+        # recorded as males seed 2 at 600 s, 3 trials in 14 s, before this check)
+        raise KeyboardInterrupt(f"sweep {sweep.name} was {sweep.meta['state'].lower()}")
     result = finish_sweep(sweep, use_ray=False, latency_repeats=20, deadline=sweep.run_deadline())
     rows = {r["model"]: r for r in result["rows"]}
     families: dict[str, int] = {}
