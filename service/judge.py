@@ -118,13 +118,17 @@ def latency_per_sample(predicts: dict[str, Callable[[np.ndarray], object]], x: n
             break
         for name, predict in predicts.items():
             for _ in range(warm):
-                predict(Table(rows.frame, rows.schema) if is_table(rows) else rows)
-            # a table's rows as a new request brings them: nothing read from them by an earlier call
-            given = Table(rows.frame, rows.schema) if is_table(rows) else rows
+                predict(_as_request(rows))
+            given = _as_request(rows)
             start = time.perf_counter()
             predict(given)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) / batch for name, t in times.items()}
+
+
+def _as_request(rows):
+    """A table's rows as a new request brings them: nothing read from them by an earlier call."""
+    return Table(rows.frame, rows.schema) if is_table(rows) else rows
 
 
 def judge(predictors: dict[str, EnsemblePredictor], x_test: np.ndarray, y_test: np.ndarray,
