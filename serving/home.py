@@ -12,6 +12,7 @@ Serve replica, a Ray Job) hands over `Locations.env()`, and the child resolves t
 """
 from __future__ import annotations
 
+import fcntl
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ HOME_VAR = "RAYSEMBLE_HOME"
 DEFAULT_HOME = ".raysemble"
 CLUSTER_HOME = "~/.raysemble"
 SQLITE = "sqlite:///"
+LOCK_SUFFIX = ".lock"  # beside a SQLite store: held while the store's tables are created
+_created: set[str] = set()  # SQLite stores this process has seen created (prepare() is called often)
 
 
 def _absolute_sqlite(uri: str) -> str:
@@ -50,10 +53,10 @@ class Locations:
         return (Path(self.mlflow_uri.removeprefix(SQLITE)).parent / "mlartifacts").resolve().as_uri()
 
     def prepare(self) -> "Locations":
-        """Create the directories a local store needs before MLflow opens it."""
+        """Create a local store (directories, tables) before MLflow opens it."""
         for uri in {self.mlflow_uri, self.registry_uri}:
             if uri.startswith(SQLITE):
-                Path(uri.removeprefix(SQLITE)).parent.mkdir(parents=True, exist_ok=True)
+                _create_sqlite_store(uri)
         return self
 
     @contextmanager
@@ -89,6 +92,24 @@ class Locations:
         if not self.home.is_dir():
             return []
         return sorted(SQLITE + str(p) for pattern in ("*.db", "*/*.db") for p in self.home.glob(pattern))
+
+
+def _create_sqlite_store(uri: str) -> None:
+    """MLflow creates a missing store's tables when it first opens it, unguarded: two sweeps submitted
+    together to a fresh cluster both ran its migrations, and one failed ("table ... already exists").
+    One process at a time creates it here, under a lock file beside the store (every process that shares
+    the store sees it, wherever its temp dir is)."""
+    if uri in _created:
+        return
+    path = Path(uri.removeprefix(SQLITE))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + LOCK_SUFFIX), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        from mlflow import MlflowClient
+
+        # opening the tracking store creates and migrates every table, the registry's included
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    _created.add(uri)
 
 
 def locations(mlflow_uri: str | None = None, storage_path: str | None = None,

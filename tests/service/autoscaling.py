@@ -14,6 +14,7 @@ at most MAX_PER_TYPE nodes; min_workers and the cluster-wide max_workers are kep
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -87,6 +88,20 @@ class AutoscalingCluster(LocalCluster):
                      f"--dashboard-port={self.dashboard_port}", f"--ray-client-server-port={free_port()}",
                      f"--autoscaling-config={self.config_path}"], "head")
         self.wait_for_nodes(1, timeout_s)
+
+    def autoscaler_log(self, last: int = 60) -> str:
+        """The head autoscaler's last instance transitions and launches: what a failed test prints."""
+        path = Path(self.temp) / "session_latest" / "logs" / "monitor.log"
+        wanted = ("instance_manager.py", "event_logger.py", "node_provider.py", "ERROR", "Traceback")
+        lines = [line for line in path.read_text(errors="replace").splitlines() if any(w in line for w in wanted)] \
+            if path.exists() else []
+        return "\n".join(lines[-last:])
+
+    def shutdown(self) -> None:
+        log = Path(self.temp) / "session_latest" / "logs" / "monitor.log"
+        if getattr(self, "tmp", None) and log.exists():  # kept beside the test's files, for a failure's reader
+            shutil.copy(log, self.tmp / "monitor.log")
+        super().shutdown()
 
     def kill_node(self, node_id: str) -> int:
         """Kill a launched node as a reclaimed instance dies: every process of it (its raylet, workers,

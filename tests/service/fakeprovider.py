@@ -13,16 +13,24 @@ import ray._private.parameter as parameter
 from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
 
 
+# Ray's own class, taken once at import: a swap below always wraps this one, never another swap
+_RAY_PARAMS = parameter.RayParams
+
+
 class SeparateTempFakeProvider(FakeMultiNodeProvider):
     def _create_node_with_resources_and_labels(self, node_config, tags, count, resources, labels):
-        original, root = parameter.RayParams, self.provider_config["node_temp_root"]
+        root = self.provider_config["node_temp_root"]
 
         def params(**kwargs):
-            return original(temp_dir=tempfile.mkdtemp(prefix="n", dir=root), **kwargs)
+            return _RAY_PARAMS(temp_dir=tempfile.mkdtemp(prefix="n", dir=root), **kwargs)
 
-        with self.lock:  # the base class builds RayParams by attribute lookup: swapped for this call only
+        # the autoscaler launches node types from several threads at once. The base class builds
+        # RayParams by attribute lookup: swapped for this call only, under the lock every launch takes
+        # (read outside it, a second launch saw the first one's swap, wrapped it, and put it back for
+        # good: every later launch then failed, "multiple values for keyword argument 'temp_dir'")
+        with self.lock:
             parameter.RayParams = params
             try:
                 super()._create_node_with_resources_and_labels(node_config, tags, count, resources, labels)
             finally:
-                parameter.RayParams = original
+                parameter.RayParams = _RAY_PARAMS

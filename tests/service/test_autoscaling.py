@@ -69,7 +69,7 @@ def test_gpu_sweeps_scale_up_from_zero_train_on_gpu_nodes_and_scale_down(cluster
 
     for executor, (name, sweep_id) in submitted.items():
         assert jobs.wait(client, sweep_id, timeout_s=400, poll_s=1) == "SUCCEEDED", \
-            cli(cluster, "logs", sweep_id).stdout[-3000:]
+            (cli(cluster, "logs", sweep_id).stdout[-3000:], cluster.autoscaler_log())
         status = last_json(cli(cluster, "status", sweep_id, "--json"))
         assert status["trials_done"] == 1 and status["trials_failed"] == 0, (status, cli(cluster, "logs", sweep_id).stdout[-4000:])
     gpu_ids = gpu_nodes(cluster, alive_only=False)
@@ -84,6 +84,7 @@ def test_gpu_sweeps_scale_up_from_zero_train_on_gpu_nodes_and_scale_down(cluster
     # idle GPU nodes go back: none alive a little after the idle timeout
     wait_for(lambda: not gpu_nodes(cluster), 60 + IDLE_TIMEOUT_MINUTES * 60, "GPU nodes to be removed when idle")
     assert "scaling up" not in cli(cluster, "status", submitted["in_trial"][1]).stdout
+    assert_every_launch_succeeded(cluster)
 
 
 EPOCHS = 30  # at batch 16, some 15 s of training: mid-way when its node is killed (1 s after a checkpoint)
@@ -124,18 +125,26 @@ def test_a_gpu_node_lost_mid_trial_is_replaced_and_its_trials_resume_from_checkp
         return len(victims) == len(submitted)
 
     wait_for(kill_ready, 240, "both sweeps training and checkpointed", poll_s=0.3)
-    # in_trial holds a whole fake node's CPU: the two trials never share a node
-    assert len(set(victims.values())) == 2, victims
-    victims = set(victims.values())
     for executor, (name, sweep_id, kind) in submitted.items():
         assert jobs.wait(client, sweep_id, timeout_s=400, poll_s=1) == "SUCCEEDED", \
-            cli(cluster, "logs", sweep_id).stdout[-3000:]
+            (cli(cluster, "logs", sweep_id).stdout[-3000:], cluster.autoscaler_log())
         (trial,) = jobs.sweep_trials(client, sweep_id)["trials"]  # exactly once
         assert trial["status"] == "TERMINATED" and trial["epochs"] == EPOCHS, trial
         lines = training_lines()[executor]
-        assert len(lines) >= 2 and lines[0]["node_id"] in victims, lines
-        assert lines[-1]["node_id"] not in victims and lines[-1]["node_id"] in gpu_nodes(cluster, alive_only=False)
+        assert len(lines) >= 2 and lines[0]["node_id"] == victims[executor], (lines, victims)
+        # continued elsewhere: on a node alive after the kill (not necessarily one launched for it: the
+        # other sweep's node may be free by then)
+        assert lines[-1]["node_id"] != victims[executor], (lines, victims)
+        assert lines[-1]["node_id"] in gpu_nodes(cluster, alive_only=False)
         assert lines[-1]["resumed"] is True and lines[0]["resumed"] is False, lines
+    assert_every_launch_succeeded(cluster)
+
+
+def assert_every_launch_succeeded(cluster):
+    """A node that failed to launch is a fault of this test's fake provider, not of Ray: say so, whatever
+    the test saw otherwise (it once failed every launch after two node types launched together)."""
+    log = cluster.autoscaler_log(last=10_000)
+    assert "Failed to launch" not in log, log[-6000:]
 
 
 def test_status_text_is_parsed_from_rays_format():
